@@ -1,0 +1,26 @@
+"""Shared fixtures: the tracer backends of this interpreter and the CRUXEval corpus."""
+
+import json
+import pathlib
+import sys
+
+import pytest
+
+BACKENDS = ["settrace", "monitoring"] if sys.version_info >= (3, 12) else ["settrace"]
+CRUXEVAL = pathlib.Path(__file__).resolve().parents[1].parent / "shared" / "data" / "cruxeval.jsonl"
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request):
+    return request.param
+
+
+def load_cruxeval():
+    if not CRUXEVAL.exists():
+        pytest.skip(f"CRUXEval corpus not found at {CRUXEVAL} (expected ../shared/data/cruxeval.jsonl)")
+    return [json.loads(line) for line in CRUXEVAL.read_text().splitlines() if line.strip()]
+
+
+@pytest.fixture(scope="session")
+def cruxeval():
+    return load_cruxeval()

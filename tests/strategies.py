@@ -1,0 +1,36 @@
+"""Hypothesis strategies for builtin values, shared by the encoder and reward tests."""
+
+from hypothesis import strategies as st
+
+atoms = st.one_of(
+    st.none(), st.booleans(), st.integers(), st.integers(min_value=-(1 << 200), max_value=1 << 200),
+    st.floats(allow_nan=True, allow_infinity=True), st.complex_numbers(allow_nan=False),
+    st.text(max_size=20), st.binary(max_size=10),
+)
+hashable = st.recursive(atoms, lambda inner: st.tuples(inner, inner) | st.frozensets(inner, max_size=3), max_leaves=6)
+values = st.recursive(
+    atoms,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=5), st.tuples(inner, inner), st.lists(inner, max_size=3).map(tuple),
+        st.sets(hashable, max_size=4), st.frozensets(hashable, max_size=3),
+        st.dictionaries(hashable, inner, max_size=4),
+    ),
+    max_leaves=20,
+)
+
+
+def same(a, b) -> bool:
+    """Exact, typed equality: nan equals nan, -0.0 differs from 0.0, True differs from 1."""
+    if type(a) is not type(b):
+        return False
+    if type(a) is float:
+        return (a != a and b != b) or (a == b and str(a) == str(b))
+    if type(a) is complex:
+        return same(a.real, b.real) and same(a.imag, b.imag)
+    if type(a) in (list, tuple):
+        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b))
+    if type(a) is dict:
+        return len(a) == len(b) and all(any(same(k, k2) and same(v, b[k2]) for k2 in b) for k, v in a.items())
+    if type(a) in (set, frozenset):
+        return len(a) == len(b) and all(any(same(x, y) for y in b) for x in a)
+    return a == b

@@ -1,0 +1,90 @@
+"""The `sys.settrace` backend (every Python version; the only one before 3.12).
+
+The global trace function is called for every new frame; it returns the local
+trace function only for user code objects, so library code runs without line
+events (each call into it still costs one global-trace call). Threads started
+while tracing are traced through `threading.settrace`.
+"""
+
+from __future__ import annotations
+
+import dis
+import sys
+import threading
+from types import CodeType, FrameType
+from typing import Any, Iterable, Optional
+
+from ..recorder import Recorder
+
+_NORMAL_EXITS = frozenset(dis.opmap[n] for n in ("RETURN_VALUE", "RETURN_CONST") if n in dis.opmap)
+_YIELD = dis.opmap["YIELD_VALUE"]
+_RESUME = dis.opmap.get("RESUME", -1)
+
+
+def _is_yield(code: bytes, lasti: int) -> bool:
+    """At a 'return' event: is the frame suspending? (3.13 reports the RESUME after the yield)"""
+    op = code[lasti]
+    return op == _YIELD or (op == _RESUME and lasti >= 2 and code[lasti - 2] == _YIELD)
+
+
+class SettraceBackend:
+    name = "settrace"
+
+    def __init__(self) -> None:
+        self._active = False
+        self._global: Any = None
+        self._previous: Any = None
+
+    def start(self, recorder: Recorder, codes: Iterable[CodeType]) -> None:
+        codes = frozenset(codes)
+        rec = recorder
+
+        def local(frame: FrameType, event: str, arg: Any) -> Optional[Any]:
+            if not self._active:
+                return None
+            try:
+                if event == "line":
+                    rec.line(frame, frame.f_lineno)
+                elif event == "return":
+                    code, lasti = frame.f_code.co_code, frame.f_lasti
+                    if _is_yield(code, lasti):
+                        rec.yielded(frame, arg)
+                    elif code[lasti] in _NORMAL_EXITS:
+                        rec.returned(frame, arg)
+                    else:
+                        rec.unwound(frame, None)
+                elif event == "exception":
+                    rec.raised(frame, arg[1])
+            except RecursionError:
+                rec.dropped += 1
+            except Exception as error:  # a bug of ours must not change the traced program
+                rec.stop("tracer_error", f"{type(error).__name__}: {error}")
+            return local
+
+        def global_trace(frame: FrameType, event: str, arg: Any) -> Optional[Any]:
+            if event != "call" or frame.f_code not in codes or not self._active:
+                return None
+            try:
+                rec.call(frame)
+            except RecursionError:
+                rec.dropped += 1
+            except Exception as error:
+                rec.stop("tracer_error", f"{type(error).__name__}: {error}")
+            return local
+
+        self._global = global_trace
+        self._active = True
+        self._previous = sys.gettrace()
+        threading.settrace(global_trace)
+        sys.settrace(global_trace)
+
+    def stop(self) -> None:
+        if self._active:
+            self._active = False
+            sys.settrace(self._previous)
+            threading.settrace(None)  # type: ignore[arg-type]
+
+    def intact(self) -> list[str]:
+        if self._active and sys.gettrace() is not self._global:
+            return ["sys.settrace was replaced or cleared by the traced code"]
+        return []

@@ -1,0 +1,140 @@
+"""The `sys.monitoring` backend (Python 3.12+, PEP 669).
+
+Local events (PY_START, PY_RESUME, PY_RETURN, PY_YIELD, LINE, JUMP) are
+switched on for the user code objects only, so library code runs at full speed.
+Like `sys.settrace`, a backward jump to the start of the same line (a loop or
+comprehension written on one line) is a new line event; forward jumps are
+disabled after their first firing. RAISE,
+PY_UNWIND and PY_THROW can only be global on 3.12/3.13; their callbacks drop
+events of other code at once. Events of every thread are delivered.
+"""
+
+from __future__ import annotations
+
+import sys
+from types import CodeType
+from typing import Any, Iterable
+
+from ..codeinfo import line_of_offsets
+from ..recorder import Recorder
+
+_TOOL_NAME = "execalign"
+_PREFERRED_IDS = (4, 3, 2, 1, 0)  # leave 5 (optimizer) alone; 0-2 are debugger, coverage, profiler
+
+
+class MonitoringBackend:
+    name = "monitoring"
+
+    def __init__(self) -> None:
+        self._tool: int = -1
+        self._codes: frozenset = frozenset()
+        self._callbacks: dict[int, Any] = {}
+
+    def start(self, recorder: Recorder, codes: Iterable[CodeType]) -> None:
+        mon = sys.monitoring
+        ev = mon.events
+        for tool in _PREFERRED_IDS:
+            if mon.get_tool(tool) is None:
+                break
+        else:
+            raise RuntimeError("no free sys.monitoring tool id (all 6 are in use)")
+        mon.use_tool_id(tool, _TOOL_NAME)
+        self._tool = tool
+        self._codes = codes = frozenset(codes)
+        rec = recorder
+        getframe = sys._getframe
+
+        def guarded(handler):
+            def callback(*args):
+                try:
+                    handler(*args)
+                except RecursionError:
+                    rec.dropped += 1
+                except Exception as error:  # a bug of ours must not change the traced program
+                    rec.stop("tracer_error", f"{type(error).__name__}: {error}")
+            return callback
+
+        def on_line(code: CodeType, line: int) -> None:
+            try:
+                rec.line(getframe(1), line)
+            except RecursionError:
+                rec.dropped += 1
+            except Exception as error:
+                rec.stop("tracer_error", f"{type(error).__name__}: {error}")
+
+        offset_lines = {code: line_of_offsets(code) for code in codes}
+        disable = mon.DISABLE
+
+        def on_jump(code: CodeType, source: int, target: int) -> Any:
+            if target > source:
+                return disable
+            lines = offset_lines[code]
+            line = lines.get(target)
+            if line is None or line != lines.get(source):
+                return disable  # a jump to another line: its LINE event follows
+            try:
+                rec.line(getframe(1), line)
+            except RecursionError:
+                rec.dropped += 1
+            except Exception as error:
+                rec.stop("tracer_error", f"{type(error).__name__}: {error}")
+            return None
+
+        def on_raise(code: CodeType, offset: int, exc: BaseException) -> None:
+            if code in codes:
+                rec.raised(getframe(2), exc)
+
+        def on_unwind(code: CodeType, offset: int, exc: BaseException) -> None:
+            if code in codes:
+                rec.unwound(getframe(2), exc)
+
+        def on_throw(code: CodeType, offset: int, exc: BaseException) -> None:
+            if code in codes:
+                rec.call(getframe(2))
+
+        self._callbacks = {
+            ev.PY_START: guarded(lambda code, offset: rec.call(getframe(2))),
+            ev.PY_RESUME: guarded(lambda code, offset: rec.call(getframe(2))),
+            ev.PY_RETURN: guarded(lambda code, offset, value: rec.returned(getframe(2), value)),
+            ev.PY_YIELD: guarded(lambda code, offset, value: rec.yielded(getframe(2), value)),
+            ev.LINE: on_line,
+            ev.JUMP: on_jump,
+            ev.RAISE: guarded(on_raise),
+            ev.PY_UNWIND: guarded(on_unwind),
+            ev.PY_THROW: guarded(on_throw),
+        }
+        for event, callback in self._callbacks.items():
+            mon.register_callback(tool, event, callback)
+        local = ev.PY_START | ev.PY_RESUME | ev.PY_RETURN | ev.PY_YIELD | ev.LINE | ev.JUMP
+        for code in codes:
+            mon.set_local_events(tool, code, local)
+        mon.set_events(tool, ev.RAISE | ev.PY_UNWIND | ev.PY_THROW)
+
+    def stop(self) -> None:
+        if self._tool < 0:
+            return
+        mon = sys.monitoring
+        tool, self._tool = self._tool, -1
+        if mon.get_tool(tool) != _TOOL_NAME:
+            return  # freed (or taken over) by the traced code: nothing of ours left to undo
+        mon.set_events(tool, 0)
+        for code in self._codes:
+            mon.set_local_events(tool, code, 0)
+        for event in self._callbacks:
+            mon.register_callback(tool, event, None)
+        mon.free_tool_id(tool)
+
+    def intact(self) -> list[str]:
+        if self._tool < 0:
+            return []
+        mon = sys.monitoring
+        problems = []
+        if mon.get_tool(self._tool) != _TOOL_NAME:
+            problems.append("the sys.monitoring tool id was freed or taken over by the traced code")
+            return problems
+        for event, callback in self._callbacks.items():
+            if mon.register_callback(self._tool, event, callback) is not callback:
+                problems.append(f"a sys.monitoring callback (event {event}) was replaced")
+        if mon.get_events(self._tool) != (mon.events.RAISE | mon.events.PY_UNWIND | mon.events.PY_THROW):
+            problems.append("global sys.monitoring events were changed")
+        return problems
