@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import tracer
-from tracer.recorder import Recorder
+from tracer import codeinfo, recorder
 
 needs_monitoring = pytest.mark.skipif(sys.version_info < (3, 12), reason="sys.monitoring needs Python 3.12+")
 
@@ -24,20 +24,19 @@ def same_trace(a, b) -> bool:
     return a == b
 
 
-def _settle_everything(self, st, frame):
-    self.count += 1
-    st.last = self.count
-    self._attach(st, self._diff_all(st, frame))
+def _every_line_mutates(code):
+    info = codeinfo.analyse(code)
+    lines = {line: li._replace(mutates=True) for line, li in info.lines.items()}
+    return info._replace(lines=lines)
 
 
 def exhaustive(*args, **kw):
     """tracer.trace with the recorder re-checking every local at every event."""
-    fast = Recorder._settle
-    Recorder._settle = _settle_everything
+    recorder.analyse = _every_line_mutates
     try:
         return tracer.trace(*args, **kw)
     finally:
-        Recorder._settle = fast
+        recorder.analyse = codeinfo.analyse
 
 
 # ---------------------------------------------------------------- generated programs

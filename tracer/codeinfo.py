@@ -75,7 +75,23 @@ def line_of_offsets(code: CodeType) -> dict[int, int]:
     return out
 
 
+_CACHE: dict[tuple, CodeInfo] = {}
+_CACHE_SIZE = 4096
+
+
 def analyse(code: CodeType) -> CodeInfo:
+    """The CodeInfo of a code object, cached by content (the same source compiled again hits)."""
+    key = (code.co_code, code.co_names, code.co_varnames, code.co_cellvars, code.co_freevars, code.co_name,
+           code.co_firstlineno, code.co_linetable if hasattr(code, "co_linetable") else code.co_lnotab)
+    info = _CACHE.get(key)
+    if info is None:
+        if len(_CACHE) >= _CACHE_SIZE:
+            _CACHE.clear()
+        info = _CACHE[key] = _analyse(code)
+    return info
+
+
+def _analyse(code: CodeType) -> CodeInfo:
     lines_of = line_of_offsets(code)
     stores: dict[int, list[tuple[str, bool]]] = {}
     mutates: dict[int, bool] = {}

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import sys
 import threading
+from itertools import islice
+from math import copysign
 from types import CodeType, FrameType
 from typing import Any, Callable, Optional
 
@@ -26,26 +28,58 @@ _DELETED = Value("deleted")  # marker inside raw changes; becomes Step.deleted
 _MISSING = object()
 _BUILTIN_EXC_ARGS = BaseException.__dict__["args"].__get__
 _TYPE_MODULE = type.__dict__["__module__"].__get__
+# Atoms whose builtin == is exact and safe (no user code: the types are exact builtins).
+_EQ_ATOMS = frozenset({int, str, bytes, bool, type(None), range})
+_EVENTS = ("line", "call", "return", "exception")
+LINE, CALL, RETURN, EXCEPTION = range(4)
 
-# raw step layout: [event, frame_state, line, changes or None, payload]
-_EVENT, _STATE, _LINE, _CHANGES, _PAYLOAD = range(5)
+
+def _held(obj: Any, cls: type, cap: int) -> list:
+    """The elements (dict: keys and values) that an encoding of `obj` shows."""
+    if cls is list:
+        return list.__getitem__(obj, slice(cap))
+    return [x for pair in islice(dict.items(obj), cap) for x in pair]
+
+
+def _fingerprint(obj: Any, cls: type, cap: int) -> tuple:
+    """Length and element identities of a list or dict (builtin methods only: no user code)."""
+    if cls is list:
+        return list.__len__(obj), tuple(map(id, list.__getitem__(obj, slice(cap))))
+    return dict.__len__(obj), tuple(map(id, [x for pair in islice(dict.items(obj), cap) for x in pair]))
+
+
+def _same_atom(old: Any, new: Any) -> bool:
+    """Equal values of one exact frozen type (floats: nan equals nan, -0.0 differs from 0.0)."""
+    t = type(new)
+    if type(old) is not t:
+        return False
+    if t in _EQ_ATOMS:
+        return old == new
+    if t is float:
+        return (old == new and copysign(1.0, old) == copysign(1.0, new)) or (old != old and new != new)
+    if t is complex:
+        return _same_atom(old.real, new.real) and _same_atom(old.imag, new.imag)
+    return False  # functions, classes, modules: identity only
 
 
 class FrameState:
-    __slots__ = ("fid", "code", "info", "depth", "parent", "thread", "snap", "pending", "prev_line",
-                 "last", "defined", "returned", "exception", "finished", "is_module")
+    __slots__ = ("fid", "code", "info", "lines", "depth", "parent", "thread", "snap", "encs", "prints",
+                 "pending", "prev_line", "last", "defined", "returned", "exception", "finished", "is_module")
 
     def __init__(self, fid: int, code: CodeType, info: CodeInfo, depth: int, parent: int, thread: int):
         self.fid = fid
         self.code = code
         self.info = info
+        self.lines = info.lines
         self.depth = depth
         self.parent = parent
         self.thread = thread
-        self.snap: dict[str, tuple[Any, Value]] = {}
-        self.pending: Optional[list] = None
+        self.snap: dict[str, Any] = {}  # name -> the object it held at the last check
+        self.encs: dict[str, Value] = {}  # name -> encoding, for objects that can change in place
+        self.prints: dict[str, tuple] = {}  # name -> identity fingerprint of a flat list/dict of atoms
+        self.pending = -1  # index of the step that changes are attributed to
         self.prev_line = START_LINE
-        self.last = -1
+        self.last = -1  # index of this frame's latest step
         self.defined: dict[str, int] = {}
         self.returned: Optional[Value] = None
         self.exception: Optional[ExceptionInfo] = None
@@ -54,64 +88,90 @@ class FrameState:
 
 
 class Recorder:
+    """Records steps in flat lists (event, frame, line) plus sparse dicts of
+    changes and payloads by step index: no per-step objects while the code runs.
+    Immutable atoms are kept as objects and encoded once, in `finish`."""
+
     def __init__(self, encoder: Encoder, max_steps: int, max_values: int, on_stop: Callable[[], None]):
         self.encoder = encoder
         self.max_steps = max_steps
         self.max_values = max_values
         self.on_stop = on_stop
-        self.raw: list[list] = []
+        self.events: list[int] = []
+        self.fids: list[int] = []
+        self.lines: list[int] = []
+        self.changes: dict[int, dict[str, Any]] = {}
+        self.payloads: dict[int, Any] = {}
         self.states: dict[FrameType, FrameState] = {}
         self.frames: list[FrameState] = []
         self.infos: dict[CodeType, CodeInfo] = {}
         self.threads: dict[int, int] = {threading.get_ident(): 0}
-        self.count = 0
         self.stopped: Optional[Stop] = None
         self.dropped = 0  # events skipped because the stack was at the recursion limit
 
+    @property
+    def step_count(self) -> int:
+        return len(self.events)
+
     # ------------------------------------------------------------ events
+
+    def line(self, frame: FrameType, line: int) -> None:
+        # The hottest path of the tracer: the common cases are inlined here.
+        st = self.states.get(frame)
+        if st is None:
+            st = self._new_frame(frame)
+        events = self.events
+        index = len(events)
+        info = st.lines.get(st.prev_line)
+        if st.last != index - 1 or info is None or info[1] or info[2] or info[3]:
+            self._settle(st, frame)  # other code ran, or the line may mutate in place
+        elif info[0]:  # names the previous line may have bound
+            local_names = frame.f_locals
+            snap = st.snap
+            changes = None
+            for name, is_global in info[0]:
+                obj = (frame.f_globals if is_global else local_names).get(name, _MISSING)
+                if snap.get(name, _MISSING) is obj and type(obj) in FROZEN_TYPES:
+                    continue
+                if changes is None:
+                    changes = {}
+                self._check(st, name, obj, changes)
+            if changes:
+                self._attach(st, changes)
+        events.append(LINE)
+        self.fids.append(st.fid)
+        self.lines.append(line)
+        st.pending = st.last = index
+        st.prev_line = line
+        if index + 1 >= self.max_steps or self.encoder.nodes >= self.max_values:
+            self._check_caps()
 
     def call(self, frame: FrameType) -> None:
         st = self.states.get(frame)
         if st is None:
             st = self._new_frame(frame)
-        self.count += 1
-        st.last = self.count
-        step = ["call", st, frame.f_lineno or st.code.co_firstlineno, None, None]
-        self.raw.append(step)
-        st.pending = step
+        index = self._append(st, CALL, frame.f_lineno or st.code.co_firstlineno)
+        st.pending = index
         st.prev_line = START_LINE
         self._attach(st, self._diff_all(st, frame))
         self._check_caps()
 
-    def line(self, frame: FrameType, line: int) -> None:
-        st = self.states.get(frame)
-        if st is None:
-            st = self._new_frame(frame)
-        self._settle(st, frame)
-        step = ["line", st, line, None, None]
-        self.raw.append(step)
-        st.pending = step
-        st.prev_line = line
-        if len(self.raw) >= self.max_steps or self.encoder.nodes >= self.max_values:
-            self._check_caps()
-
     def returned(self, frame: FrameType, value: Any) -> None:
-        st = self._exit(frame, "return", None)
+        st = self._exit(frame)
         if st is not None:
-            st.returned = self.raw[-1][_PAYLOAD] = self.encoder.encode(value)
+            st.returned = self.payloads[len(self.events) - 1] = self.encoder.encode(value)
             self._finish_frame(frame, st)
 
     def yielded(self, frame: FrameType, value: Any) -> None:
-        st = self._exit(frame, "return", None)
-        if st is not None:
-            self.raw[-1][_PAYLOAD] = self.encoder.encode(value)
+        if self._exit(frame) is not None:
+            self.payloads[len(self.events) - 1] = self.encoder.encode(value)
 
     def unwound(self, frame: FrameType, exc: Optional[BaseException]) -> None:
-        st = self.states.get(frame)
-        info = self.exception_info(exc) if exc is not None else (st.exception if st else None)
-        st = self._exit(frame, "return", info)
+        st = self._exit(frame)
         if st is not None:
-            st.exception = info
+            if exc is not None:
+                st.exception = self.exception_info(exc)
+            self.payloads[len(self.events) - 1] = st.exception
             self._finish_frame(frame, st)
 
     def raised(self, frame: FrameType, exc: BaseException) -> None:
@@ -119,19 +179,25 @@ class Recorder:
         if st is None:
             st = self._new_frame(frame)
         self._settle(st, frame)
-        info = self.exception_info(exc)
-        st.exception = info
-        self.raw.append(["exception", st, frame.f_lineno, None, info])
+        st.exception = self.payloads[self._append(st, EXCEPTION, frame.f_lineno)] = self.exception_info(exc)
         self._check_caps()
 
     # ------------------------------------------------------------ internals
 
-    def _exit(self, frame: FrameType, event: str, exc: Optional[ExceptionInfo]) -> Optional[FrameState]:
+    def _append(self, st: FrameState, event: int, line: int) -> int:
+        index = len(self.events)
+        self.events.append(event)
+        self.fids.append(st.fid)
+        self.lines.append(line)
+        st.last = index
+        return index
+
+    def _exit(self, frame: FrameType) -> Optional[FrameState]:
         st = self.states.get(frame)
         if st is None:
             return None
         self._settle(st, frame)
-        self.raw.append([event, st, frame.f_lineno, None, exc])
+        self._append(st, RETURN, frame.f_lineno)
         self._check_caps()
         return st
 
@@ -163,13 +229,11 @@ class Recorder:
 
     def _settle(self, st: FrameState, frame: FrameType) -> None:
         """Attach what the frame's previous line changed to the frame's pending step."""
-        self.count += 1
-        other_ran = st.last != self.count - 1
-        st.last = self.count
+        other_ran = st.last != len(self.events) - 1
         info = st.info.lines.get(st.prev_line)
         if other_ran or info is None or info.mutates or (info.subscript and self.encoder.saw_defaultdict):
             changes = self._diff_all(st, frame)
-        elif info.inplace and any(type(st.snap.get(n, (None,))[0]) not in FROZEN_TYPES for n in info.inplace):
+        elif info.inplace and any(type(st.snap.get(n)) not in FROZEN_TYPES for n in info.inplace):
             changes = self._diff_all(st, frame)
         elif info.stores:
             changes = self._diff_names(st, frame, info.stores)
@@ -181,86 +245,96 @@ class Recorder:
     def _attach(self, st: FrameState, changes: Optional[dict]) -> None:
         if not changes:
             return
-        step = st.pending
-        if step[_CHANGES] is None:
-            step[_CHANGES] = changes
+        index = st.pending
+        existing = self.changes.get(index)
+        if existing is None:
+            self.changes[index] = changes
         else:
-            step[_CHANGES].update(changes)
-        line = step[_LINE]
-        defined = st.defined
-        for name in changes:
-            defined[name] = line
+            existing.update(changes)
+        st.defined.update(dict.fromkeys(changes, self.lines[index]))
 
     def _diff_all(self, st: FrameState, frame: FrameType) -> Optional[dict]:
         snap = st.snap
-        encode = self.encoder.encode
-        changes = None
+        changes: dict = {}
         seen = 0
         is_module = st.is_module
+        check = self._check
         for name, obj in frame.f_locals.items():
-            old = snap.get(name)
-            if old is None:
-                if name[0] == "." or (is_module and name[:2] == "__" and name[-2:] == "__"):
-                    continue
-            elif old[0] is obj and type(obj) in FROZEN_TYPES:
-                seen += 1
+            if name not in snap and (name[0] == "." or (is_module and name[:2] == "__" and name[-2:] == "__")):
                 continue
             seen += 1
-            value = encode(obj)
-            snap[name] = (obj, value)
-            if old is None or old[1] != value:
-                if changes is None:
-                    changes = {}
-                changes[name] = value
-        for name in st.info.globals_written:
+            check(st, name, obj, changes)
+        globals_written = st.info.globals_written
+        for name in globals_written:
             seen += 1
-            changes = self._check_name(snap, name, frame.f_globals.get(name, _MISSING), changes)
+            check(st, name, frame.f_globals.get(name, _MISSING), changes)
         if len(snap) > seen:
             local_names = frame.f_locals
-            for name in [n for n in snap if n not in local_names and n not in st.info.globals_written]:
-                del snap[name]
-                if changes is None:
-                    changes = {}
-                changes[name] = _DELETED
+            for name in [n for n in snap if n not in local_names and n not in globals_written]:
+                check(st, name, _MISSING, changes)
         return changes
 
     def _diff_names(self, st: FrameState, frame: FrameType, names: tuple) -> Optional[dict]:
-        snap = st.snap
         local_names = frame.f_locals
-        changes = None
+        changes: dict = {}
         for name, is_global in names:
-            obj = (frame.f_globals if is_global else local_names).get(name, _MISSING)
-            changes = self._check_name(snap, name, obj, changes)
+            self._check(st, name, (frame.f_globals if is_global else local_names).get(name, _MISSING), changes)
         return changes
 
-    def _check_name(self, snap: dict, name: str, obj: Any, changes: Optional[dict]) -> Optional[dict]:
-        old = snap.get(name)
+    def _check(self, st: FrameState, name: str, obj: Any, changes: dict) -> None:
+        """Compare one name with the snapshot; record into `changes` what differs."""
+        snap = st.snap
+        old = snap.get(name, _MISSING)
+        cls = type(obj)
+        if old is obj:
+            if cls in FROZEN_TYPES or obj is _MISSING:
+                return
+            printed = st.prints.get(name)
+            if printed is not None and printed[0] == _fingerprint(obj, cls, self.encoder.limits.max_items):
+                return  # the same atoms in the same places: unchanged, without re-encoding
+            value = self.encoder.encode(obj)
+            if value != st.encs.get(name):
+                st.encs[name] = changes[name] = value
+            self._remember_print(st, name, obj, cls)
+            return
         if obj is _MISSING:
-            if old is not None:
-                del snap[name]
-                changes = changes if changes is not None else {}
-                changes[name] = _DELETED
-            return changes
-        if old is not None and old[0] is obj and type(obj) in FROZEN_TYPES:
-            return changes
+            del snap[name]
+            st.encs.pop(name, None)
+            changes[name] = _DELETED
+            return
+        snap[name] = obj
+        if cls in FROZEN_TYPES:
+            if st.encs:
+                st.encs.pop(name, None)
+            if old is _MISSING or not _same_atom(old, obj):
+                self.encoder.nodes += 1
+                changes[name] = obj  # encoded in finish(): it cannot change
+            return
         value = self.encoder.encode(obj)
-        snap[name] = (obj, value)
-        if old is None or old[1] != value:
-            changes = changes if changes is not None else {}
-            changes[name] = value
-        return changes
+        if value != st.encs.get(name):
+            st.encs[name] = changes[name] = value
+        self._remember_print(st, name, obj, cls)
+
+    def _remember_print(self, st: FrameState, name: str, obj: Any, cls: type) -> None:
+        cap = self.encoder.limits.max_items
+        if cls is list or cls is dict:
+            held = _held(obj, cls, cap)
+            if all(type(x) in FROZEN_TYPES for x in held):
+                st.prints[name] = (_fingerprint(obj, cls, cap), held)  # `held` keeps the ids valid
+                return
+        st.prints.pop(name, None)
 
     def _check_caps(self) -> None:
         if self.stopped is not None:
             return
-        if len(self.raw) >= self.max_steps:
+        if len(self.events) >= self.max_steps:
             self.stop("max_steps")
         elif self.encoder.nodes >= self.max_values:
             self.stop("max_values")
 
     def stop(self, reason: str, detail: str = "") -> None:
         if self.stopped is None:
-            self.stopped = Stop(reason, len(self.raw), self.encoder.nodes, detail)  # type: ignore[arg-type]
+            self.stopped = Stop(reason, len(self.events), self.encoder.nodes, detail)  # type: ignore[arg-type]
             self.on_stop()
 
     def exception_info(self, exc: BaseException) -> ExceptionInfo:
@@ -281,37 +355,47 @@ class Recorder:
     # ------------------------------------------------------------ result
 
     def finish(self, **trace_fields: Any) -> Trace:
-        """Build the Trace (the snapshot of frames still alive gives their locals)."""
-        hits: dict[tuple[int, int], int] = {}
+        """Build the Trace: encode the atoms kept as objects, count hits, make the Structs."""
+        encode = self.encoder.encode
+        hits: dict[int, int] = {}
+        where = [(_qualname(st.code), st.code.co_filename, st.depth) for st in self.frames]
+        changes_at, payloads = self.changes, self.payloads
         steps = []
-        for event, st, line, changes, payload in self.raw:
-            key = (st.fid, line)
+        for index, (event, fid, line) in enumerate(zip(self.events, self.fids, self.lines)):
+            key = fid << 24 | line
             hit = hits.get(key, 0)
-            if event == "line":
+            if event == LINE:
                 hit += 1
                 hits[key] = hit
-            code = st.code
-            step = Step(event, code.co_qualname if hasattr(code, "co_qualname") else code.co_name,
-                        code.co_filename, line, st.fid, st.depth, hit)
+            function, filename, depth = where[fid]
+            step = Step(_EVENTS[event], function, filename, line, fid, depth, hit)
+            changes = changes_at.get(index)
             if changes:
-                deleted = [n for n, v in changes.items() if v is _DELETED]
-                step.changes = {n: v for n, v in changes.items() if v is not _DELETED} if deleted else changes
-                step.deleted = deleted
-            if event == "exception":
-                step.exception = payload
-            elif payload is not None:
+                for name, value in changes.items():
+                    if type(value) is not Value:
+                        changes[name] = encode(value)  # an atom kept as the object itself
+                if _DELETED in changes.values():
+                    step.deleted = [n for n, v in changes.items() if v is _DELETED]
+                    changes = {n: v for n, v in changes.items() if v is not _DELETED}
+                step.changes = changes
+            if event > CALL:
+                payload = payloads.get(index)
                 if type(payload) is ExceptionInfo:
                     step.exception = payload
-                else:
+                elif payload is not None:
                     step.value = payload
             steps.append(step)
-        frames = []
+        frame_list = []
         for st in self.frames:
             code = st.code
-            frames.append(Frame(
-                st.fid, code.co_qualname if hasattr(code, "co_qualname") else code.co_name,
-                code.co_filename, code.co_firstlineno, st.depth, st.parent, st.thread,
-                {n: v for n, (_, v) in st.snap.items()}, dict(st.defined), st.returned,
+            final = {n: st.encs.get(n) or encode(obj) for n, obj in st.snap.items()}
+            frame_list.append(Frame(
+                st.fid, _qualname(code), code.co_filename, code.co_firstlineno, st.depth, st.parent, st.thread,
+                final, dict(st.defined), st.returned,
                 st.exception if st.finished and st.returned is None else None, st.finished))
-        return Trace(steps=steps, frames=frames, stopped=self.stopped,
+        return Trace(steps=steps, frames=frame_list, stopped=self.stopped,
                      python="%d.%d.%d" % sys.version_info[:3], **trace_fields)
+
+
+def _qualname(code: CodeType) -> str:
+    return code.co_qualname if hasattr(code, "co_qualname") else code.co_name

@@ -30,19 +30,26 @@ from .values import Encoder, Limits, render
 
 class TraceLimits(msgspec.Struct, frozen=True, kw_only=True):
     """Caps of one trace. Recording stops at `max_steps` steps or `max_values`
-    encoded value nodes (the program itself runs on, untraced); each value is
-    cut at `max_depth`, `max_items` and `max_str`; stdout and stderr keep
-    `max_output` characters each."""
+    encoded value nodes (the program itself runs on, untraced); each recorded
+    variable value is cut at `max_depth`, `max_items` and `max_str`; the value
+    of the call expression (`Trace.returned`) at the larger `max_return_items`
+    and `max_return_str`; stdout and stderr keep `max_output` characters each."""
 
     max_steps: int = 100_000
     max_values: int = 5_000_000
     max_depth: int = 12
-    max_items: int = 1000
-    max_str: int = 10_000
+    max_items: int = 200
+    max_str: int = 2000
+    max_return_items: int = 100_000
+    max_return_str: int = 1_000_000
     max_output: int = 1 << 20
 
     def value_limits(self) -> Limits:
         return Limits(self.max_depth, self.max_items, self.max_str)
+
+    def returned_limits(self) -> Limits:
+        return Limits(max(self.max_depth, 50), max(self.max_items, self.max_return_items),
+                      max(self.max_str, self.max_return_str))
 
 
 _LOCK = threading.Lock()
@@ -125,9 +132,9 @@ def _run(code: CodeType, namespace: dict, call_code: Optional[CodeType], backend
             try:
                 exec(code, namespace)
                 if call_code is not None:
-                    call_step = len(recorder.raw)
+                    call_step = recorder.step_count
                     result = eval(call_code, namespace)
-                    returned = encoder.encode(result)
+                    returned = Encoder(caps.returned_limits()).encode(result)
             except SystemExit as stop:
                 exit_code = _exit_code(stop, err)
             except BaseException as error:

@@ -23,14 +23,14 @@ from .values import Value
 Event = Literal["line", "call", "return", "exception"]
 
 
-class ExceptionInfo(msgspec.Struct, frozen=True):
+class ExceptionInfo(msgspec.Struct, frozen=True, gc=False):
     """An exception's qualified type name and message (made without user `__str__`)."""
 
     type: str
     message: str
 
 
-class Step(msgspec.Struct, omit_defaults=True):
+class Step(msgspec.Struct, omit_defaults=True, gc=False):
     event: Event
     function: str  # qualified name of the code object
     file: str
@@ -44,7 +44,7 @@ class Step(msgspec.Struct, omit_defaults=True):
     exception: Optional[ExceptionInfo] = None  # exception steps; return steps that exit by exception
 
 
-class Frame(msgspec.Struct, omit_defaults=True):
+class Frame(msgspec.Struct, omit_defaults=True, gc=False):
     """One activation of a traced code object (a generator keeps one Frame across resumptions)."""
 
     id: int

@@ -31,7 +31,7 @@ import msgspec
 Payload = Union[bool, int, float, str, None]
 
 
-class Value(msgspec.Struct, omit_defaults=True, repr_omit_defaults=True):
+class Value(msgspec.Struct, omit_defaults=True, repr_omit_defaults=True, gc=False):
     """One encoded value.
 
     t      kind: none bool int float complex str bytes bytearray range list tuple

@@ -1,0 +1,182 @@
+"""Tracer speed, side by side in one run: untraced, execalign on each backend, PySnooper, snoop.
+
+    python -m benchmarks.tracer_bench [--repeat 5] [--out benchmarks/results]
+
+Workloads: a loop over a 200-item list, a recursive function, string building,
+calls into library code (sorted, json.dumps) and the 800 CRUXEval functions.
+Each tool records the same calls completely (PySnooper and snoop write their
+text to an in-memory sink). Times are the best of --repeat runs. Per-event cost
+is (traced - untraced) / line events. Targets on 3.12+: <= 0.5 us per line
+event, >= 20x faster than PySnooper on every workload, and library code
+<= 1.05x its untraced time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import pathlib
+import sys
+import time
+
+import tracer
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+CRUXEVAL = ROOT.parent / "shared" / "data" / "cruxeval.jsonl"
+
+WORKLOADS = {
+    "loop200": ("""
+def f(items):
+    total = 0
+    for x in items:
+        if x % 3:
+            total += x
+    return total
+""", "f(list(range(200)))"),
+    "recursion": ("""
+def f(n):
+    if n < 2:
+        return n
+    return f(n - 1) + f(n - 2)
+""", "f(14)"),
+    "strings": ("""
+def f(n):
+    s = ''
+    for i in range(n):
+        s += str(i % 10)
+    return len(s)
+""", "f(300)"),
+    "library": ("""
+import json
+def f(data):
+    for _ in range(20):
+        a = sorted(data)
+        b = json.dumps(data)
+    return len(b)
+""", "f(list(range(20000, 0, -1)))"),
+}
+
+
+def best(fn, repeat: int) -> float:
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return min(times)
+
+
+def compiled(source: str):
+    namespace: dict = {"__name__": "__bench__"}
+    exec(compile(source, "<bench>", "exec"), namespace)
+    return namespace
+
+
+def run_untraced(cases):
+    def go():
+        for source, call in cases:
+            namespace = compiled(source)
+            eval(call, namespace)
+    return go
+
+
+def run_ours(cases, backend):
+    def go():
+        for source, call in cases:
+            tracer.trace(source, call, backend=backend)
+    return go
+
+
+def run_decorated(cases, decorate):
+    def go():
+        for source, call in cases:
+            namespace = compiled(source)
+            namespace["f"] = decorate(namespace["f"])  # recursion goes through the wrapper too
+            eval(call, namespace)
+    return go
+
+
+def pysnooper_decorator():
+    import pysnooper
+
+    def decorate(fn):
+        return pysnooper.snoop(output=io.StringIO(), color=False)(fn)
+    return decorate
+
+
+def snoop_decorator():
+    import snoop
+
+    config = snoop.Config(out=io.StringIO(), color=False, columns="")
+
+    def decorate(fn):
+        return config.snoop(fn)
+    return decorate
+
+
+def line_events(cases) -> int:
+    total = 0
+    for source, call in cases:
+        t = tracer.trace(source, call, backend="settrace", max_steps=10**9)
+        total += sum(1 for s in t.steps[t.call_step:] if s.event == "line")
+    return total
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
+    parser.add_argument("--no-baselines", action="store_true", help="skip PySnooper and snoop")
+    args = parser.parse_args(argv)
+
+    workloads = {name: [case] for name, case in WORKLOADS.items()}
+    if CRUXEVAL.exists():
+        rows = [json.loads(line) for line in CRUXEVAL.read_text().splitlines() if line.strip()]
+        workloads["cruxeval800"] = [(r["code"], f"f({r['input']})") for r in rows]
+    else:
+        print(f"note: {CRUXEVAL} not found, CRUXEval workload skipped", file=sys.stderr)
+
+    tools = [("untraced", run_untraced)]
+    tools.append(("execalign-settrace", lambda c: run_ours(c, "settrace")))
+    if sys.version_info >= (3, 12):
+        tools.append(("execalign-monitoring", lambda c: run_ours(c, "monitoring")))
+    if not args.no_baselines:
+        try:
+            pys, snp = pysnooper_decorator(), snoop_decorator()
+            tools.append(("pysnooper", lambda c: run_decorated(c, pys)))
+            tools.append(("snoop", lambda c: run_decorated(c, snp)))
+        except ImportError as error:
+            print(f"note: {error}; install the bench extra (pip install -e .[bench]) for baselines", file=sys.stderr)
+
+    py = "%d.%d.%d" % sys.version_info[:3]
+    header = f"# Tracer benchmark, Python {py}, {os.cpu_count()} CPUs, best of {args.repeat}\n"
+    lines = [header, "| workload | line events | " + " | ".join(f"{t} ms" for t, _ in tools)
+             + " | us/event (ours) | vs PySnooper | vs snoop |",
+             "|---" * (len(tools) + 5) + "|"]
+    for name, cases in workloads.items():
+        events = line_events(cases)
+        ms = {tool: best(make(cases), args.repeat) * 1000 for tool, make in tools}
+        ours = [t for t in ms if t.startswith("execalign")]
+        fastest = min(ours, key=ms.get)
+        per_event = ", ".join(f"{t.split('-')[1]} {(ms[t] - ms['untraced']) * 1000 / max(events, 1):.2f}" for t in ours)
+        vs = [f"{ms[base] / ms[fastest]:.1f}x" if base in ms else "-" for base in ("pysnooper", "snoop")]
+        lines.append(f"| {name} | {events} | " + " | ".join(f"{ms[t]:.2f}" for t, _ in tools)
+                     + f" | {per_event} | {vs[0]} | {vs[1]} |")
+        print(lines[-1], flush=True)
+    lib = workloads["library"]
+    lib_ratio = ", ".join(f"{t.split('-')[1]} {best(make(lib), args.repeat) / best(run_untraced(lib), args.repeat):.3f}x"
+                          for t, make in tools if t.startswith("execalign"))
+    lines.append(f"\nlibrary workload, traced / untraced time: {lib_ratio}")
+    lines.append("ratios vs PySnooper/snoop use the faster execalign backend; us/event = (traced - untraced) / line events")
+    text = "\n".join(lines) + "\n"
+    print(text)
+    out = pathlib.Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"tracer-py{sys.version_info[0]}{sys.version_info[1]}.md").write_text(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
