@@ -48,6 +48,27 @@ def _fingerprint(obj: Any, cls: type, cap: int) -> tuple:
     return dict.__len__(obj), tuple(map(id, [x for pair in islice(dict.items(obj), cap) for x in pair]))
 
 
+def exception_info(exc: BaseException, encoder: Optional[Encoder] = None) -> ExceptionInfo:
+    """Type and message of an exception without running user `__str__`.
+
+    Builtin exceptions whose arguments are builtin atoms use the builtin
+    `__str__` (so KeyError('k') says 'k' as Python does); otherwise the
+    arguments are rendered by our encoder.
+    """
+    cls = type(exc)
+    name = type_name(cls)
+    try:
+        args = _BUILTIN_EXC_ARGS(exc)
+    except Exception:
+        return ExceptionInfo(name, "")
+    if _TYPE_MODULE(cls) == "builtins" and all(type(a) in (str, int, float, bool, type(None)) for a in args):
+        return ExceptionInfo(name, cls.__str__(exc))
+    if len(args) == 1 and type(args[0]) is str:
+        return ExceptionInfo(name, args[0])
+    encoder = encoder or Encoder()
+    return ExceptionInfo(name, ", ".join(render(encoder.encode(a)) for a in args))
+
+
 def _same_atom(old: Any, new: Any) -> bool:
     """Equal values of one exact frozen type (floats: nan equals nan, -0.0 differs from 0.0)."""
     t = type(new)
@@ -338,19 +359,7 @@ class Recorder:
             self.on_stop()
 
     def exception_info(self, exc: BaseException) -> ExceptionInfo:
-        """Type and message of an exception without running user `__str__`."""
-        cls = type(exc)
-        name = type_name(cls)
-        try:
-            args = _BUILTIN_EXC_ARGS(exc)
-        except Exception:
-            return ExceptionInfo(name, "")
-        if _TYPE_MODULE(cls) == "builtins" and all(
-                type(a) in (str, int, float, bool, type(None)) for a in args):
-            return ExceptionInfo(name, cls.__str__(exc))
-        if len(args) == 1 and type(args[0]) is str:
-            return ExceptionInfo(name, args[0])
-        return ExceptionInfo(name, ", ".join(render(self.encoder.encode(a)) for a in args))
+        return exception_info(exc, self.encoder)
 
     # ------------------------------------------------------------ result
 

@@ -56,12 +56,14 @@ _LOCK = threading.Lock()
 
 
 def trace(source: str, call: Optional[str] = None, *, backend: str = "auto", stdin: Optional[str] = None,
-          filename: str = "<snippet>", **limits: Any) -> Trace:
+          filename: str = "<snippet>", capture_output: bool = True, **limits: Any) -> Trace:
     """Trace `source`, then the call expression `call` (e.g. "f([1, 2])") if given.
 
     `trace.returned` is the encoded value of `call`. An exception of the code
     (a SyntaxError too) is recorded in `trace.exception`, never raised.
     `stdin` is the text `input()` reads (None: this process's own stdin).
+    With `capture_output=False` the code writes to this process's own
+    stdout/stderr and `trace.stdout`/`stderr` stay empty.
     """
     caps = TraceLimits(**limits)
     try:
@@ -70,7 +72,7 @@ def trace(source: str, call: Optional[str] = None, *, backend: str = "auto", std
     except (SyntaxError, ValueError) as error:
         return _failed_to_compile(error, backend)
     namespace = {"__name__": "__main__", "__builtins__": builtins}
-    return _run(code, namespace, call_code, backend, caps, stdin, echo=False)
+    return _run(code, namespace, call_code, backend, caps, stdin, echo=False, capture=capture_output)
 
 
 def trace_file(path: str, argv: Sequence[str] = (), *, call: Optional[str] = None, backend: str = "auto",
@@ -94,7 +96,7 @@ def trace_file(path: str, argv: Sequence[str] = (), *, call: Optional[str] = Non
     sys.argv = [path, *argv]
     sys.path.insert(0, os.path.dirname(path))
     try:
-        return _run(code, namespace, call_code, backend, caps, stdin, echo=echo)
+        return _run(code, namespace, call_code, backend, caps, stdin, echo=echo, capture=True)
     finally:
         sys.argv = saved_argv
         if sys.path and sys.path[0] == os.path.dirname(path):
@@ -111,7 +113,7 @@ def _failed_to_compile(error: BaseException, backend: str) -> Trace:
 
 
 def _run(code: CodeType, namespace: dict, call_code: Optional[CodeType], backend_name: str,
-         caps: TraceLimits, stdin: Optional[str], echo: bool) -> Trace:
+         caps: TraceLimits, stdin: Optional[str], echo: bool, capture: bool) -> Trace:
     encoder = Encoder(caps.value_limits())
     backend = make_backend(backend_name)
     recorder = Recorder(encoder, caps.max_steps, caps.max_values, on_stop=backend.stop)
@@ -126,7 +128,10 @@ def _run(code: CodeType, namespace: dict, call_code: Optional[CodeType], backend
     with _LOCK:
         saved = sys.stdin, sys.stdout, sys.stderr
         sys.stdin = saved[0] if stdin is None else stdin_from(stdin)
-        sys.stdout, sys.stderr = out, err
+        if capture:
+            sys.stdout, sys.stderr = out, err
+        else:
+            err = _Passthrough(saved[2], caps.max_output)  # tracebacks still go to the real stderr
         try:
             backend.start(recorder, walk_code(code))
             try:
@@ -152,6 +157,13 @@ def _run(code: CodeType, namespace: dict, call_code: Optional[CodeType], backend
         returned=returned, call_step=call_step, exception=exception, exit_code=exit_code,
         backend=backend.name, stdout=out.getvalue(), stderr=err.getvalue(), stdout_more=out.more,
         stderr_more=err.more, tampered=tampered)
+
+
+class _Passthrough(BoundedWriter):
+    """Writes to a real stream and keeps nothing (capture_output=False)."""
+
+    def __init__(self, stream: Any, limit: int):
+        super().__init__(0, stream)
 
 
 def _exit_code(stop: SystemExit, err: BoundedWriter) -> int:

@@ -1,0 +1,52 @@
+"""execalign's sandbox: run untrusted code fast, with limits, and judge it where it cannot cheat.
+
+    import sandbox
+    with sandbox.Pool() as pool:                       # one warm zygote, one worker per core
+        r = pool.run(sandbox.Task(mode="call", code="def f(x):\\n    return x + 1", call="f(1)"))
+        r.status, sandbox.to_python(r.value)            # 'ok', 2
+        r = pool.run(sandbox.Task(mode="asserts", code=src, tests=["assert f(1) == 2"]))
+        r.status, r.passed, r.total                     # 'passed', 1, 1
+    print(pool.layers.describe())                       # which isolation layers this machine allows
+
+`sandbox.run(task)` uses a shared default pool. Modes: call, asserts, stdio,
+script (see `Task`). Statuses: ok (ran, no verdict asked), passed, failed,
+error, timeout, memory_exceeded, output_exceeded, killed, infra_error (ours or
+the machine's: mask it, never score it). The judge (this process) holds tests
+and expected values; the code runs in a child forked from a zygote that never
+sees them. See `sandbox.isolation` for the layers and their fallbacks.
+"""
+
+from __future__ import annotations
+
+import atexit
+import threading
+from typing import Optional
+
+from tracer import to_python
+
+from .compare import matches
+from .isolation import Layers
+from .pool import Pool
+from .protocol import STATUSES, Limits
+from .result import Result, Task, TestOutcome
+
+__all__ = ["Pool", "Task", "Result", "TestOutcome", "Limits", "Layers", "STATUSES", "run", "default_pool",
+           "matches", "to_python"]
+
+_default: Optional[Pool] = None
+_default_lock = threading.Lock()
+
+
+def default_pool() -> Pool:
+    """The shared pool behind `run` (started on first use, closed at exit)."""
+    global _default
+    with _default_lock:
+        if _default is None or _default.closed:
+            _default = Pool()
+            atexit.register(_default.close)
+        return _default
+
+
+def run(task: Task) -> Result:
+    """Run one task on the default pool."""
+    return default_pool().run(task)

@@ -1,0 +1,219 @@
+"""Which isolation layers this machine allows, and the system calls that apply them.
+
+Layers, strongest first (each used when the machine allows it; `detect()`
+reports what is on and why anything is off, never silently):
+
+- namespaces (root): the zygote lives in its own PID, network and mount
+  namespace with a fresh /proc: tasks see no process of the host, have no
+  network interface at all (not even loopback), and die with the zygote;
+- a uid per worker slot (root): tasks run unprivileged and cannot signal or
+  read one another; RLIMIT_NPROC bounds their processes;
+- Landlock (Linux 5.13+): a task may read the Python installation and system
+  libraries, write only its own directory; from ABI 4 TCP bind/connect are
+  refused, from ABI 6 signals and abstract sockets stay inside the task;
+- always: own session and process group, rlimits (address space, CPU, file
+  size, open files, no core), a throwaway working directory, a clean
+  environment, isolated `sys.path`.
+seccomp is not used: the namespaces and Landlock already cut the network and the
+filesystem, and a BPF filter from Python would add cost to every task.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import resource
+import stat
+import sys
+from typing import Iterable, Optional
+
+import msgspec
+
+CLONE_NEWNS = 0x00020000
+CLONE_NEWPID = 0x20000000
+CLONE_NEWNET = 0x40000000
+MS_REC, MS_PRIVATE, MS_NOSUID, MS_NODEV, MS_NOEXEC = 0x4000, 0x40000, 2, 4, 8
+PR_SET_PDEATHSIG, PR_SET_NO_NEW_PRIVS, PR_SET_CHILD_SUBREAPER = 1, 38, 36
+SYS_LANDLOCK_CREATE_RULESET, SYS_LANDLOCK_ADD_RULE, SYS_LANDLOCK_RESTRICT_SELF = 444, 445, 446
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_libc.syscall.restype = ctypes.c_long
+
+
+class Layers(msgspec.Struct, frozen=True):
+    """What this machine allows; `notes` says why a layer is off."""
+
+    root: bool
+    namespaces: bool
+    uid_per_slot: bool
+    landlock_abi: int
+    network: str  # how the network is cut
+    notes: list[str]
+
+    def describe(self) -> str:
+        on = [name for name, flag in (("namespaces (pid, net, mount)", self.namespaces),
+                                      ("uid per slot", self.uid_per_slot),
+                                      (f"landlock ABI {self.landlock_abi}", self.landlock_abi > 0)) if flag]
+        return (f"sandbox layers: {', '.join(on) or 'rlimits and process groups only'}; network: {self.network}"
+                + "".join(f"\n  - {n}" for n in self.notes))
+
+
+def _errno_text() -> str:
+    return os.strerror(ctypes.get_errno())
+
+
+def unshare(flags: int) -> None:
+    if _libc.unshare(flags) != 0:
+        raise OSError(ctypes.get_errno(), f"unshare: {_errno_text()}")
+
+
+def prctl(option: int, value: int) -> None:
+    if _libc.prctl(option, value, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), f"prctl({option}): {_errno_text()}")
+
+
+def mount_private_proc() -> None:
+    """In a new mount namespace: stop mount propagation, mount a /proc of our PID namespace."""
+    if _libc.mount(b"none", b"/", None, MS_REC | MS_PRIVATE, None) != 0:
+        raise OSError(ctypes.get_errno(), f"mount --make-rprivate /: {_errno_text()}")
+    if _libc.mount(b"proc", b"/proc", b"proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, None) != 0:
+        raise OSError(ctypes.get_errno(), f"mount proc: {_errno_text()}")
+
+
+def landlock_abi() -> int:
+    if not sys.platform.startswith("linux"):
+        return 0
+    abi = _libc.syscall(SYS_LANDLOCK_CREATE_RULESET, None, ctypes.c_size_t(0), ctypes.c_uint32(1))
+    return max(int(abi), 0)
+
+
+def _probe_namespaces() -> Optional[str]:
+    """None if a child can unshare PID, network and mount namespaces, else why not."""
+    pid = os.fork()
+    if pid == 0:
+        try:
+            unshare(CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWNS)
+            os._exit(0)
+        except BaseException:
+            os._exit(1)
+    _, status = os.waitpid(pid, 0)
+    return None if os.waitstatus_to_exitcode(status) == 0 else "unshare(CLONE_NEWPID|CLONE_NEWNET|CLONE_NEWNS) refused"
+
+
+def detect() -> Layers:
+    root = os.geteuid() == 0
+    notes: list[str] = []
+    namespaces = False
+    if not sys.platform.startswith("linux"):
+        notes.append("not Linux: only rlimits and process groups")
+    elif root:
+        why = _probe_namespaces()
+        namespaces = why is None
+        if why:
+            notes.append(f"no namespaces: {why}")
+    else:
+        notes.append("not root: no namespaces and no uid per slot; tasks run as this user")
+    abi = landlock_abi()
+    if abi == 0:
+        notes.append("no Landlock: tasks can read (and, as this user, write) files outside their directory")
+    if namespaces:
+        network = "network namespace with no interface"
+    elif abi >= 4:
+        network = "Landlock refuses TCP bind/connect (UDP and Unix sockets are not covered)"
+    else:
+        network = "NOT cut: no network namespace and no Landlock ABI 4"
+        notes.append("network is reachable from tasks")
+    return Layers(root, namespaces, root, abi, network, notes)
+
+
+# ---------------------------------------------------------------- Landlock
+
+_FS_READ = (1 << 0) | (1 << 2) | (1 << 3)  # execute, read file, read dir
+_FS_FILE = (1 << 0) | (1 << 1) | (1 << 2)  # execute, write, read: for the device files a task may use
+_FILE_RIGHTS = _FS_FILE | (1 << 14) | (1 << 15)  # the only rights a rule on a non-directory may carry
+
+
+def _fs_handled(abi: int) -> int:
+    handled = (1 << 13) - 1  # ABI 1: execute ... make_sym
+    if abi >= 2:
+        handled |= 1 << 13  # refer
+    if abi >= 3:
+        handled |= 1 << 14  # truncate
+    if abi >= 5:
+        handled |= 1 << 15  # ioctl_dev
+    return handled
+
+
+class _RulesetAttr(ctypes.Structure):
+    _fields_ = [("handled_access_fs", ctypes.c_uint64), ("handled_access_net", ctypes.c_uint64),
+                ("scoped", ctypes.c_uint64)]
+
+
+class _PathBeneath(ctypes.Structure):
+    _pack_ = 1
+    _fields_ = [("allowed_access", ctypes.c_uint64), ("parent_fd", ctypes.c_int32)]
+
+
+def landlock_restrict(abi: int, read: Iterable[str], write: Iterable[str], files: Iterable[str] = ()) -> None:
+    """Allow reading `read`, everything under `write`, read/write on the files `files`; deny the rest."""
+    handled = _fs_handled(abi)
+    attr = _RulesetAttr(handled, 0b11 if abi >= 4 else 0, 0b11 if abi >= 6 else 0)
+    size = ctypes.sizeof(_RulesetAttr) if abi >= 6 else (16 if abi >= 4 else 8)
+    ruleset = _libc.syscall(SYS_LANDLOCK_CREATE_RULESET, ctypes.byref(attr), ctypes.c_size_t(size), ctypes.c_uint32(0))
+    if ruleset < 0:
+        raise OSError(ctypes.get_errno(), f"landlock_create_ruleset: {_errno_text()}")
+    try:
+        for paths, access in ((read, _FS_READ), (write, handled), (files, _FS_FILE & handled)):
+            for path in paths:
+                try:
+                    fd = os.open(path, os.O_PATH | os.O_CLOEXEC)
+                except OSError:
+                    continue
+                try:
+                    allowed = access if stat.S_ISDIR(os.fstat(fd).st_mode) else access & _FILE_RIGHTS
+                    rule = _PathBeneath(allowed, fd)
+                    if _libc.syscall(SYS_LANDLOCK_ADD_RULE, ctypes.c_int(ruleset), ctypes.c_int(1),
+                                     ctypes.byref(rule), ctypes.c_uint32(0)) != 0:
+                        raise OSError(ctypes.get_errno(), f"landlock_add_rule {path}: {_errno_text()}")
+                finally:
+                    os.close(fd)
+        prctl(PR_SET_NO_NEW_PRIVS, 1)
+        if _libc.syscall(SYS_LANDLOCK_RESTRICT_SELF, ctypes.c_int(ruleset), ctypes.c_uint32(0)) != 0:
+            raise OSError(ctypes.get_errno(), f"landlock_restrict_self: {_errno_text()}")
+    finally:
+        os.close(ruleset)
+
+
+def readable_roots(extra: Iterable[str] = ()) -> list[str]:
+    """What a task may read: the Python installation, system libraries, our own packages."""
+    roots = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix, "/usr", "/lib", "/lib64",
+             "/etc/ld.so.cache", "/etc/localtime", "/usr/share/zoneinfo", *extra}
+    for name in ("tracer", "sandbox", "rewards"):
+        module = sys.modules.get(name)
+        for path in getattr(module, "__path__", []):
+            roots.add(path)
+    return sorted(r for r in roots if r and os.path.exists(r))
+
+
+# ---------------------------------------------------------------- rlimits
+
+
+def _vm_size() -> int:
+    with open("/proc/self/statm", "rb") as f:
+        return int(f.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def apply_rlimits(memory: int, cpu_time: float, file_size: int, open_files: int, processes: Optional[int]) -> None:
+    """Memory is a budget above the current address-space size (Python's own mappings stay usable)."""
+    cpu = max(1, int(cpu_time + 0.999))
+    limits = [
+        (resource.RLIMIT_AS, _vm_size() + memory),
+        (resource.RLIMIT_CPU, cpu, cpu + 1),
+        (resource.RLIMIT_FSIZE, file_size),
+        (resource.RLIMIT_NOFILE, open_files),
+        (resource.RLIMIT_CORE, 0),
+    ]
+    if processes is not None:
+        limits.append((resource.RLIMIT_NPROC, processes))
+    for kind, soft, *hard in limits:
+        resource.setrlimit(kind, (soft, hard[0] if hard else soft))

@@ -1,0 +1,72 @@
+"""What a sandboxed run returns: a status from a closed set and the evidence behind it."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import msgspec
+
+from tracer import ExceptionInfo, Trace, Value
+
+from .protocol import Limits, Status
+
+
+class TestOutcome(msgspec.Struct, frozen=True):
+    test: str  # the assertion's source
+    passed: bool
+    message: str = ""  # "expected 7, got 8", or the exception
+
+
+class Task(msgspec.Struct, frozen=True, kw_only=True):
+    """One unit of work for the sandbox.
+
+    mode "call":    run `code`, then evaluate `call` (e.g. "f([1, 2])"); `Result.value` is its value.
+    mode "asserts": run `code` in the child, then `tests` in the judge against proxies of the
+                    solution's names: a list of assert statements, or a HumanEval `check`
+                    block (`tests` is its source and `entry_point` the function it checks).
+    mode "stdio":   run `code` as __main__ with `stdin`; compare stdout with `expected_stdout`
+                    (see `sandbox.compare`).
+    mode "script":  run `code` as __main__ with `argv` and `stdin`.
+    `trace=True` (call and script modes) records a `tracer.Trace` in the child.
+    """
+
+    mode: str
+    code: str
+    call: Optional[str] = None
+    tests: Optional[list[str] | str] = None
+    entry_point: Optional[str] = None
+    stdin: str = ""
+    expected_stdout: Optional[str] = None
+    float_tolerance: Optional[float] = None
+    argv: list[str] = []
+    trace: bool = False
+    trace_limits: dict[str, int] = {}
+    filename: str = "<solution>"
+    limits: Limits = Limits()
+
+
+class Result(msgspec.Struct, kw_only=True):
+    status: Status
+    message: str = ""  # why: the failing test, the exception, the limit hit
+    value: Optional[Value] = None  # call mode: the call's value
+    exception: Optional[ExceptionInfo] = None  # the code's own exception
+    trace: Optional[Trace] = None
+    tests: list[TestOutcome] = []
+    passed: int = 0
+    total: int = 0
+    stdout: str = ""
+    stderr: str = ""
+    stdout_more: int = 0  # bytes cut off by the output cap
+    stderr_more: int = 0
+    exit_code: Optional[int] = None
+    signal: Optional[int] = None
+    wall_time: float = 0.0
+    cpu_time: float = 0.0
+    peak_memory: int = 0
+    leftovers: int = 0  # processes the code left behind (all killed)
+    tampered: list[str] = []  # signs the code forged results or disabled the tracer
+
+    @property
+    def infra(self) -> bool:
+        """Our fault or the machine's: mask it in training, never score it."""
+        return self.status == "infra_error"

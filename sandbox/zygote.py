@@ -1,0 +1,319 @@
+"""The zygote: a warm process that forks one isolated child per task.
+
+Started by the judge (`sandbox.zygote.main(BASE_DIR, PRELOAD, FD)`) before any
+task data exists, with a clean environment and the judge's socket as FD. With
+root it moves into new PID, network and mount namespaces (it is PID 1 there,
+with its own /proc); otherwise it becomes a child subreaper. It pre-imports the
+tracer and common modules, then serves the judge:
+
+  Spawn(id, slot, limits) + 5 fds -> forks a child, replies Spawned
+  Kill(id)                        -> SIGKILL to the task's process group
+  (child ends)                    -> kills whatever the task left, removes its
+                                     directory, replies Exited with the wait
+                                     status and the child's CPU time and peak RSS
+
+It never decodes a task's code: the judge sends that straight to the child.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import importlib
+import os
+import selectors
+import shutil
+import signal
+import socket
+import sys
+import tempfile
+import time
+from typing import Optional, Union
+
+import msgspec
+
+from . import isolation
+from .protocol import Limits
+
+SLOT_UID_BASE = 61000  # task uid = base + slot (root only)
+FD_COUNT = 5  # control (read), result (write), stdin (read), stdout (write), stderr (write)
+SETUP_FAILED = 121  # exit status of a child whose isolation could not be set up (before any user code)
+
+
+class Hello(msgspec.Struct, tag="hello"):
+    layers: isolation.Layers
+    pid: int
+
+
+class Spawn(msgspec.Struct, tag="spawn"):
+    id: int
+    slot: int
+    limits: Limits
+
+
+class Kill(msgspec.Struct, tag="kill"):
+    id: int
+
+
+class Spawned(msgspec.Struct, tag="spawned"):
+    id: int
+    pid: int
+
+
+class SpawnFailed(msgspec.Struct, tag="spawn_failed"):
+    id: int
+    reason: str
+
+
+class Exited(msgspec.Struct, tag="exited"):
+    id: int
+    status: int  # os.wait status
+    cpu_time: float
+    peak_memory: int  # bytes
+    leftovers: int  # processes the task left behind, killed
+
+
+ToZygote = Union[Spawn, Kill]
+FromZygote = Union[Hello, Spawned, SpawnFailed, Exited]
+DEFAULT_PRELOAD = ("collections", "itertools", "functools", "math", "re", "string", "heapq", "bisect", "json",
+                   "random", "copy", "operator", "typing", "dataclasses", "fractions", "decimal", "datetime",
+                   "statistics", "unittest", "asyncio", "threading")
+
+
+class Task(msgspec.Struct):
+    id: int
+    slot: int
+    pid: int
+    directory: str
+
+
+class Zygote:
+    def __init__(self, sock: socket.socket, base: str, layers: isolation.Layers):
+        self.sock = sock
+        self.base = base
+        self.layers = layers
+        self.tasks: dict[int, Task] = {}  # pid -> task
+        self.by_id: dict[int, Task] = {}
+        self.encoder = msgspec.msgpack.Encoder()
+        self.decoder = msgspec.msgpack.Decoder(ToZygote)
+        self.readable = isolation.readable_roots()
+        self.sys_path = [p for p in sys.path if p and os.path.isabs(p) and p != os.getcwd()]
+
+    def send(self, message: msgspec.Struct) -> None:
+        self.sock.sendall(self.encoder.encode(message))
+
+    def serve(self) -> None:
+        wake_r, wake_w = os.pipe()
+        os.set_blocking(wake_r, False)
+        os.set_blocking(wake_w, False)
+        signal.set_wakeup_fd(wake_w)
+        signal.signal(signal.SIGCHLD, lambda *_: None)
+        self.wake = (wake_r, wake_w)
+        selector = selectors.DefaultSelector()
+        selector.register(self.sock, selectors.EVENT_READ)
+        selector.register(wake_r, selectors.EVENT_READ)
+        self.sock.setblocking(False)
+        while True:
+            for key, _ in selector.select(timeout=1.0):
+                if key.fileobj is self.sock:
+                    if not self._read_requests():
+                        self._shutdown()
+                        return
+                else:
+                    try:
+                        while os.read(wake_r, 4096):
+                            pass
+                    except BlockingIOError:
+                        pass
+            self._reap()
+
+    def _read_requests(self) -> bool:
+        while True:
+            try:
+                data, fds, _, _ = socket.recv_fds(self.sock, 1 << 16, FD_COUNT)
+            except BlockingIOError:
+                return True
+            if not data:
+                return False
+            request = self.decoder.decode(data)
+            if isinstance(request, Spawn):
+                self._spawn(request, fds)
+            else:
+                task = self.by_id.get(request.id)
+                if task is not None:
+                    self._kill_group(task.pid)
+
+    def _spawn(self, request: Spawn, fds: list[int]) -> None:
+        try:
+            if len(fds) != FD_COUNT:
+                raise ValueError(f"expected {FD_COUNT} file descriptors, got {len(fds)}")
+            uid = SLOT_UID_BASE + request.slot if self.layers.uid_per_slot else None
+            directory = tempfile.mkdtemp(prefix=f"task{request.id}-", dir=self.base)
+            if uid is not None:
+                os.chown(directory, uid, uid)
+            pid = os.fork()
+        except Exception as error:
+            for fd in fds:
+                os.close(fd)
+            self.send(SpawnFailed(request.id, f"{type(error).__name__}: {error}"))
+            return
+        if pid == 0:
+            self._become_task(request, fds, directory, uid)
+        for fd in fds:
+            os.close(fd)
+        task = Task(request.id, request.slot, pid, directory)
+        self.tasks[pid] = task
+        self.by_id[request.id] = task
+        self.send(Spawned(request.id, pid))
+
+    def _become_task(self, request: Spawn, fds: list[int], directory: str, uid: Optional[int]) -> None:
+        """In the forked child: isolate, then run the task. Never returns."""
+        try:
+            signal.set_wakeup_fd(-1)
+            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+            os.setsid()
+            high = [fcntl.fcntl(fd, fcntl.F_DUPFD, 10) for fd in fds]  # above every target below
+            for target, fd in zip((3, 4, 0, 1, 2), high):
+                os.dup2(fd, target, inheritable=target <= 2)
+            os.closerange(5, 1 << 16)
+            os.chdir(directory)
+            os.environ.clear()
+            os.environ.update({"PATH": "/usr/bin:/bin", "HOME": directory, "TMPDIR": directory, "LANG": "C.UTF-8",
+                               "PYTHONHASHSEED": "0", "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
+                               "MKL_NUM_THREADS": "1"})
+            tempfile.tempdir = directory
+            limits = request.limits
+            isolation.apply_rlimits(limits.memory, limits.cpu_time, limits.file_size, limits.open_files,
+                                    limits.processes if uid is not None else None)
+            if self.layers.landlock_abi:
+                isolation.landlock_restrict(self.layers.landlock_abi, self.readable, [directory],
+                                            ["/dev/null", "/dev/zero", "/dev/urandom"])
+            if uid is not None:
+                os.setgroups([])
+                os.setgid(uid)
+                os.setuid(uid)
+            sys.path[:] = self.sys_path
+            from . import child
+            os.write(4, b"\0\0\0\0")  # an empty frame: isolation is in place, the code starts now
+        except BaseException as error:
+            try:
+                os.write(2, f"execalign sandbox setup failed: {type(error).__name__}: {error}\n".encode())
+            finally:
+                os._exit(SETUP_FAILED)
+        child.run(3, 4)
+
+    def _kill_group(self, pid: int) -> None:
+        for kill in (os.killpg, os.kill):
+            try:
+                kill(pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+
+    def _reap(self) -> None:
+        while True:
+            try:
+                pid, status, usage = os.wait4(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            task = self.tasks.pop(pid, None)
+            if task is None:
+                continue  # a leftover of some task, already dead
+            del self.by_id[task.id]
+            leftovers = self._kill_leftovers(task)
+            shutil.rmtree(task.directory, ignore_errors=True)
+            self.send(Exited(task.id, status, usage.ru_utime + usage.ru_stime, usage.ru_maxrss * 1024, leftovers))
+
+    def _kill_leftovers(self, task: Task) -> int:
+        """Kill what the task started: its process group, then any process of its uid, then orphans."""
+        killed = 0
+        self._kill_group(task.pid)
+        uid = SLOT_UID_BASE + task.slot if self.layers.uid_per_slot else None
+        for attempt in range(50):
+            victims = [p for p in self._orphans()]
+            if uid is not None and self.layers.namespaces:
+                victims += [p for p in _pids_of_uid(uid) if p not in self.tasks]
+            if not victims:
+                break
+            for pid in set(victims):
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                    killed += 1
+                except (ProcessLookupError, PermissionError):
+                    pass
+            self._reap_orphans()
+            time.sleep(0.001 * attempt)
+        return killed
+
+    def _orphans(self) -> list[int]:
+        """Children of the zygote that are not running tasks (adopted leftovers)."""
+        pid = os.getpid()
+        try:
+            with open(f"/proc/{pid}/task/{pid}/children") as f:
+                children = [int(p) for p in f.read().split()]
+        except OSError:
+            return []
+        return [p for p in children if p not in self.tasks]
+
+    def _reap_orphans(self) -> None:
+        for pid in self._orphans():
+            try:
+                os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                pass
+
+    def _shutdown(self) -> None:
+        for task in list(self.tasks.values()):
+            self._kill_group(task.pid)
+        deadline = time.monotonic() + 2
+        while self.tasks and time.monotonic() < deadline:
+            self._reap()
+            time.sleep(0.005)
+        shutil.rmtree(self.base, ignore_errors=True)
+
+
+def _pids_of_uid(uid: int) -> list[int]:
+    pids = []
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                if os.stat(f"/proc/{name}").st_uid == uid:
+                    pids.append(int(name))
+            except OSError:
+                pass
+    return pids
+
+
+def main(base: str, preload_list: str, fd: int) -> None:
+    preload = [m for m in preload_list.split(",") if m]
+    sock = socket.socket(fileno=fd)
+    layers = isolation.detect()
+    if layers.namespaces:
+        isolation.unshare(isolation.CLONE_NEWPID | isolation.CLONE_NEWNET | isolation.CLONE_NEWNS)
+        inner = os.fork()
+        if inner:  # stays outside as the namespace's parent; mirrors the zygote's exit
+            sock.close()
+            _, status = os.waitpid(inner, 0)
+            shutil.rmtree(base, ignore_errors=True)
+            os._exit(os.waitstatus_to_exitcode(status) & 0xFF)
+        isolation.prctl(isolation.PR_SET_PDEATHSIG, signal.SIGKILL)
+        isolation.mount_private_proc()
+    else:
+        try:
+            isolation.prctl(isolation.PR_SET_CHILD_SUBREAPER, 1)
+        except OSError:
+            layers.notes.append("not a child subreaper: processes that escape their task's group may outlive it")
+    import tracer  # noqa: F401  (the point of the zygote: imported once, shared by every fork)
+    import tracer.backends.settrace  # noqa: F401
+    if sys.version_info >= (3, 12):
+        import tracer.backends.sysmon  # noqa: F401
+    from . import child  # noqa: F401
+    for module in preload:
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            pass
+    zygote = Zygote(sock, base, layers)
+    zygote.send(Hello(layers, os.getpid()))
+    zygote.serve()
+
