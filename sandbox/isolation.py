@@ -32,7 +32,7 @@ import msgspec
 CLONE_NEWNS = 0x00020000
 CLONE_NEWPID = 0x20000000
 CLONE_NEWNET = 0x40000000
-MS_REC, MS_PRIVATE, MS_NOSUID, MS_NODEV, MS_NOEXEC = 0x4000, 0x40000, 2, 4, 8
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 1, 2, 4, 8, 32, 4096, 0x4000, 0x40000
 PR_SET_PDEATHSIG, PR_SET_NO_NEW_PRIVS, PR_SET_CHILD_SUBREAPER = 1, 38, 36
 SYS_LANDLOCK_CREATE_RULESET, SYS_LANDLOCK_ADD_RULE, SYS_LANDLOCK_RESTRICT_SELF = 444, 445, 446
 
@@ -78,6 +78,50 @@ def mount_private_proc() -> None:
         raise OSError(ctypes.get_errno(), f"mount --make-rprivate /: {_errno_text()}")
     if _libc.mount(b"proc", b"/proc", b"proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, None) != 0:
         raise OSError(ctypes.get_errno(), f"mount proc: {_errno_text()}")
+
+
+def _mount(source: Optional[str], target: str, fstype: Optional[str], flags: int, data: Optional[str]) -> None:
+    enc = lambda x: None if x is None else x.encode()  # noqa: E731
+    if _libc.mount(enc(source), enc(target), enc(fstype), flags, enc(data)) != 0:
+        raise OSError(ctypes.get_errno(), f"mount {source} on {target}: {_errno_text()}")
+
+
+def _hidden_ancestor(path: str) -> Optional[str]:
+    """The first ancestor of `path` that other users cannot search (e.g. /root), if any."""
+    current = "/"
+    for part in os.path.normpath(path).strip("/").split("/")[:-1]:
+        current = os.path.join(current, part)
+        if not os.stat(current).st_mode & stat.S_IXOTH:
+            return current
+    return None
+
+
+def expose_to_tasks(paths: Iterable[str]) -> list[str]:
+    """Make `paths` reachable by unprivileged task uids (in our own mount namespace only).
+
+    When Python lives under a directory others cannot search (pyenv under
+    /root), that directory is covered with an empty tmpfs and the paths are bound
+    back read-only: tasks reach Python, and nothing else that was there.
+    Returns the directories covered.
+    """
+    groups: dict[str, list[str]] = {}
+    for path in paths:
+        hidden = _hidden_ancestor(path)
+        if hidden is not None:
+            groups.setdefault(hidden, []).append(path)
+    for hidden, inside in groups.items():
+        handles = {path: os.open(path, os.O_PATH) for path in inside}
+        _mount("tmpfs", hidden, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755")
+        for path, fd in handles.items():
+            if stat.S_ISDIR(os.fstat(fd).st_mode):
+                os.makedirs(path, exist_ok=True)
+            else:
+                os.makedirs(os.path.dirname(path), exist_ok=True)
+                open(path, "a").close()
+            _mount(f"/proc/self/fd/{fd}", path, None, MS_BIND | MS_REC, None)
+            _mount(None, path, None, MS_REMOUNT | MS_BIND | MS_RDONLY, None)
+            os.close(fd)
+    return sorted(groups)
 
 
 def landlock_abi() -> int:
@@ -154,8 +198,11 @@ class _PathBeneath(ctypes.Structure):
     _fields_ = [("allowed_access", ctypes.c_uint64), ("parent_fd", ctypes.c_int32)]
 
 
-def landlock_restrict(abi: int, read: Iterable[str], write: Iterable[str], files: Iterable[str] = ()) -> None:
-    """Allow reading `read`, everything under `write`, read/write on the files `files`; deny the rest."""
+def landlock_ruleset(abi: int, read: Iterable[str], write: Iterable[str], files: Iterable[str] = ()) -> int:
+    """A ruleset fd allowing reads of `read`, everything under `write`, use of the device `files`.
+
+    Built once per worker slot by the zygote; a child enforces it with one call
+    (`landlock_enforce`) instead of opening every path again."""
     handled = _fs_handled(abi)
     attr = _RulesetAttr(handled, 0b11 if abi >= 4 else 0, 0b11 if abi >= 6 else 0)
     size = ctypes.sizeof(_RulesetAttr) if abi >= 6 else (16 if abi >= 4 else 8)
@@ -177,11 +224,17 @@ def landlock_restrict(abi: int, read: Iterable[str], write: Iterable[str], files
                         raise OSError(ctypes.get_errno(), f"landlock_add_rule {path}: {_errno_text()}")
                 finally:
                     os.close(fd)
-        prctl(PR_SET_NO_NEW_PRIVS, 1)
-        if _libc.syscall(SYS_LANDLOCK_RESTRICT_SELF, ctypes.c_int(ruleset), ctypes.c_uint32(0)) != 0:
-            raise OSError(ctypes.get_errno(), f"landlock_restrict_self: {_errno_text()}")
-    finally:
+    except BaseException:
         os.close(ruleset)
+        raise
+    return ruleset
+
+
+def landlock_enforce(ruleset: int) -> None:
+    """Restrict this process (and what it starts) to the ruleset, for good."""
+    prctl(PR_SET_NO_NEW_PRIVS, 1)
+    if _libc.syscall(SYS_LANDLOCK_RESTRICT_SELF, ctypes.c_int(ruleset), ctypes.c_uint32(0)) != 0:
+        raise OSError(ctypes.get_errno(), f"landlock_restrict_self: {_errno_text()}")
 
 
 def readable_roots(extra: Iterable[str] = ()) -> list[str]:

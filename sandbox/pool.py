@@ -321,6 +321,16 @@ class _Execution:
                 else:
                     self._take_output(fd, data)
 
+    def _close_control(self) -> None:
+        if self.ctrl_w >= 0:
+            try:
+                self.selector.unregister(self.ctrl_w)
+            except KeyError:
+                pass
+            os.close(self.ctrl_w)
+            self.ctrl_w = -1
+            self.pending_ctrl.clear()
+
     def _write(self, fd: int) -> None:
         pending = self.pending_ctrl if fd == self.ctrl_w else self.pending_stdin
         try:
@@ -385,6 +395,8 @@ class _Execution:
                                 names=names))
             self._watch_writes()
             result = self._asserts() if task.mode == "asserts" else self._program()
+            self._pump(lambda: not self.pending_ctrl)  # deliver what is queued (DoneRequest)
+            self._close_control()  # the child's next read ends: it cannot wait for us forever
             self._pump(lambda: False)  # drain output until every pipe closes
             return self._finish(result)
         finally:
@@ -425,6 +437,7 @@ class _Execution:
             names[name] = from_child(frame.value)
         missing = [n for n in ([task.entry_point] if task.entry_point else []) if n not in names]
         if missing:
+            self._send(DoneRequest())
             return Result(status="failed", message=f"the solution does not define {', '.join(missing)}")
         outcomes, lost = run_tests(task.tests, task.entry_point, names)
         passed = sum(o.passed for o in outcomes)
@@ -500,13 +513,14 @@ class _Execution:
         elif self.tampered:
             result.status, result.message = "error", "the code tampered with the result channel or the tracer: " + \
                 "; ".join(self.tampered)
-        elif result.status in ("passed", "failed"):
-            pass  # asserts mode decided already; a crash after the tests does not change it
-        elif result.signal is not None and result.signal != signal.SIGPIPE:
+        elif result.signal is not None and result.signal != signal.SIGPIPE and result.status not in ("passed", "failed"):
             result.status, result.message = "killed", f"killed by signal {signal.Signals(result.signal).name}"
-        elif result.status == "error" and not self.frames:
+        elif self.task.mode == "asserts" and result.status in ("passed", "failed", "error"):
+            pass  # decided by the tests (or by the solution failing before them)
+        elif not self.frames:
+            result.status = "error"
             result.message = f"the program ended without a result (exit status {result.exit_code})"
-        elif result.exception is not None and result.exception.type != "SystemExit":
+        elif result.exception is not None and (result.exception.type != "SystemExit" or self.task.mode == "call"):
             result.status = "error"
             result.message = f"{result.exception.type}: {result.exception.message}"
         elif self.task.mode == "stdio":
@@ -518,12 +532,11 @@ class _Execution:
             result.status = "ok"
 
     def _memory_error(self, result: Result) -> bool:
+        """MemoryError, or a failure (signal or exception) after using 90% of the memory budget."""
         if result.exception is not None and result.exception.type == "MemoryError":
             return True
-        if result.message.endswith("MemoryError: ") or "MemoryError" in result.message.split(":")[0]:
-            return True
-        return result.signal in (signal.SIGKILL, signal.SIGSEGV, signal.SIGABRT) and \
-            result.peak_memory >= 0.9 * self.limits.memory
+        failed = result.signal in (signal.SIGKILL, signal.SIGSEGV, signal.SIGABRT) or result.exception is not None
+        return failed and result.peak_memory >= 0.9 * self.limits.memory
 
 
 class _Proxy:

@@ -18,6 +18,7 @@ It never decodes a task's code: the judge sends that straight to the child.
 from __future__ import annotations
 
 import fcntl
+import gc
 import importlib
 import os
 import selectors
@@ -25,7 +26,6 @@ import shutil
 import signal
 import socket
 import sys
-import tempfile
 import time
 from typing import Optional, Union
 
@@ -74,9 +74,10 @@ class Exited(msgspec.Struct, tag="exited"):
 
 ToZygote = Union[Spawn, Kill]
 FromZygote = Union[Hello, Spawned, SpawnFailed, Exited]
+# Modules imported once in the zygote. Each adds to every fork's cost (page tables),
+# so only what most generated code uses; others are imported by the task itself.
 DEFAULT_PRELOAD = ("collections", "itertools", "functools", "math", "re", "string", "heapq", "bisect", "json",
-                   "random", "copy", "operator", "typing", "dataclasses", "fractions", "decimal", "datetime",
-                   "statistics", "unittest", "asyncio", "threading")
+                   "random", "copy", "operator", "typing")
 
 
 class Task(msgspec.Struct):
@@ -86,6 +87,14 @@ class Task(msgspec.Struct):
     directory: str
 
 
+class Slot(msgspec.Struct):
+    """A worker slot: its uid (root), its working directory (emptied after every task), its Landlock rules."""
+
+    uid: Optional[int]
+    directory: str
+    ruleset: int  # -1 without Landlock
+
+
 class Zygote:
     def __init__(self, sock: socket.socket, base: str, layers: isolation.Layers):
         self.sock = sock
@@ -93,6 +102,7 @@ class Zygote:
         self.layers = layers
         self.tasks: dict[int, Task] = {}  # pid -> task
         self.by_id: dict[int, Task] = {}
+        self.slots: dict[int, Slot] = {}
         self.encoder = msgspec.msgpack.Encoder()
         self.decoder = msgspec.msgpack.Decoder(ToZygote)
         self.readable = isolation.readable_roots()
@@ -142,14 +152,28 @@ class Zygote:
                 if task is not None:
                     self._kill_group(task.pid)
 
+    def _slot(self, number: int) -> Slot:
+        slot = self.slots.get(number)
+        if slot is None:
+            uid = SLOT_UID_BASE + number if self.layers.uid_per_slot else None
+            directory = os.path.join(self.base, f"slot{number}")
+            os.mkdir(directory, 0o700)
+            if uid is not None:
+                os.chown(directory, uid, uid)
+            ruleset = -1
+            if self.layers.landlock_abi:
+                ruleset = isolation.landlock_ruleset(self.layers.landlock_abi, self.readable, [directory],
+                                                     ["/dev/null", "/dev/zero", "/dev/urandom"])
+            slot = self.slots[number] = Slot(uid, directory, ruleset)
+        return slot
+
     def _spawn(self, request: Spawn, fds: list[int]) -> None:
         try:
             if len(fds) != FD_COUNT:
                 raise ValueError(f"expected {FD_COUNT} file descriptors, got {len(fds)}")
-            uid = SLOT_UID_BASE + request.slot if self.layers.uid_per_slot else None
-            directory = tempfile.mkdtemp(prefix=f"task{request.id}-", dir=self.base)
-            if uid is not None:
-                os.chown(directory, uid, uid)
+            slot = self._slot(request.slot)
+            if request.slot in {t.slot for t in self.tasks.values()}:
+                raise RuntimeError(f"slot {request.slot} is busy")
             pid = os.fork()
         except Exception as error:
             for fd in fds:
@@ -157,16 +181,17 @@ class Zygote:
             self.send(SpawnFailed(request.id, f"{type(error).__name__}: {error}"))
             return
         if pid == 0:
-            self._become_task(request, fds, directory, uid)
+            self._become_task(request, fds, slot)
         for fd in fds:
             os.close(fd)
-        task = Task(request.id, request.slot, pid, directory)
+        task = Task(request.id, request.slot, pid, slot.directory)
         self.tasks[pid] = task
         self.by_id[request.id] = task
         self.send(Spawned(request.id, pid))
 
-    def _become_task(self, request: Spawn, fds: list[int], directory: str, uid: Optional[int]) -> None:
+    def _become_task(self, request: Spawn, fds: list[int], slot: Slot) -> None:
         """In the forked child: isolate, then run the task. Never returns."""
+        directory, uid = slot.directory, slot.uid
         try:
             signal.set_wakeup_fd(-1)
             signal.signal(signal.SIGCHLD, signal.SIG_DFL)
@@ -174,19 +199,19 @@ class Zygote:
             high = [fcntl.fcntl(fd, fcntl.F_DUPFD, 10) for fd in fds]  # above every target below
             for target, fd in zip((3, 4, 0, 1, 2), high):
                 os.dup2(fd, target, inheritable=target <= 2)
-            os.closerange(5, 1 << 16)
             os.chdir(directory)
             os.environ.clear()
             os.environ.update({"PATH": "/usr/bin:/bin", "HOME": directory, "TMPDIR": directory, "LANG": "C.UTF-8",
                                "PYTHONHASHSEED": "0", "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
                                "MKL_NUM_THREADS": "1"})
-            tempfile.tempdir = directory
+            if "tempfile" in sys.modules:
+                sys.modules["tempfile"].tempdir = directory
             limits = request.limits
             isolation.apply_rlimits(limits.memory, limits.cpu_time, limits.file_size, limits.open_files,
                                     limits.processes if uid is not None else None)
-            if self.layers.landlock_abi:
-                isolation.landlock_restrict(self.layers.landlock_abi, self.readable, [directory],
-                                            ["/dev/null", "/dev/zero", "/dev/urandom"])
+            if slot.ruleset >= 0:
+                isolation.landlock_enforce(slot.ruleset)
+            os.closerange(5, 1 << 16)  # the zygote's socket, pipes and rulesets
             if uid is not None:
                 os.setgroups([])
                 os.setgid(uid)
@@ -221,7 +246,7 @@ class Zygote:
                 continue  # a leftover of some task, already dead
             del self.by_id[task.id]
             leftovers = self._kill_leftovers(task)
-            shutil.rmtree(task.directory, ignore_errors=True)
+            _empty(task.directory)
             self.send(Exited(task.id, status, usage.ru_utime + usage.ru_stime, usage.ru_maxrss * 1024, leftovers))
 
     def _kill_leftovers(self, task: Task) -> int:
@@ -230,9 +255,10 @@ class Zygote:
         self._kill_group(task.pid)
         uid = SLOT_UID_BASE + task.slot if self.layers.uid_per_slot else None
         for attempt in range(50):
-            victims = [p for p in self._orphans()]
-            if uid is not None and self.layers.namespaces:
-                victims += [p for p in _pids_of_uid(uid) if p not in self.tasks]
+            if uid is not None and self.layers.namespaces:  # in our PID namespace: a short /proc
+                victims = [p for p in _pids_of_uid(uid) if p not in self.tasks]
+            else:
+                victims = self._orphans()
             if not victims:
                 break
             for pid in set(victims):
@@ -272,6 +298,19 @@ class Zygote:
         shutil.rmtree(self.base, ignore_errors=True)
 
 
+def _empty(directory: str) -> None:
+    """Remove everything a task left in its slot directory (and give the directory back to its owner)."""
+    with os.scandir(directory) as entries:
+        for entry in entries:
+            if entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(entry.path, ignore_errors=True)
+            else:
+                try:
+                    os.unlink(entry.path)
+                except OSError:
+                    pass
+
+
 def _pids_of_uid(uid: int) -> list[int]:
     pids = []
     for name in os.listdir("/proc"):
@@ -298,6 +337,8 @@ def main(base: str, preload_list: str, fd: int) -> None:
             os._exit(os.waitstatus_to_exitcode(status) & 0xFF)
         isolation.prctl(isolation.PR_SET_PDEATHSIG, signal.SIGKILL)
         isolation.mount_private_proc()
+        for covered in isolation.expose_to_tasks(isolation.readable_roots()):
+            layers.notes.append(f"{covered} is hidden from tasks; only the Python installation in it is bound back")
     else:
         try:
             isolation.prctl(isolation.PR_SET_CHILD_SUBREAPER, 1)
@@ -314,6 +355,8 @@ def main(base: str, preload_list: str, fd: int) -> None:
         except ImportError:
             pass
     zygote = Zygote(sock, base, layers)
+    gc.collect()
+    gc.freeze()  # children's collections never walk the shared heap: fewer copy-on-write faults per task
     zygote.send(Hello(layers, os.getpid()))
     zygote.serve()
 

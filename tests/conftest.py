@@ -24,3 +24,10 @@ def load_cruxeval():
 @pytest.fixture(scope="session")
 def cruxeval():
     return load_cruxeval()
+
+
+@pytest.fixture(scope="session")
+def pool():
+    import sandbox
+    with sandbox.Pool(2) as p:
+        yield p
