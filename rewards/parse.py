@@ -1,0 +1,164 @@
+"""Find and parse the answer in a model's free text, without ever evaluating code.
+
+Where the answer is looked for, in order (the first place that has one wins):
+`<answer>...</answer>` (the last), `\\boxed{...}` (the last), a fenced block
+(the last), the last line if it is a JSON/Python object (the CodeRL+ format),
+the last balanced `{...}` or `[...]` (outermost), the last non-empty line, the
+whole text. The candidate is read as a Python literal (`tracer.values.from_literal`,
+built on `ast`, never `eval`), then as JSON (for true/false/null).
+
+Only the last `MAX_CHARS` characters are read, and literals are size-capped,
+so no input can make parsing slow or crash.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Optional
+
+import msgspec
+
+from tracer.values import from_literal
+
+MAX_CHARS = 200_000
+_SPANS_TRIED = 200
+
+
+class ParseError(ValueError):
+    """The answer could not be found or read; the message says why."""
+
+
+class Parsed(msgspec.Struct, frozen=True):
+    value: Any  # the parsed Python value
+    text: str  # the candidate text it was read from
+    where: str  # answer_tag, boxed, fence, last_line, balanced, line, whole
+
+
+_TAG = re.compile(r"<answer>(.*?)</answer>", re.S | re.I)
+_FENCE = re.compile(r"```[a-zA-Z0-9_+-]*[ \t]*\n(.*?)```", re.S)
+
+
+def _boxed(text: str) -> Optional[str]:
+    start = text.rfind("\\boxed{")
+    if start < 0:
+        return None
+    depth, i = 0, start + len("\\boxed")
+    for j in range(i, len(text)):
+        if text[j] == "{":
+            depth += 1
+        elif text[j] == "}":
+            depth -= 1
+            if depth == 0:
+                return text[i + 1:j]
+    return None
+
+
+def _balanced_spans(text: str) -> list[tuple[int, int]]:
+    """Spans of balanced brackets that start at one of the last openings (quote-aware)."""
+    openings = [m.start() for m in re.finditer(r"[\[{]", text)][-_SPANS_TRIED:]
+    spans = []
+    for start in openings:
+        stack, quote, escaped = [], None, False
+        for j in range(start, len(text)):
+            ch = text[j]
+            if quote:
+                if escaped:
+                    escaped = False
+                elif ch == "\\":
+                    escaped = True
+                elif ch == quote:
+                    quote = None
+            elif ch in "\"'":
+                quote = ch
+            elif ch in "[{":
+                stack.append("]" if ch == "[" else "}")
+            elif ch in "]}":
+                if not stack or stack.pop() != ch:
+                    break
+                if not stack:
+                    spans.append((start, j + 1))
+                    break
+    return sorted(spans, key=lambda s: (-s[1], s[0]))
+
+
+def read_value(text: str) -> Any:
+    """A Python literal, else JSON; raises ParseError."""
+    try:
+        return from_literal(text)
+    except ValueError as literal_error:
+        try:
+            return msgspec.json.decode(text.strip())
+        except (msgspec.DecodeError, ValueError):
+            raise ParseError(str(literal_error)) from None
+
+
+def candidates(text: str) -> list[tuple[str, str]]:
+    """(where, candidate text) in the order they are tried."""
+    out: list[tuple[str, str]] = []
+    tags = _TAG.findall(text)
+    if tags:
+        out.append(("answer_tag", tags[-1]))
+    boxed = _boxed(text)
+    if boxed is not None:
+        out.append(("boxed", boxed))
+    fences = _FENCE.findall(text)
+    if fences:
+        out.append(("fence", fences[-1]))
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    if lines and lines[-1][:1] in "{[":
+        out.append(("last_line", lines[-1]))
+    for start, end in _balanced_spans(text)[:3]:
+        out.append(("balanced", text[start:end]))
+    if lines:
+        out.append(("line", lines[-1]))
+    out.append(("whole", text))
+    return out
+
+
+def parse_answer(text: Any) -> Parsed:
+    """The answer in a model's output (a str), or an already parsed value passed through."""
+    if not isinstance(text, str):
+        return Parsed(text, "", "given")
+    if not text.strip():
+        raise ParseError("the answer is empty")
+    text = text[-MAX_CHARS:]
+    reasons = []
+    for where, candidate in candidates(text):
+        if not candidate.strip():
+            continue
+        try:
+            return Parsed(read_value(candidate), candidate, where)
+        except ParseError as error:
+            reasons.append(f"{where}: {error}")
+        if where in ("answer_tag", "boxed", "fence"):
+            break  # an explicitly marked answer that does not parse is the answer, and it is wrong
+    raise ParseError("no Python or JSON value found (" + "; ".join(reasons[:3]) + ")")
+
+
+def parse_arguments(text: Any, entry_point: Optional[str] = None) -> tuple[tuple, dict]:
+    """CRUXEval-I answers: `'abc', 2` or `f('abc', 2)` (literals only) -> (args, kwargs)."""
+    import ast
+    if not isinstance(text, str):
+        return (tuple(text) if isinstance(text, (list, tuple)) else (text,)), {}
+    last = ParseError("no arguments found")
+    for _, candidate in candidates(text[-MAX_CHARS:]):
+        candidate = candidate.strip().strip("`").strip()
+        if candidate.startswith("assert "):
+            candidate = candidate[len("assert "):].split("==")[0].strip()
+        try:
+            node = ast.parse(candidate, mode="eval").body
+        except (SyntaxError, ValueError, MemoryError, RecursionError) as error:
+            last = ParseError(f"not an argument list: {error}")
+            continue
+        try:
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+                if entry_point and node.func.id != entry_point:
+                    raise ParseError(f"the call is to {node.func.id}, not {entry_point}")
+                args = tuple(from_literal(ast.unparse(a)) for a in node.args)
+                kwargs = {k.arg: from_literal(ast.unparse(k.value)) for k in node.keywords if k.arg}
+                return args, kwargs
+            value = from_literal(candidate)
+            return (value if isinstance(node, ast.Tuple) else (value,)), {}
+        except ValueError as error:
+            last = ParseError(f"arguments must be literals: {error}")
+    raise last
