@@ -2,9 +2,8 @@
 
 Where the answer is looked for, in order (the first place that has one wins):
 `<answer>...</answer>` (the last), `\\boxed{...}` (the last), a fenced block
-(the last), the last line if it is a JSON/Python object (the CodeRL+ format),
-the last balanced `{...}` or `[...]` (outermost), the last non-empty line, the
-whole text. The candidate is read as a Python literal (`tracer.values.from_literal`,
+(the last), the last non-empty line (the CodeRL+ format puts its JSON there), the last
+balanced `{...}` or `[...]` (outermost), the whole text. The candidate is read as a Python literal (`tracer.values.from_literal`,
 built on `ast`, never `eval`), then as JSON (for true/false/null).
 
 Only the last `MAX_CHARS` characters are read, and literals are size-capped,
@@ -31,7 +30,7 @@ class ParseError(ValueError):
 class Parsed(msgspec.Struct, frozen=True):
     value: Any  # the parsed Python value
     text: str  # the candidate text it was read from
-    where: str  # answer_tag, boxed, fence, last_line, balanced, line, whole
+    where: str  # answer_tag, boxed, fence, last_line, balanced, whole
 
 
 _TAG = re.compile(r"<answer>(.*?)</answer>", re.S | re.I)
@@ -85,11 +84,11 @@ def read_value(text: str) -> Any:
     """A Python literal, else JSON; raises ParseError."""
     try:
         return from_literal(text)
-    except ValueError as literal_error:
+    except (ValueError, RecursionError, MemoryError) as literal_error:
         try:
             return msgspec.json.decode(text.strip())
-        except (msgspec.DecodeError, ValueError):
-            raise ParseError(str(literal_error)) from None
+        except (msgspec.DecodeError, ValueError, RecursionError, MemoryError):
+            raise ParseError(str(literal_error) or type(literal_error).__name__) from None
 
 
 def candidates(text: str) -> list[tuple[str, str]]:
@@ -105,12 +104,10 @@ def candidates(text: str) -> list[tuple[str, str]]:
     if fences:
         out.append(("fence", fences[-1]))
     lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
-    if lines and lines[-1][:1] in "{[":
+    if lines:
         out.append(("last_line", lines[-1]))
     for start, end in _balanced_spans(text)[:3]:
         out.append(("balanced", text[start:end]))
-    if lines:
-        out.append(("line", lines[-1]))
     out.append(("whole", text))
     return out
 

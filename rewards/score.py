@@ -285,6 +285,8 @@ class _Plan:
                          details=[Detail("output", float(ok), _show(self.expected), render(real) if real else "")],
                          prediction=self.parsed)
         trace = results[0].trace
+        if self.tests.kind == "stdio" and not trace.stdout:
+            trace.stdout = results[0].stdout  # the sandbox lets a program write to its real stdout
         try:
             if item.mode == "coderl_plus":
                 return self._coderl_plus(trace, rtol)

@@ -1,0 +1,269 @@
+"""rewards: the exact examples, parsing, comparison, alignment, statuses, batches and tasks."""
+
+import math
+import random
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import rewards
+from rewards import align, score, score_batch, tasks
+from rewards.compare import coderl_equal, typed_equal
+from rewards.parse import MAX_CHARS, ParseError, parse_answer, parse_arguments
+from tests.strategies import same, values
+from tracer import encode, render
+
+CODE = "def f(x):\n    y = x * 2\n    return y + 1"
+PROGRAM = """
+def main():
+    n = int(input())
+    total = 0
+    for i in range(n):
+        total += i * i
+    print(total)
+
+main()
+"""
+
+
+@pytest.fixture(autouse=True)
+def on_test_pool(pool, monkeypatch):
+    monkeypatch.setattr("sandbox.default_pool", lambda: pool)
+
+
+# ---------------------------------------------------------------- the contract
+
+
+def test_the_examples_that_must_hold_exactly():
+    assert score(CODE, ["f(3)"], '{"y": 6}').reward == 1.0
+    assert score(CODE, ["f(3)"], '{"y": 5}').reward == 0.0
+    assert score(CODE, ["f(3)"], "7", task="output").reward == 1.0
+    assert score(CODE, ["f(3)"], "8", task="output").reward == 0.0
+    assert score(CODE, ["assert f(3) == 7"]).reward == 1.0
+    assert score(CODE, ["assert f(3) == 8"]).reward == 0.0
+    coderl = score(CODE, ["f(3)"], 'Step by step ...\n{"final_output": 7, "variables": {"y": 6}}')
+    assert coderl.reward == 1.0 and coderl.task == "final"
+    garbled = score(CODE, ["f(3)"], "so the answer is {'y': 6")
+    assert garbled.status == "parse_error" and garbled.reward == 0.0 and garbled.message
+
+
+def test_auto_says_which_task_it_chose():
+    assert score(CODE, ["f(3)"], "{'lines': [2, 3]}").task == "lines"
+    assert score(CODE, ["f(3)"], "[{'line': 2, 'changes': {'y': 6}}]").task == "steps"
+    assert score(CODE, ["f(3)"], "7").task == "output"
+    assert score(CODE, ["f(3)"], "{'y': 6}").task == "final"
+
+
+def test_test_formats_and_test_index():
+    assert score(CODE, {"check": "def check(c):\n    assert c(1) == 3\n    assert c(2) == 0\n",
+                        "entry_point": "f"}).reward == 0.5
+    assert score("print(int(input()) + 1)", [{"stdin": "1", "stdout": "2"}, {"stdin": "5", "stdout": "7"}]).reward == 0.5
+    assert score(CODE, ["f(1)", "f(3)"], "7", task="output", test_index=1).reward == 1.0
+    assert score(CODE, ["assert f(1) == 3", "assert f(3) == 7"], "{'y': 6}", test_index=1).reward == 1.0
+    assert score(PROGRAM, [{"stdin": "3\n", "stdout": "5\n"}], "'5\\n'", task="output").reward == 1.0
+
+
+def test_main_style_programs_final_values():
+    s = score(PROGRAM, [{"stdin": "3\n", "stdout": "5\n"}], "{'total': 5, 'n': 3, 'i': 2}")
+    assert s.reward == 1.0 and {d.item for d in s.details} >= {"total", "i", "n"}
+
+
+def test_input_prediction():
+    tests = ["assert f(??) == 7"]
+    assert score(CODE, tests, "3").reward == 1.0
+    assert score(CODE, tests, "f(3)").reward == 1.0
+    assert score(CODE, tests, "The input is 2.\n[ANSWER]\nf(2)\n[/ANSWER]").reward == 0.0
+    refused = score(CODE, tests, "f(__import__('os').system('touch /tmp/pwned'))")
+    assert refused.status == "parse_error" and refused.reward == 0.0
+
+
+def test_typed_values_and_coderl_plus_leniency():
+    code = "def f():\n    a = (1, 2)\n    b = {1: True}\n    c = 10 ** 30\n    return 0.1 + 0.2\n"
+    assert score(code, ["f()"], "{'a': (1, 2), 'b': {1: True}, 'c': 10**30}").reward == 0.0  # 10**30 is no literal
+    assert score(code, ["f()"], "{'a': (1, 2), 'b': {1: True}, 'c': 1000000000000000000000000000000}").reward == 1.0
+    assert score(code, ["f()"], "{'a': [1, 2], 'b': {'1': 1}, 'c': 1000000000000000000000000000000}").reward == pytest.approx(1 / 3)
+    assert score(code, ["f()"], "0.3", task="output").reward == 1.0  # relative tolerance
+    lenient = score(code, ["f()"], '{"final_output": 0.3, "variables": {"a": [1, 2], "b": {"1": "true"}, "c": 1e30}}',
+                    mode="coderl_plus")
+    assert lenient.reward == pytest.approx(0.1 + 0.9 * 4 / 4)
+    assert score(code, ["f()"], '{"a": [1, 2]}', mode="coderl_plus").status == "parse_error"
+
+
+def test_statuses_are_distinct_and_masked_ones_have_no_reward():
+    assert score("def f():\n    raise ValueError('x')", ["f()"], "1").status == "error"
+    slow = score("def f():\n    while True:\n        pass", ["f()"], "1", limits=rewards.score.__globals__[
+        "Limits"](wall_time=0.5, cpu_time=5))
+    assert slow.status == "timeout" and slow.reward == 0.0
+    bad = score(CODE, ["f(3"], "7")
+    assert bad.status == "invalid_task" and bad.reward is None and bad.masked
+    assert score(CODE, [], "7").status == "invalid_task"
+    assert score(CODE, ["f(3)"], "7", task="nonsense").status == "invalid_task"
+    assert score(CODE, ["f(3)"], "7", test_index=5).status == "invalid_task"
+
+
+def test_batch_keeps_order_survives_bad_items_and_runs_each_code_once():
+    rewards.CACHE.clear()
+    misses = rewards.CACHE.misses
+    items = [{"code": CODE, "tests": ["f(4)"], "predicted_trace": str(v), "task": "output"} for v in range(5, 13)]
+    items.insert(3, {"code": CODE, "tests": "not a list of tests at all", "predicted_trace": 1})
+    items.insert(5, {"nonsense": True})
+    scores = score_batch(items, progress=True)
+    assert [s.reward for s in scores] == [0, 0, 0, None, 0, None, 1, 0, 0, 0]  # f(4) == 9
+    assert scores[5].status == "invalid_task"
+    assert rewards.CACHE.misses - misses == 1
+
+
+def test_weights_mix_tests_and_prediction():
+    s = score(CODE, ["assert f(3) == 7", "assert f(1) == 0"], "{'y': 6}", weights={"prediction": 1, "tests": 1})
+    assert s.components == {"prediction": 1.0, "tests": 0.5} and s.reward == 0.75
+
+
+# ---------------------------------------------------------------- parsing
+
+
+@pytest.mark.parametrize("text,value", [
+    ("7", 7), ("The answer is\n```python\n[1, (2, 3)]\n```", [1, (2, 3)]), ("<answer>{'a': 1}</answer> trailing", {"a": 1}),
+    ("blah {'x': {1, 2}} and then {'y': None}", {"y": None}), ('so: {"a": true, "b": null}', {"a": True, "b": None}),
+    ("\\boxed{42}", 42), ("reasoning... {'k': 'it\\'s'}", {"k": "it's"}), ("x\n{'a': [1, {'b': 2}]}", {"a": [1, {"b": 2}]}),
+])
+def test_parser_finds_the_answer(text, value):
+    assert same(parse_answer(text).value, value)
+
+
+def test_parser_never_evaluates_code():
+    for text in ["__import__('os').system('touch /tmp/x')", "f('x')", "open('/etc/passwd').read()", "[x for x in y]"]:
+        with pytest.raises(ParseError):
+            parse_answer(text)
+    with pytest.raises(ParseError):
+        parse_arguments("f(open('/etc/passwd'))", "f")
+
+
+@given(st.text(max_size=300))
+@settings(max_examples=300, deadline=2000)
+def test_parser_fuzz_never_crashes(text):
+    try:
+        parse_answer(text)
+    except ParseError:
+        pass
+
+
+@given(st.text(alphabet="{}[]()'\",:0123456789abc \n\\", max_size=400))
+@settings(max_examples=300, deadline=2000)
+def test_parser_fuzz_brackets_and_quotes(text):
+    try:
+        parse_answer(text)
+    except ParseError:
+        pass
+
+
+def test_parser_bounds_size_and_nesting():
+    assert parse_answer("x" * (5 * MAX_CHARS) + "\n5").value == 5
+    with pytest.raises(ParseError):
+        parse_answer("[" * 200_000)
+
+
+@given(values)
+@settings(max_examples=200)
+def test_rendered_values_parse_back(obj):
+    assert same(parse_answer("The answer:\n" + render(encode(obj))).value, obj)
+
+
+# ---------------------------------------------------------------- comparison
+
+
+@given(values)
+def test_typed_equal_is_reflexive_and_strict_on_types(obj):
+    assert typed_equal(obj, obj)
+    if isinstance(obj, tuple):
+        assert not typed_equal(obj, list(obj))
+
+
+def test_typed_equal_rules():
+    assert not typed_equal(True, 1) and not typed_equal(1, 1.0) and not typed_equal({1: 0}, {"1": 0})
+    assert typed_equal(math.nan, math.nan) and typed_equal(0.1 + 0.2, 0.3) and not typed_equal(1.0, 1.001)
+    assert typed_equal({1, 2}, {2, 1}) and typed_equal(10 ** 50, 10 ** 50) and not typed_equal(10 ** 50, 10 ** 50 + 1)
+    assert coderl_equal(1.0, 1) and coderl_equal("true", True) and coderl_equal(None, "null") and coderl_equal([1], [1.0])
+
+
+# ---------------------------------------------------------------- alignment
+
+
+@given(st.lists(st.integers(0, 5), max_size=30), st.lists(st.integers(0, 5), max_size=30))
+def test_alignment_is_in_range_and_exact_only_when_equal(a, b):
+    s = align.alignment_score(align.line_similarity(a, b), len(a), len(b))
+    assert 0.0 <= s <= 1.0
+    assert (s == 1.0) == (a == b)
+
+
+@given(st.lists(st.integers(0, 5), min_size=1, max_size=25), st.data())
+def test_alignment_is_monotone_in_each_similarity(actual, data):
+    rows = data.draw(st.integers(1, 25))
+    sim = np.array(data.draw(st.lists(st.lists(st.floats(0, 1), min_size=len(actual), max_size=len(actual)),
+                                      min_size=rows, max_size=rows)))
+    base = align.alignment_score(sim, rows, len(actual))
+    i, j = data.draw(st.integers(0, rows - 1)), data.draw(st.integers(0, len(actual) - 1))
+    better = sim.copy()
+    better[i, j] = data.draw(st.floats(sim[i, j], 1))
+    assert align.alignment_score(better, rows, len(actual)) >= base - 1e-12
+
+
+def test_one_missed_step_does_not_zero_the_rest():
+    actual = list(range(1, 21))
+    assert align.alignment_score(align.line_similarity(actual[1:], actual), 19, 20) == 0.95
+
+
+@st.composite
+def small_programs(draw):
+    ops = draw(st.lists(st.sampled_from(["acc += x", "acc -= 1", "seen.append(x)", "acc = acc * 2 % 97",
+                                         "if x % 2:\n            acc += 3", "seen = seen[-3:]"]), min_size=1, max_size=5))
+    body = "\n        ".join(ops)
+    return f"def f(xs):\n    acc = 0\n    seen = []\n    for x in xs:\n        {body}\n    return acc, seen\n"
+
+
+@given(small_programs(), st.lists(st.integers(-5, 5), max_size=6), st.randoms())
+@settings(max_examples=25, deadline=None)
+def test_real_trace_scores_one_and_corruption_lowers(program, xs, rnd):
+    call = f"f({xs!r})"
+    built = {kind: tasks.build_task(program, call=call, kind=kind) for kind in ("steps", "lines", "output")}
+    for kind, task in built.items():
+        assert isinstance(task, tasks.AlignmentTask), task
+        perfect = score(program, [call], "Reasoning.\n" + task.answer, task=kind)
+        assert perfect.reward == 1.0, (kind, perfect)
+    steps = built["steps"].gold["steps"]
+    if steps:
+        broken = [dict(s) for s in steps]
+        k = rnd.randrange(len(broken))
+        broken[k] = {"line": broken[k]["line"] + 1000, "changes": {}}
+        corrupted = score(program, [call], tasks.as_text({"steps": broken}), task="steps")
+        assert 0.0 <= corrupted.reward < 1.0
+        del broken[k]
+        assert 0.0 <= score(program, [call], tasks.as_text({"steps": broken}), task="steps").reward < 1.0
+
+
+# ---------------------------------------------------------------- building tasks
+
+
+def test_build_task_for_main_style_programs_and_coderl_template():
+    task = tasks.build_task(PROGRAM, stdin="4\n", seed=1)
+    assert isinstance(task, tasks.AlignmentTask) and task.variables
+    assert set(task.variables) <= {"n", "total", "i"}
+    assert score(task.code, task.tests, task.answer).reward == 1.0
+    again = tasks.build_task(PROGRAM, stdin="4\n", seed=1)
+    assert again.variables == task.variables and again.prompt == task.prompt
+    coderl = tasks.build_task(CODE, call="f(3)", template="coderl_plus")
+    assert coderl.answer == '{"final_output":7,"variables":{"y":6}}'
+    assert score(CODE, coderl.tests, coderl.answer, mode="coderl_plus").reward == 1.0
+
+
+def test_build_task_skips_with_reasons():
+    assert "did not run cleanly" in tasks.build_task("def f():\n    1/0", call="f()").reason
+    assert "no variable" in tasks.build_task("def f(x):\n    return x", call="f(1)").reason
+    assert "only" not in tasks.build_task("K = 5\ndef f(x):\n    return K", call="f(1)").reason
+
+
+def test_interesting_variables_skip_constants_arguments_and_functions():
+    code = "import math\ndef f(x, y):\n    LIMIT = 10\n    y = y + 1\n    z = math.sqrt(x)\n    g = len\n    return z\n"
+    task = tasks.build_task(code, call="f(4, 1)", max_variables=10)
+    assert task.variables == ["y", "z"]
