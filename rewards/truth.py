@@ -53,12 +53,18 @@ def normalize_tests(tests: Any, task: str = "auto") -> Tests:
         return Tests("stdio", [{"stdin": str(t.get("stdin", "")), "stdout": t.get("stdout")} for t in tests])
     if not all(isinstance(t, str) for t in tests):
         raise InvalidTask("tests must be all strings (asserts or calls) or all {'stdin', 'stdout'} pairs")
+    holes = []
     for t in tests:
         try:
-            ast.parse(t.replace("??", "__input__"))
+            ast.parse(t)
+            holes.append(False)
         except SyntaxError as error:
-            raise InvalidTask(f"test is not valid Python: {t[:80]!r}: {error.msg}") from None
-    if task == "input" or any("??" in t for t in tests):
+            try:
+                ast.parse(t.replace("??", "__input__"))  # CRUXEval-I: `??` marks the input to predict
+                holes.append(True)
+            except SyntaxError:
+                raise InvalidTask(f"test is not valid Python: {t[:80]!r}: {error.msg}") from None
+    if task == "input" or any(holes):
         return Tests("input", list(tests))
     if all(t.lstrip().startswith("assert") for t in tests):
         return Tests("asserts", list(tests))
