@@ -62,15 +62,13 @@ def read_spec(fd: int) -> TaskSpec:
 
 def _run_program(spec: TaskSpec) -> Returned:
     limits = dict(spec.trace_limits)
-    if spec.trace:
-        if spec.mode == "call":
-            t = tracer.trace(spec.code, spec.call, filename=spec.filename, capture_output=False, **limits)
-        else:
-            sys.argv = [spec.filename, *spec.argv]
-            t = tracer.trace(spec.code, filename=spec.filename, capture_output=False, **limits)
-        return Returned(spec.nonce, t.returned, t.exception, t.to_msgpack(), t.exit_code)
-    namespace = {"__name__": "__main__" if spec.mode != "call" else "solution", "__builtins__": builtins}
     sys.argv = [spec.filename, *spec.argv]
+    module_name = "__main__" if spec.mode != "call" else "solution"  # a call does not run the main guard
+    if spec.trace:
+        t = tracer.trace(spec.code, spec.call, filename=spec.filename, capture_output=False,
+                         module_name=module_name, **limits)
+        return Returned(spec.nonce, t.returned, t.exception, t.to_msgpack(), t.exit_code)
+    namespace = {"__name__": module_name, "__builtins__": builtins}
     caps = TraceLimits(**limits)
     try:
         exec(compile(spec.code, spec.filename, "exec", dont_inherit=True), namespace)

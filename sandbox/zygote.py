@@ -30,6 +30,7 @@ import time
 from typing import Optional, Union
 
 import msgspec
+import psutil
 
 from . import isolation
 from .protocol import Limits
@@ -272,12 +273,10 @@ class Zygote:
         return killed
 
     def _orphans(self) -> list[int]:
-        """Children of the zygote that are not running tasks (adopted leftovers)."""
-        pid = os.getpid()
+        """Children of the zygote that are not running tasks (leftovers it adopted as subreaper)."""
         try:
-            with open(f"/proc/{pid}/task/{pid}/children") as f:
-                children = [int(p) for p in f.read().split()]
-        except OSError:
+            children = [p.pid for p in psutil.Process().children()]
+        except psutil.Error:
             return []
         return [p for p in children if p not in self.tasks]
 

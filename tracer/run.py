@@ -56,14 +56,17 @@ _LOCK = threading.Lock()
 
 
 def trace(source: str, call: Optional[str] = None, *, backend: str = "auto", stdin: Optional[str] = None,
-          filename: str = "<snippet>", capture_output: bool = True, **limits: Any) -> Trace:
+          filename: str = "<snippet>", capture_output: bool = True, module_name: str = "__main__",
+          **limits: Any) -> Trace:
     """Trace `source`, then the call expression `call` (e.g. "f([1, 2])") if given.
 
     `trace.returned` is the encoded value of `call`. An exception of the code
     (a SyntaxError too) is recorded in `trace.exception`, never raised.
     `stdin` is the text `input()` reads (None: this process's own stdin).
     With `capture_output=False` the code writes to this process's own
-    stdout/stderr and `trace.stdout`/`stderr` stay empty.
+    stdout/stderr and `trace.stdout`/`stderr` stay empty. `module_name` is the
+    snippet's `__name__` (another name keeps `if __name__ == "__main__":` blocks
+    from running before the call).
     """
     caps = TraceLimits(**limits)
     try:
@@ -71,7 +74,7 @@ def trace(source: str, call: Optional[str] = None, *, backend: str = "auto", std
         call_code = compile(call, "<call>", "eval", dont_inherit=True) if call is not None else None
     except (SyntaxError, ValueError) as error:
         return _failed_to_compile(error, backend)
-    namespace = {"__name__": "__main__", "__builtins__": builtins}
+    namespace = {"__name__": module_name, "__builtins__": builtins}
     return _run(code, namespace, call_code, backend, caps, stdin, echo=False, capture=capture_output)
 
 

@@ -1,0 +1,76 @@
+"""The `execalign` command: `trace` (see `tracer.cli`) and `score`.
+
+    execalign score FILE --test "f(3)" --prediction '{"y": 6}'
+    execalign score FILE --test "assert f(3) == 7"              # pass rate only
+    execalign score FILE --stdin-test INPUT EXPECTED --prediction @answer.txt
+
+`score` runs FILE's code in the sandbox, compares the prediction (text, or
+@PATH to read it from a file, or - for stdin) and prints the Score as JSON; the
+exit status is 0 when the status is ok, 1 otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Optional, Sequence
+
+import msgspec
+
+from tracer import cli as tracer_cli
+
+from .score import TASKS, score
+
+
+def _read(text: Optional[str]) -> Optional[str]:
+    if text is None:
+        return None
+    if text == "-":
+        return sys.stdin.read()
+    if text.startswith("@"):
+        with open(text[1:], encoding="utf-8") as f:
+            return f.read()
+    return text
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("score", help="score a predicted execution of a file's code",
+                              description=__doc__.split("\n\n")[2], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("file", help="the Python file whose code is run")
+    p.add_argument("--test", action="append", default=[], help="an assert statement or call expression (repeatable)")
+    p.add_argument("--stdin-test", nargs=2, action="append", default=[], metavar=("STDIN", "STDOUT"),
+                   help="a stdin/expected-stdout pair (repeatable)")
+    p.add_argument("--prediction", help="the model's answer: text, @PATH, or - for stdin")
+    p.add_argument("--task", choices=("auto", *TASKS), default="auto")
+    p.add_argument("--mode", choices=("typed", "coderl_plus"), default="typed")
+    p.add_argument("--test-index", type=int, default=0)
+    p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        with open(args.file, encoding="utf-8") as f:
+            code = f.read()
+        prediction = _read(args.prediction)
+    except OSError as error:
+        print(f"execalign score: error: {error}", file=sys.stderr)
+        return 2
+    tests = args.test or [{"stdin": i, "stdout": o} for i, o in args.stdin_test]
+    if not tests:
+        print("execalign score: error: give at least one --test or --stdin-test", file=sys.stderr)
+        return 2
+    result = score(code, tests, prediction, task=args.task, mode=args.mode, test_index=args.test_index)
+    sys.stdout.write(msgspec.json.format(msgspec.json.encode(result)).decode() + "\n")
+    return 0 if result.status == "ok" else 1
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="execalign", description="execalign: execution traces and rewards")
+    subparsers = parser.add_subparsers(dest="command", required=True)
+    tracer_cli.add_parser(subparsers)
+    add_parser(subparsers)
+    return tracer_cli.dispatch(parser, sys.argv[1:] if argv is None else list(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
