@@ -24,7 +24,7 @@ from .codeinfo import START_LINE, CodeInfo, analyse
 from .schema import ExceptionInfo, Frame, Step, Stop, Trace
 from .values import FROZEN_TYPES, Encoder, Value, render, type_name
 
-_DELETED = Value("deleted")  # marker inside raw changes; becomes Step.deleted
+_DELETED = Value("deleted")  # marker inside raw changes; becomes Step.deleted (rare: only `del`)
 _MISSING = object()
 _BUILTIN_EXC_ARGS = BaseException.__dict__["args"].__get__
 _TYPE_MODULE = type.__dict__["__module__"].__get__
@@ -128,6 +128,7 @@ class Recorder:
         self.infos: dict[CodeType, CodeInfo] = {}
         self.threads: dict[int, int] = {threading.get_ident(): 0}
         self.stopped: Optional[Stop] = None
+        self.any_deleted = False
         self.dropped = 0  # events skipped because the stack was at the recursion limit
 
     @property
@@ -272,7 +273,10 @@ class Recorder:
             self.changes[index] = changes
         else:
             existing.update(changes)
-        st.defined.update(dict.fromkeys(changes, self.lines[index]))
+        line = self.lines[index]
+        defined = st.defined
+        for name in changes:
+            defined[name] = line
 
     def _diff_all(self, st: FrameState, frame: FrameType) -> Optional[dict]:
         snap = st.snap
@@ -322,6 +326,7 @@ class Recorder:
             del snap[name]
             st.encs.pop(name, None)
             changes[name] = _DELETED
+            self.any_deleted = True
             return
         snap[name] = obj
         if cls in FROZEN_TYPES:
@@ -368,7 +373,7 @@ class Recorder:
         encode = self.encoder.encode
         hits: dict[int, int] = {}
         where = [(_qualname(st.code), st.code.co_filename, st.depth) for st in self.frames]
-        changes_at, payloads = self.changes, self.payloads
+        changes_at, payloads, any_deleted = self.changes, self.payloads, self.any_deleted
         steps = []
         for index, (event, fid, line) in enumerate(zip(self.events, self.fids, self.lines)):
             key = fid << 24 | line
@@ -383,7 +388,7 @@ class Recorder:
                 for name, value in changes.items():
                     if type(value) is not Value:
                         changes[name] = encode(value)  # an atom kept as the object itself
-                if _DELETED in changes.values():
+                if any_deleted and any(v is _DELETED for v in changes.values()):
                     step.deleted = [n for n, v in changes.items() if v is _DELETED]
                     changes = {n: v for n, v in changes.items() if v is not _DELETED}
                 step.changes = changes
