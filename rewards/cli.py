@@ -64,11 +64,24 @@ def run(args: argparse.Namespace) -> int:
     return 0 if result.status == "ok" else 1
 
 
+def add_serve_parser(subparsers: argparse._SubParsersAction) -> None:
+    from . import server
+    p = subparsers.add_parser("serve", help="run the HTTP reward server (OpenRLHF remote reward JSON)",
+                              description=server.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--max-pending", type=int, default=64, help="requests in flight before answering 503")
+    p.add_argument("--max-request-bytes", type=int, default=16 << 20)
+    p.set_defaults(handler=lambda args: server.serve(args.host, args.port, args.max_pending,
+                                                     args.max_request_bytes) or 0)
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="execalign", description="execalign: execution traces and rewards")
     subparsers = parser.add_subparsers(dest="command", required=True)
     tracer_cli.add_parser(subparsers)
     add_parser(subparsers)
+    add_serve_parser(subparsers)
     return tracer_cli.dispatch(parser, sys.argv[1:] if argv is None else list(argv))
 
 

@@ -1,0 +1,226 @@
+"""execalign rewards as the plain callables trainers expect: TRL, verl, OpenRLHF, verifiers.
+
+Every adapter handles both tasks, routed per sample by a `kind` field, as
+CodeRL+ mixes them in one batch:
+- "rlvr":  the completion is code (the last ```python block, else the whole text),
+           scored against `tests` (reward = pass rate);
+- "trace": the completion predicts the execution of `code` on `tests`
+           (reward = `rewards.score`'s, with `task`, `test_index`, `variables`, `mode`).
+When `kind` is absent it is "trace" if the sample has `code`, else "rlvr".
+
+Masked samples (status infra_error or invalid_task: ours, the machine's or the
+dataset's fault) never become a real 0: TRL gets None (it turns None into NaN
+and leaves it out of the mean); verl, OpenRLHF and verifiers, which need a
+number, get 0.0 and a flag: `masked` = 1.0 in verl's dict and in OpenRLHF's
+`extra_logs`. Drop flagged samples from the loss.
+
+All adapters are safe to call from threads and from Ray actors: nothing here
+uses signals. They use the shared default sandbox pool unless given one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from typing import Any, Optional, Sequence
+
+from .score import Score, score_batch
+
+_FENCE = re.compile(r"```(?:python|py|python3)?[ \t]*\n(.*?)```", re.S)
+STATUS_FLAGS = ("parse_error", "error", "timeout", "memory_exceeded", "output_exceeded", "killed")
+
+
+def extract_code(completion: str) -> str:
+    """The code in a completion: the last fenced block, else the whole text."""
+    blocks = _FENCE.findall(completion)
+    return blocks[-1] if blocks else completion
+
+
+def completion_text(completion: Any) -> str:
+    """TRL completions are a str, or for conversational data a list of messages."""
+    if isinstance(completion, str):
+        return completion
+    if isinstance(completion, list):
+        return "".join(m.get("content", "") if isinstance(m, dict) else str(m) for m in completion
+                       if not isinstance(m, dict) or m.get("role", "assistant") == "assistant")
+    return str(completion)
+
+
+def _load(value: Any) -> Any:
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value
+
+
+def make_item(completion: str, fields: dict) -> dict:
+    """A `score_batch` item from a completion and its sample's fields."""
+    tests = _load(fields.get("tests"))
+    code = fields.get("code")
+    kind = fields.get("kind") or ("trace" if code else "rlvr")
+    if kind == "rlvr":
+        return {"code": extract_code(completion), "tests": tests}
+    if kind != "trace":
+        return {"code": "", "tests": None, "predicted_trace": None, "task": f"unknown kind {kind!r}"}
+    item = {"code": code or "", "tests": tests, "predicted_trace": completion}
+    for key in ("task", "test_index", "variables", "mode"):
+        if fields.get(key) is not None:
+            item[key] = _load(fields[key]) if key == "variables" else fields[key]
+    return item
+
+
+def summary(scores: Sequence[Score]) -> dict[str, float]:
+    """Rates worth logging for a batch: pass rate of RLVR samples, parse errors, timeouts, masked."""
+    n = max(len(scores), 1)
+    rates = {f"{status}_rate": sum(s.status == status for s in scores) / n for status in ("parse_error", "timeout")}
+    rates["infra_error_rate"] = sum(s.masked for s in scores) / n
+    tests = [s.components["tests"] for s in scores if "tests" in s.components]
+    if tests:
+        rates["pass_rate"] = sum(tests) / len(tests)
+    valued = [s.reward for s in scores if s.reward is not None]
+    rates["reward_mean"] = sum(valued) / len(valued) if valued else 0.0
+    return rates
+
+
+def _value(s: Score, component: str) -> Optional[float]:
+    if s.masked:
+        return None
+    if component == "reward":
+        return s.reward
+    return s.components.get(component, s.reward)
+
+
+# ---------------------------------------------------------------- TRL
+
+
+class TRLReward:
+    """A TRL `reward_funcs` entry (sync): `GRPOTrainer(..., reward_funcs=[TRLReward()])`.
+
+    Reads the sample's fields from dataset columns (rename them with `columns`,
+    e.g. `columns={"tests": "test_list"}`), returns one float or None per
+    completion, and logs execalign/* rates with `log_metric` and each sample's
+    status with `log_extra`. `component` picks "reward" (default) or one of the
+    Score's components ("tests", "prediction").
+    """
+
+    def __init__(self, columns: Optional[dict[str, str]] = None, component: str = "reward",
+                 weights: Optional[dict] = None, name: str = "execalign"):
+        self.columns = {k: k for k in ("kind", "code", "tests", "task", "test_index", "variables", "mode")}
+        self.columns.update(columns or {})
+        self.component = component
+        self.weights = weights
+        self.__name__ = name  # TRL names the reward after the callable
+
+    def _items(self, completions: list, kwargs: dict) -> list[dict]:
+        items = []
+        for i, completion in enumerate(completions):
+            fields = {key: (kwargs[col][i] if isinstance(kwargs.get(col), (list, tuple)) else None)
+                      for key, col in self.columns.items()}
+            items.append(make_item(completion_text(completion), fields))
+        return items
+
+    def _finish(self, scores: list[Score], kwargs: dict) -> list[Optional[float]]:
+        log_metric, log_extra = kwargs.get("log_metric"), kwargs.get("log_extra")
+        if callable(log_metric):
+            for key, value in summary(scores).items():
+                log_metric(f"{self.__name__}/{key}", value)
+        if callable(log_extra):
+            log_extra(f"{self.__name__}_status", [s.status for s in scores])
+        return [_value(s, self.component) for s in scores]
+
+    def __call__(self, prompts: list = None, completions: list = None, completion_ids: list = None,
+                 **kwargs: Any) -> list[Optional[float]]:
+        scores = score_batch(self._items(completions or [], kwargs), weights=self.weights)
+        return self._finish(scores, kwargs)
+
+
+class AsyncTRLReward(TRLReward):
+    """The same, with `async def __call__`: TRL runs it concurrently with other async reward functions."""
+
+    async def __call__(self, prompts: list = None, completions: list = None, completion_ids: list = None,
+                       **kwargs: Any) -> list[Optional[float]]:
+        items = self._items(completions or [], kwargs)
+        scores = await asyncio.to_thread(score_batch, items, weights=self.weights)
+        return self._finish(scores, kwargs)
+
+
+# ---------------------------------------------------------------- verl
+
+VERL_KEYS = ("score", "acc", "masked", "pass_rate", *STATUS_FLAGS)
+
+
+def _verl_result(s: Score) -> dict[str, float]:
+    result = {key: 0.0 for key in VERL_KEYS}
+    result["score"] = s.reward if s.reward is not None else 0.0
+    result["acc"] = float(s.reward == 1.0)
+    result["masked"] = float(s.masked)
+    result["pass_rate"] = s.components.get("tests", -1.0)
+    if s.status in STATUS_FLAGS:
+        result[s.status] = 1.0
+    return result
+
+
+def compute_score(data_source: str, solution_str: str, ground_truth: Any, extra_info: Optional[dict] = None,
+                  **kwargs: Any) -> dict[str, float]:
+    """verl's `custom_reward_function` (name: compute_score). `ground_truth` is a dict or JSON
+    string with the sample's fields (kind, tests, code, task ...); `extra_info` may hold them too.
+    Returns the same keys every call (VERL_KEYS); masked samples have score 0.0 and masked 1.0."""
+    fields = dict(extra_info or {}) if isinstance(extra_info, dict) else {}
+    truth = _load(ground_truth)
+    if isinstance(truth, dict):
+        fields.update(truth)
+    else:
+        fields.setdefault("tests", truth)
+    return _verl_result(score_batch([make_item(solution_str, fields)])[0])
+
+
+async def compute_score_async(data_source: str, solution_str: str, ground_truth: Any,
+                              extra_info: Optional[dict] = None, **kwargs: Any) -> dict[str, float]:
+    """The async form (verl awaits it instead of running it in its executor)."""
+    return await asyncio.to_thread(compute_score, data_source, solution_str, ground_truth, extra_info)
+
+
+# ---------------------------------------------------------------- OpenRLHF
+
+
+def _response(query: str, prompt: str) -> str:
+    return query[len(prompt):] if prompt and query.startswith(prompt) else query
+
+
+def openrlhf_reward(queries: list[str], prompts: list[str], labels: list[Any]) -> dict[str, Any]:
+    """OpenRLHF's `reward_func(queries, prompts, labels)` and remote reward JSON.
+
+    A label is a dict or JSON string with the sample's fields. Returns
+    {"rewards": [...], "scores": [...], "extra_logs": {...}} with one float per
+    query; `extra_logs["masked"]` flags samples to drop (their reward is 0.0)."""
+    items = []
+    for query, prompt, label in zip(queries, prompts, labels):
+        fields = _load(label)
+        if not isinstance(fields, dict):
+            fields = {"tests": fields}
+        items.append(make_item(_response(query, prompt), fields))
+    scores = score_batch(items)
+    rewards = [s.reward if s.reward is not None else 0.0 for s in scores]
+    logs: dict[str, Any] = {"masked": [float(s.masked) for s in scores],
+                            "pass_rate": [s.components.get("tests", -1.0) for s in scores]}
+    for status in STATUS_FLAGS:
+        logs[status] = [float(s.status == status) for s in scores]
+    return {"rewards": rewards, "scores": rewards, "extra_logs": logs}
+
+
+# ---------------------------------------------------------------- verifiers
+
+
+async def verifiers_reward(completion: Any = None, answer: Any = None, info: Optional[dict] = None,
+                           **kwargs: Any) -> float:
+    """A verifiers rubric reward function (async): fields from `info` (or `answer` as JSON)."""
+    fields = dict(info or {})
+    loaded = _load(answer)
+    if isinstance(loaded, dict):
+        fields = {**loaded, **fields}
+    item = make_item(completion_text(completion), fields)
+    s = (await asyncio.to_thread(score_batch, [item]))[0]
+    return s.reward if s.reward is not None else 0.0
