@@ -45,7 +45,7 @@ def server_load(rows: list, requests: int, concurrency: int, distinct: int) -> s
     thread.start()
     bodies = []
     for i in range(requests):
-        r = rows[i % distinct]
+        r = rows[i % min(distinct, len(rows))]
         label = {"kind": "trace", "code": r["code"] + (f"\n# {i}" if distinct >= requests else ""),
                  "tests": [f"f({r['input']})"], "task": "output"}
         bodies.append(json.dumps({"query": ["Q" + r["output"]], "prompts": ["Q"], "labels": [json.dumps(label)]}).encode())
