@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import pathlib
 import statistics
 import sys
 import threading
@@ -26,8 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 import rewards
 from rewards.server import RewardServer
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
-CRUXEVAL = ROOT.parent / "shared" / "data" / "cruxeval.jsonl"
+from .common import RESULTS, load_cruxeval, python_version, report
 
 
 def _post(url: str, body: bytes) -> float:
@@ -96,25 +94,19 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=16)
-    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
+    parser.add_argument("--out", default=str(RESULTS))
     args = parser.parse_args(argv)
-    if not CRUXEVAL.exists():
-        print(f"{CRUXEVAL} not found: this benchmark needs the CRUXEval corpus", file=sys.stderr)
+    rows = load_cruxeval()
+    if not rows:
         return 1
-    rows = [json.loads(line) for line in CRUXEVAL.read_text().splitlines() if line.strip()]
-    py = "%d.%d.%d" % sys.version_info[:3]
-    lines = [f"# Integrations benchmark, Python {py}, {os.cpu_count()} CPUs", "",
+    lines = [f"# Integrations benchmark, Python {python_version()}, {os.cpu_count()} CPUs", "",
              "## Reward server (OpenRLHF JSON, one sample per request, 127.0.0.1)", "",
              "| requests | concurrency | distinct programs | requests/s | p50 ms | p99 ms |", "|---|---|---|---|---|---|",
              server_load(rows, args.requests, args.concurrency, args.requests),
              server_load(rows, args.requests, args.concurrency, 64), "",
              "## Ray backend, local clusters (one actor per node, 800 CRUXEval output predictions)", "",
              "| nodes | items | seconds | scores/s | outcome |", "|---|---|---|---|---|", *ray_scaling(rows), ""]
-    text = "\n".join(lines)
-    print(text)
-    out = pathlib.Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / f"integrations-py{sys.version_info[0]}{sys.version_info[1]}.md").write_text(text)
+    report("integrations", "\n".join(lines), args.out)
     return 0
 
 

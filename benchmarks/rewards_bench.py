@@ -13,9 +13,7 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import pathlib
 import random
 import sys
 import time
@@ -24,8 +22,7 @@ import rewards
 import sandbox
 from rewards import tasks
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
-CRUXEVAL = ROOT.parent / "shared" / "data" / "cruxeval.jsonl"
+from .common import RESULTS, load_cruxeval, python_version, report
 
 
 def _perturb(value, rnd: random.Random):
@@ -79,12 +76,11 @@ def summary(scores) -> str:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 2)
-    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
+    parser.add_argument("--out", default=str(RESULTS))
     args = parser.parse_args(argv)
-    if not CRUXEVAL.exists():
-        print(f"{CRUXEVAL} not found: this benchmark needs the CRUXEval corpus", file=sys.stderr)
+    rows = load_cruxeval()
+    if not rows:
         return 1
-    rows = [json.loads(line) for line in CRUXEVAL.read_text().splitlines() if line.strip()]
     rnd = random.Random(0)
     lines = []
     with sandbox.Pool(args.workers) as pool:
@@ -122,17 +118,13 @@ def main(argv=None) -> int:
         distinct = [dict(d, code=d["code"] + f"\n# {i}") for i, d in enumerate(distinct)]
         worst_seconds, worst_scores = timed(distinct, pool=pool)
 
-    py = "%d.%d.%d" % sys.version_info[:3]
     text = "\n".join([
-        f"# Rewards benchmark, Python {py}, {args.workers} sandbox workers on {os.cpu_count()} CPUs", "",
+        f"# Rewards benchmark, Python {python_version()}, {args.workers} sandbox workers on {os.cpu_count()} CPUs", "",
         "| task | answers | seconds (cold cache) | scores/s | outcome |", "|---|---|---|---|---|", *lines, "",
         "| GRPO batch of 1024 rollouts, one test each | seconds | outcome |", "|---|---|---|",
         f"| 64 problems x 16 answers (traced, scored) | {grpo_seconds:.2f} | {summary(grpo_scores)} |",
         f"| 1024 different programs (worst case) | {worst_seconds:.2f} | {summary(worst_scores)} |", ""])
-    print(text)
-    out = pathlib.Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / f"rewards-py{sys.version_info[0]}{sys.version_info[1]}.md").write_text(text)
+    report("rewards", text, args.out)
     return 0
 
 

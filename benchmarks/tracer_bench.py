@@ -15,16 +15,13 @@ from __future__ import annotations
 
 import argparse
 import io
-import json
 import os
-import pathlib
 import sys
 import time
 
 import tracer
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
-CRUXEVAL = ROOT.parent / "shared" / "data" / "cruxeval.jsonl"
+from .common import RESULTS, load_cruxeval, python_version, report
 
 WORKLOADS = {
     "loop200": ("""
@@ -127,16 +124,14 @@ def line_events(cases) -> int:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeat", type=int, default=5)
-    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
+    parser.add_argument("--out", default=str(RESULTS))
     parser.add_argument("--no-baselines", action="store_true", help="skip PySnooper and snoop")
     args = parser.parse_args(argv)
 
     workloads = {name: [case] for name, case in WORKLOADS.items()}
-    if CRUXEVAL.exists():
-        rows = [json.loads(line) for line in CRUXEVAL.read_text().splitlines() if line.strip()]
+    rows = load_cruxeval()
+    if rows:
         workloads["cruxeval800"] = [(r["code"], f"f({r['input']})") for r in rows]
-    else:
-        print(f"note: {CRUXEVAL} not found, CRUXEval workload skipped", file=sys.stderr)
 
     tools = [("untraced", run_untraced)]
     tools.append(("execalign-settrace", lambda c: run_ours(c, "settrace")))
@@ -150,8 +145,7 @@ def main(argv=None) -> int:
         except ImportError as error:
             print(f"note: {error}; install the bench extra (pip install -e .[bench]) for baselines", file=sys.stderr)
 
-    py = "%d.%d.%d" % sys.version_info[:3]
-    header = f"# Tracer benchmark, Python {py}, {os.cpu_count()} CPUs, best of {args.repeat}\n"
+    header = f"# Tracer benchmark, Python {python_version()}, {os.cpu_count()} CPUs, best of {args.repeat}\n"
     lines = [header, "| workload | line events | " + " | ".join(f"{t} ms" for t, _ in tools)
              + " | us/event (ours) | vs PySnooper | vs snoop |",
              "|---" * (len(tools) + 5) + "|"]
@@ -164,17 +158,13 @@ def main(argv=None) -> int:
         vs = [f"{ms[base] / ms[fastest]:.1f}x" if base in ms else "-" for base in ("pysnooper", "snoop")]
         lines.append(f"| {name} | {events} | " + " | ".join(f"{ms[t]:.2f}" for t, _ in tools)
                      + f" | {per_event} | {vs[0]} | {vs[1]} |")
-        print(lines[-1], flush=True)
+        print(lines[-1], file=sys.stderr, flush=True)
     lib = workloads["library"]
     lib_ratio = ", ".join(f"{t.split('-')[1]} {best(make(lib), args.repeat) / best(run_untraced(lib), args.repeat):.3f}x"
                           for t, make in tools if t.startswith("execalign"))
     lines.append(f"\nlibrary workload, traced / untraced time: {lib_ratio}")
     lines.append("ratios vs PySnooper/snoop use the faster execalign backend; us/event = (traced - untraced) / line events")
-    text = "\n".join(lines) + "\n"
-    print(text)
-    out = pathlib.Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / f"tracer-py{sys.version_info[0]}{sys.version_info[1]}.md").write_text(text)
+    report("tracer", "\n".join(lines) + "\n", args.out)
     return 0
 
 

@@ -54,13 +54,16 @@ class MonitoringBackend:
                     rec.stop("tracer_error", f"{type(error).__name__}: {error}")
             return callback
 
-        def on_line(code: CodeType, line: int) -> None:
+        def record_line(frame: Any, line: int) -> None:
             try:
-                rec.line(getframe(1), line)
+                rec.line(frame, line)
             except RecursionError:
                 rec.dropped += 1
-            except Exception as error:
+            except Exception as error:  # a bug of ours must not change the traced program
                 rec.stop("tracer_error", f"{type(error).__name__}: {error}")
+
+        def on_line(code: CodeType, line: int) -> None:
+            record_line(getframe(1), line)
 
         offset_lines = {code: line_of_offsets(code) for code in codes}
         disable = mon.DISABLE
@@ -72,12 +75,7 @@ class MonitoringBackend:
             line = lines.get(target)
             if line is None or line != lines.get(source):
                 return disable  # a jump to another line: its LINE event follows
-            try:
-                rec.line(getframe(1), line)
-            except RecursionError:
-                rec.dropped += 1
-            except Exception as error:
-                rec.stop("tracer_error", f"{type(error).__name__}: {error}")
+            record_line(getframe(1), line)
             return None
 
         def on_raise(code: CodeType, offset: int, exc: BaseException) -> None:
