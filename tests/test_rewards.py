@@ -143,10 +143,11 @@ def test_parser_never_evaluates_code():
 @given(st.one_of(st.text(max_size=300), st.text(alphabet="{}[]()'\",:0123456789abc \n\\", max_size=400)))
 @settings(max_examples=600, deadline=2000)
 def test_parser_fuzz_never_crashes_or_hangs(text):
-    try:
-        parse_answer(text)
-    except ParseError:
-        pass
+    for parse in (parse_answer, lambda t: parse_arguments(t, "f")):
+        try:
+            parse(text)
+        except ParseError:
+            pass
 
 
 def test_parser_bounds_size_and_nesting():

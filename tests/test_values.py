@@ -28,7 +28,7 @@ def test_render_parses_back_for_builtins(obj):
 
 
 @pytest.mark.parametrize("text", ["__import__('os').system('true')", "f(1)", "[x for x in ()]", "a.b", "{**a}",
-                                  "lambda: 1", "float(1)", "1 if 2 else 3", "(" * 10000])
+                                  "lambda: 1", "float(1)", "1 if 2 else 3", "(" * 10000, "{[]}", "{[1]: 2}"])
 def test_from_literal_refuses_code(text):
     with pytest.raises(ValueError):
         from_literal(text)

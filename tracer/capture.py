@@ -54,7 +54,10 @@ class BoundedWriter(io.TextIOBase):
 
     def flush(self) -> None:
         if self.echo is not None:
-            self.echo.flush()
+            try:
+                self.echo.flush()
+            except (ValueError, OSError):  # the stream we echo to was closed under us
+                pass
 
     def getvalue(self) -> str:
         return "".join(self.parts)

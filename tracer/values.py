@@ -454,11 +454,17 @@ def from_literal(text: str) -> Any:
     if len(text) > MAX_LITERAL_CHARS:
         raise ValueError(f"literal longer than {MAX_LITERAL_CHARS} characters")
     import ast
+    import warnings
     try:
-        tree = ast.parse(text.strip(), mode="eval")
+        with warnings.catch_warnings():  # odd escapes in model output are not worth a warning on stderr
+            warnings.simplefilter("ignore", SyntaxWarning)
+            tree = ast.parse(text.strip(), mode="eval")
     except (SyntaxError, MemoryError, RecursionError) as error:
         raise ValueError(f"not a Python literal: {error}") from None
-    return _literal(tree.body)
+    try:
+        return _literal(tree.body)
+    except TypeError as error:  # an unhashable set element or dict key: {[]}
+        raise ValueError(f"not a Python value: {error}") from None
 
 
 def _literal(node: Any) -> Any:
