@@ -13,6 +13,7 @@ so no input can make parsing slow or crash.
 from __future__ import annotations
 
 import re
+import warnings
 from typing import Any, Optional
 
 import msgspec
@@ -143,7 +144,9 @@ def parse_arguments(text: Any, entry_point: Optional[str] = None) -> tuple[tuple
         if candidate.startswith("assert "):
             candidate = candidate[len("assert "):].split("==")[0].strip()
         try:
-            node = ast.parse(candidate, mode="eval").body
+            with warnings.catch_warnings():  # odd escapes in model output are not worth a warning
+                warnings.simplefilter("ignore", SyntaxWarning)
+                node = ast.parse(candidate, mode="eval").body
         except (SyntaxError, ValueError, MemoryError, RecursionError) as error:
             last = ParseError(f"not an argument list: {error}")
             continue
