@@ -221,12 +221,13 @@ def _score_lines(predicted: Any, trace: Trace) -> tuple[float, list[Detail]]:
 class _Plan:
     """The sandbox runs one item needs, and how to turn their results into a Score."""
 
-    def __init__(self, item: Item, limits: Limits, trace_limits: dict):
+    def __init__(self, item: Item, limits: Limits, trace_limits: dict, with_verdict: bool):
         self.item = item
         self.tests = normalize_tests(item.tests, item.task)
         self.parsed: Any = None
         self.task = item.task
-        self.tasks: list[Task] = []
+        self.tasks: list[Task] = []  # the runs the answer is compared with
+        self.verdict: list[Task] = []  # the runs that give the pass rate, when it is weighed in too
         self.parse_error: Optional[str] = None
         if item.mode not in ("typed", "coderl_plus"):
             raise InvalidTask(f"unknown mode {item.mode!r}: choose typed or coderl_plus")
@@ -246,6 +247,8 @@ class _Plan:
             self.parse_error = str(error)
             return
         self.tasks = [trace_task(item.code, self.tests, item.test_index, limits, trace_limits)]
+        if with_verdict:
+            self.verdict = verdict_tasks(item.code, self.tests, limits)
 
     def _plan_input(self, limits: Limits) -> None:
         tests, index = self.tests, self.item.test_index
@@ -354,30 +357,25 @@ def score_batch(items: Iterable[Any], *, weights: Optional[dict] = None, rtol: f
     for raw in items:
         try:
             item = raw if isinstance(raw, Item) else msgspec.convert(raw, Item)
-            plan = _Plan(item, limits, trace_limits)
-            if weights.get("tests", 0) > 0 and plan.task not in ("tests", "input") and plan.parse_error is None:
-                plan.verdict = verdict_tasks(item.code, plan.tests, limits)
-                plan.tasks = plan.tasks + plan.verdict
-            plans.append(plan)
+            plans.append(_Plan(item, limits, trace_limits, with_verdict=weights.get("tests", 0) > 0))
         except (InvalidTask, msgspec.ValidationError, SyntaxError) as error:
             plans.append(Score(reward=None, status="invalid_task", message=str(error)))
         except Exception as error:  # a bug of ours: masked, and says so
             plans.append(Score(reward=None, status="infra_error", message=f"{type(error).__name__}: {error}"))
-    every_task = [t for p in plans if isinstance(p, _Plan) for t in p.tasks]
+    every_task = [t for p in plans if isinstance(p, _Plan) for t in p.tasks + p.verdict]
     results = cache.run(every_task, pool, progress) if every_task else []
     scores, at = [], 0
     for plan in plans:
         if isinstance(plan, Score):
             scores.append(plan)
             continue
-        mine = results[at:at + len(plan.tasks)]
-        at += len(plan.tasks)
+        main = results[at:at + len(plan.tasks)]
+        verdict = results[at + len(plan.tasks):at + len(plan.tasks) + len(plan.verdict)]
+        at += len(plan.tasks) + len(plan.verdict)
         try:
-            verdict = getattr(plan, "verdict", None)
-            main = mine[:len(mine) - len(verdict)] if verdict else mine
             result = plan.finish(main, weights, rtol)
             if verdict and result.status == "ok":
-                result.components["tests"] = pass_rate(plan.tests, mine[len(main):])
+                result.components["tests"] = pass_rate(plan.tests, verdict)
                 result.reward = _mix(result.components, weights)
             scores.append(result)
         except Exception as error:

@@ -105,9 +105,6 @@ def solution_names(tests: Union[list[str], str], entry_point: Optional[str]) -> 
             (bound.add if isinstance(node.ctx, (ast.Store, ast.Del)) else loaded.append)(node.id)
         elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
             bound.add(node.name)
-            for arg in ast.walk(node.args) if hasattr(node, "args") else ():
-                if isinstance(arg, ast.arg):
-                    bound.add(arg.arg)
         elif isinstance(node, ast.arg):
             bound.add(node.arg)
         elif isinstance(node, (ast.Import, ast.ImportFrom)):

@@ -217,6 +217,10 @@ def test_library_types():
     assert render(encode({"a": 1}.items())) == "dict_items([('a', 1)])"
     assert render(encode(range(0, 10, 2))) == "range(0, 10, 2)"
     assert render(encode(len)) == "<function len>"
+    import datetime
+    import decimal
+    assert render(encode([decimal.Decimal("1.5"), datetime.date(2020, 1, 2)])) == \
+        "[Decimal('1.5'), datetime.date(2020, 1, 2)]"
     assert render(encode(math)) == "<module math>"
     assert render(encode(x for x in [])).startswith("<generator")
     point = collections.namedtuple("Point", "x y")(1, 2)

@@ -88,16 +88,18 @@ _TYPE_MRO = type.__dict__["__mro__"].__get__
 _GETSET = types.GetSetDescriptorType
 _EXC_ARGS = BaseException.__dict__["args"].__get__
 _MEMBER = types.MemberDescriptorType
-_SAFE_REPR_TYPES: set[type] = set()  # exact stdlib value types whose repr is safe
+# Exact stdlib value types whose repr runs no user code (their values hold only numbers).
+_SAFE_REPR = {"decimal": ("Decimal",), "fractions": ("Fraction",),
+              "datetime": ("date", "datetime", "time", "timedelta", "timezone")}
+_TYPE_MODULE = type.__dict__["__module__"].__get__
 
 
-def _register_safe_repr() -> None:
-    for mod, names in (("decimal", ("Decimal",)), ("fractions", ("Fraction",)),
-                       ("datetime", ("date", "datetime", "time", "timedelta", "timezone"))):
-        module = sys.modules.get(mod)
-        if module is not None:
-            for name in names:
-                _SAFE_REPR_TYPES.add(getattr(module, name))
+def _safe_repr(cls: type) -> bool:
+    """Is `cls` exactly one of the _SAFE_REPR types (looked up once its module is imported)?"""
+    module_name = _TYPE_MODULE(cls)
+    names = _SAFE_REPR.get(module_name) if type(module_name) is str else None
+    module = sys.modules.get(module_name) if names else None
+    return module is not None and any(getattr(module, n, None) is cls for n in names)
 
 
 def type_name(cls: type) -> str:
@@ -218,7 +220,7 @@ class Encoder:
             return Value(_NAMED_KINDS[cls], _name_of(obj))
         if cls in _VIEWS:
             return self._container(obj, "list", _VIEWS[cls], depth, (iter, len))
-        if cls in _SAFE_REPR_TYPES:
+        if _safe_repr(cls):
             return Value("other", repr(obj), type=type_name(cls))
         if isinstance(cls, type) and issubclass(cls, type):
             return Value("class", type_name(obj))
@@ -367,8 +369,6 @@ def _name_of(obj: Any) -> str:
         name = obj.__qualname__
     return name if type(name) is str else "?"
 
-
-_register_safe_repr()
 
 
 def encode(obj: Any, limits: Limits = DEFAULT_LIMITS) -> Value:
