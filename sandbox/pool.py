@@ -157,6 +157,10 @@ class ZygoteClient:
 
     def close(self) -> None:
         try:
+            self.sock.shutdown(socket.SHUT_RDWR)  # wakes our reader thread and tells the zygote: it exits
+        except OSError:
+            pass
+        try:
             self.sock.close()
         except OSError:
             pass

@@ -154,3 +154,35 @@ def test_server_graceful_shutdown_finishes_accepted_requests():
         srv.server_close()
         results = [f.result() for f in futures]
     assert [code for code, _ in results] == [200, 200, 200]
+
+
+def test_execalign_serve_command_stops_gracefully_on_sigterm(tmp_path):
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    script = os.path.join(os.path.dirname(sys.executable), "execalign")
+    command = [script] if os.path.exists(script) else [sys.executable, "-m", "rewards.cli"]
+    process = subprocess.Popen([*command, "serve", "--port", str(port)], stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True)
+    try:
+        assert "listening" in process.stdout.readline()
+        url = f"http://127.0.0.1:{port}"
+        slow = {"items": [{"code": "import time\ntime.sleep(1)\ndef f():\n    return 3", "tests": ["f()"],
+                           "predicted_trace": "3", "task": "output"}]}
+        with concurrent.futures.ThreadPoolExecutor(2) as executor:
+            futures = [executor.submit(post, url + "/batch", slow) for _ in range(2)]
+            time.sleep(0.5)
+            process.send_signal(signal.SIGTERM)
+            assert [f.result()[0] for f in futures] == [200, 200]
+        assert process.wait(timeout=60) == 0
+        assert "stopped" in process.stdout.read()
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
