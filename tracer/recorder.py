@@ -22,7 +22,7 @@ from typing import Any, Callable, Optional
 
 from .codeinfo import START_LINE, CodeInfo, analyse
 from .schema import ExceptionInfo, Frame, Step, Stop, Trace
-from .values import FROZEN_TYPES, Encoder, Value, render, type_name
+from .values import _INT64, _SMALL_INTS, FROZEN_TYPES, Encoder, Value, render, type_name
 
 _DELETED = Value("deleted")  # marker inside raw changes; becomes Step.deleted (rare: only `del`)
 _MISSING = object()
@@ -375,19 +375,26 @@ class Recorder:
         where = [(_qualname(st.code), st.code.co_filename, st.depth) for st in self.frames]
         changes_at, payloads, any_deleted = self.changes, self.payloads, self.any_deleted
         steps = []
+        max_str = self.encoder.limits.max_str
+        small_ints = _SMALL_INTS
         for index, (event, fid, line) in enumerate(zip(self.events, self.fids, self.lines)):
             key = fid << 24 | line
-            hit = hits.get(key, 0)
             if event == LINE:
-                hit += 1
-                hits[key] = hit
+                hit = hits[key] = hits.get(key, 0) + 1
+            else:
+                hit = hits.get(key, 0)
             function, filename, depth = where[fid]
             step = Step(_EVENTS[event], function, filename, line, fid, depth, hit)
             changes = changes_at.get(index)
             if changes:
-                for name, value in changes.items():
-                    if type(value) is not Value:
-                        changes[name] = encode(value)  # an atom kept as the object itself
+                for name, value in changes.items():  # atoms were kept as the objects themselves
+                    cls = type(value)
+                    if cls is int and -_INT64 <= value < _INT64:
+                        changes[name] = small_ints.get(value) or Value("int", value)
+                    elif cls is str and len(value) <= max_str:
+                        changes[name] = Value("str", value)
+                    elif cls is not Value:
+                        changes[name] = encode(value)
                 if any_deleted and any(v is _DELETED for v in changes.values()):
                     step.deleted = [n for n, v in changes.items() if v is _DELETED]
                     changes = {n: v for n, v in changes.items() if v is not _DELETED}
