@@ -145,15 +145,33 @@ class Recorder:
         events = self.events
         index = len(events)
         info = st.lines.get(st.prev_line)
-        if st.last != index - 1 or info is None or info[1] or info[2] or info[3]:
-            self._settle(st, frame)  # other code ran, or the line may mutate in place
-        elif info[0]:  # names the previous line may have bound
+        snap = st.snap
+        full = st.last != index - 1 or info is None or info[1] or (info[3] and self.encoder.saw_defaultdict)
+        if not full and info[2]:
+            for name in info[2]:  # `x += ...` changes x in place unless x holds an immutable value
+                if type(snap.get(name)) not in FROZEN_TYPES:
+                    full = True
+                    break
+        if full:
+            self._attach(st, self._diff_all(st, frame))  # other code ran, or the line may mutate in place
+        elif info[0]:  # only names the previous line may have bound
             local_names = frame.f_locals
-            snap = st.snap
             changes = None
             for name, is_global in info[0]:
                 obj = (frame.f_globals if is_global else local_names).get(name, _MISSING)
-                if snap.get(name, _MISSING) is obj and type(obj) in FROZEN_TYPES:
+                old = snap.get(name, _MISSING)
+                cls = type(obj)
+                if cls in FROZEN_TYPES:
+                    if old is obj or (old is not _MISSING and _same_atom(old, obj)):
+                        snap[name] = obj
+                        continue
+                    snap[name] = obj  # a new immutable value: kept as is, encoded in finish()
+                    if st.encs:
+                        st.encs.pop(name, None)
+                    self.encoder.nodes += 1
+                    if changes is None:
+                        changes = {}
+                    changes[name] = obj
                     continue
                 if changes is None:
                     changes = {}
