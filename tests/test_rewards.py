@@ -1,7 +1,6 @@
 """rewards: the exact examples, parsing, comparison, alignment, statuses, batches and tasks."""
 
 import math
-import random
 
 import numpy as np
 import pytest

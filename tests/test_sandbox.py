@@ -4,7 +4,6 @@ import asyncio
 import os
 import threading
 
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
