@@ -145,7 +145,7 @@ def parse_arguments(text: Any, entry_point: Optional[str] = None) -> tuple[tuple
             candidate = candidate[len("assert "):].split("==")[0].strip()
         try:
             with warnings.catch_warnings():  # odd escapes in model output are not worth a warning
-                warnings.simplefilter("ignore", SyntaxWarning)
+                warnings.simplefilter("ignore")
                 node = ast.parse(candidate, mode="eval").body
         except (SyntaxError, ValueError, MemoryError, RecursionError) as error:
             last = ParseError(f"not an argument list: {error}")

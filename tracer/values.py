@@ -457,7 +457,7 @@ def from_literal(text: str) -> Any:
     import warnings
     try:
         with warnings.catch_warnings():  # odd escapes in model output are not worth a warning on stderr
-            warnings.simplefilter("ignore", SyntaxWarning)
+            warnings.simplefilter("ignore")  # SyntaxWarning (3.12+) or DeprecationWarning (3.11)
             tree = ast.parse(text.strip(), mode="eval")
     except (SyntaxError, MemoryError, RecursionError) as error:
         raise ValueError(f"not a Python literal: {error}") from None
