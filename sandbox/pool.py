@@ -57,7 +57,7 @@ class ZygoteClient:
 
     def _start(self) -> None:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        base = tempfile.mkdtemp(prefix="execalign-")
+        self.base = base = tempfile.mkdtemp(prefix="execalign-")  # the slots' working directories live here
         os.chmod(base, 0o711)  # tasks (other uids) reach their own directory only
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONPATH": _ROOT, "PYTHONDONTWRITEBYTECODE": "1",
                "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "LANG": "C.UTF-8"}

@@ -128,12 +128,19 @@ def test_async_variant(pool):
     assert [sandbox.to_python(r.value) for r in asyncio.run(main())] == [1, 3, 5, 7, 9]
 
 
-def test_reuse_leaks_no_file_descriptors_or_threads(pool):
-    quick(pool)
+def test_reuse_leaks_no_file_descriptors_threads_files_or_memory(pool):
+    import psutil
+    writer = Task(mode="call", code="open('left.txt', 'w').write('x' * 1000)\nprint('x')", call="1")
+    pool.map([writer] * 100)
     before_fds, before_threads = len(os.listdir("/proc/self/fd")), threading.active_count()
-    pool.map([Task(mode="call", code="print('x')", call="1") for _ in range(60)])
+    before_rss = psutil.Process().memory_info().rss
+    pool.map([writer] * 300)
     assert len(os.listdir("/proc/self/fd")) <= before_fds
     assert threading.active_count() <= before_threads
+    assert psutil.Process().memory_info().rss - before_rss < 16 << 20
+    if os.path.isdir(pool.client.base):  # outside the zygote's mount namespace it is the host's view
+        leftovers = [f for _, _, files in os.walk(pool.client.base) for f in files]
+        assert leftovers == []
 
 
 def test_zygote_restart_after_it_dies():
