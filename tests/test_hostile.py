@@ -153,8 +153,9 @@ def test_skip_test_and_monkeypatching(pool):
 
 
 def test_killing_the_parent(pool):
-    code = "import os, signal\nfor pid in (os.getppid(), 1):\n    try:\n        os.kill(pid, signal.SIGKILL)\n" \
-           "    except OSError:\n        pass\ndef f(x):\n    return x\n"
+    # only the parent: even with a broken sandbox that is the zygote, never a process of the host
+    code = "import os, signal\ntry:\n    os.kill(os.getppid(), signal.SIGKILL)\nexcept OSError:\n    pass\n" \
+           "def f(x):\n    return x\n"
     r = run(pool, code, call="f(5)")
     assert r.status == "ok" and sandbox.to_python(r.value) == 5
 
