@@ -31,6 +31,7 @@ _TYPE_MODULE = type.__dict__["__module__"].__get__
 # Atoms whose builtin == is exact and safe (no user code: the types are exact builtins).
 _EQ_ATOMS = frozenset({int, str, bytes, bool, type(None), range})
 _EVENTS = ("line", "call", "return", "exception")
+PYTHON = "%d.%d.%d" % sys.version_info[:3]
 LINE, CALL, RETURN, EXCEPTION = range(4)
 
 
@@ -432,8 +433,7 @@ class Recorder:
                 st.fid, _qualname(code), code.co_filename, code.co_firstlineno, st.depth, st.parent, st.thread,
                 final, dict(st.defined), st.returned,
                 st.exception if st.finished and st.returned is None else None, st.finished))
-        return Trace(steps=steps, frames=frame_list, stopped=self.stopped,
-                     python="%d.%d.%d" % sys.version_info[:3], **trace_fields)
+        return Trace(steps=steps, frames=frame_list, stopped=self.stopped, python=PYTHON, **trace_fields)
 
 
 def _qualname(code: CodeType) -> str:

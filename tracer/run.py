@@ -23,7 +23,7 @@ import msgspec
 from .backends import make_backend
 from .capture import BoundedWriter, stdin_from
 from .codeinfo import walk_code
-from .recorder import Recorder
+from .recorder import PYTHON, Recorder
 from .schema import ExceptionInfo, Trace
 from .values import Encoder, Limits, render
 
@@ -111,7 +111,7 @@ def trace_file(path: str, argv: Sequence[str] = (), *, call: Optional[str] = Non
 def _failed_to_compile(error: BaseException, backend: str) -> Trace:
     info = ExceptionInfo(type(error).__name__, str(error))
     name = make_backend(backend).name
-    return Trace(steps=[], frames=[], backend=name, python="%d.%d.%d" % sys.version_info[:3],
+    return Trace(steps=[], frames=[], backend=name, python=PYTHON,
                  exception=info, exit_code=1, stderr=f"{info.type}: {info.message}\n")
 
 

@@ -65,13 +65,15 @@ class MonitoringBackend:
         def on_line(code: CodeType, line: int) -> None:
             record_line(getframe(1), line)
 
-        offset_lines = {code: line_of_offsets(code) for code in codes}
+        offset_lines: dict[CodeType, dict[int, int]] = {}  # filled on a code's first backward jump
         disable = mon.DISABLE
 
         def on_jump(code: CodeType, source: int, target: int) -> Any:
             if target > source:
                 return disable
-            lines = offset_lines[code]
+            lines = offset_lines.get(code)
+            if lines is None:
+                lines = offset_lines[code] = line_of_offsets(code)
             line = lines.get(target)
             if line is None or line != lines.get(source):
                 return disable  # a jump to another line: its LINE event follows
