@@ -36,11 +36,12 @@ import numpy as np
 
 import sandbox
 from sandbox import Limits, Result, Task
-from tracer import Trace, Value, encode, render
+from tracer import Trace, encode, render
 
 from . import align
 from .compare import DEFAULT_RTOL, matches
 from .parse import ParseError, parse_answer, parse_arguments
+from .tasks import final_values, interesting_variables, line_steps
 from .truth import (CACHE, InvalidTask, ResultCache, Tests, expected_output, function_name, normalize_tests,
                     pass_rate, trace_task, verdict_tasks)
 
@@ -125,19 +126,8 @@ def _score_output(predicted: Any, trace: Trace, tests: Tests, mode: str, rtol: f
     return float(ok), [Detail("output", float(ok), _show(predicted), _short(render(actual)))]
 
 
-def final_values(trace: Trace) -> dict[str, Value]:
-    """Each name's final value, preferring the traced call's frame, then module level, then the rest."""
-    from .tasks import target_frames
-    values: dict[str, Value] = {}
-    primary = target_frames(trace)
-    for frame in sorted(trace.frames, key=lambda f: (f.id in primary, -f.depth, f.id)):
-        values.update(frame.locals)
-    return values
-
-
 def _score_final(predicted: Any, trace: Trace, tests: Tests, variables: Optional[list[str]], mode: str,
                  rtol: float, code: Optional[str] = None) -> tuple[float, list[Detail], int]:
-    from .tasks import interesting_variables
     if not isinstance(predicted, dict):
         raise ParseError(f"a final-values answer is a dict of names, got {type(predicted).__name__}")
     values = predicted.get("variables", predicted) if ("variables" in predicted or "final_output" in predicted) \
@@ -163,11 +153,6 @@ def _score_final(predicted: Any, trace: Trace, tests: Tests, variables: Optional
     return (sum(d.score for d in details) / total if total else 1.0), details, len(asked)
 
 
-def _line_steps(trace: Trace) -> list:
-    start = max(trace.call_step, 0)
-    return [s for s in trace.steps[start:] if s.event == "line"]
-
-
 def _predicted_steps(predicted: Any) -> list[tuple[Optional[int], dict]]:
     if not isinstance(predicted, list):
         raise ParseError(f"a steps answer is a list of {{'line': ..., 'changes': {{...}}}}, got {type(predicted).__name__}")
@@ -186,7 +171,7 @@ def _predicted_steps(predicted: Any) -> list[tuple[Optional[int], dict]]:
 
 def _score_steps(predicted: Any, trace: Trace, mode: str, rtol: float) -> tuple[float, list[Detail]]:
     pred = _predicted_steps(predicted)[:align.MAX_LENGTH]
-    real = _line_steps(trace)
+    real = line_steps(trace)
     actual = real[:align.MAX_LENGTH]
     by_line: dict[int, list[int]] = {}
     for j, step in enumerate(actual):
@@ -210,7 +195,7 @@ def _score_steps(predicted: Any, trace: Trace, mode: str, rtol: float) -> tuple[
 def _score_lines(predicted: Any, trace: Trace) -> tuple[float, list[Detail]]:
     if not isinstance(predicted, list) or not all(type(x) is int for x in predicted):
         raise ParseError("a lines answer is a list of line numbers")
-    real = [s.line for s in _line_steps(trace)]
+    real = [s.line for s in line_steps(trace)]
     score = align.alignment_score(align.line_similarity(predicted, real), len(predicted), len(real))
     return score, [Detail("lines", score, _short(str(predicted)), _short(str(real)))]
 

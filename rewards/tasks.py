@@ -19,7 +19,7 @@ import msgspec
 
 import sandbox
 from sandbox import Limits
-from tracer import Trace, encode, render
+from tracer import Trace, Value, encode, render
 
 from .compare import gold
 from .truth import CACHE, ResultCache
@@ -95,11 +95,24 @@ def interesting_variables(trace: Trace, code: Optional[str] = None) -> list[str]
     return list(names)
 
 
+def final_values(trace: Trace) -> dict[str, Value]:
+    """Each name's final value, preferring the traced call's frame, then module level, then the rest."""
+    values: dict[str, Value] = {}
+    primary = target_frames(trace)
+    for frame in sorted(trace.frames, key=lambda f: (f.id in primary, -f.depth, f.id)):
+        values.update(frame.locals)
+    return values
+
+
+def line_steps(trace: Trace) -> list:
+    """The line steps of the traced execution (of the call, when there is one)."""
+    return [s for s in trace.steps[max(trace.call_step, 0):] if s.event == "line"]
+
+
 # ---------------------------------------------------------------- gold answers
 
 
 def gold_final(trace: Trace, variables: list[str], with_output: bool = False) -> dict:
-    from .score import final_values
     values = final_values(trace)
     answer = {name: gold(values[name]) for name in variables if name in values}
     if with_output:
@@ -107,16 +120,12 @@ def gold_final(trace: Trace, variables: list[str], with_output: bool = False) ->
     return answer
 
 
-def _line_steps(trace: Trace) -> list:
-    return [s for s in trace.steps[max(trace.call_step, 0):] if s.event == "line"]
-
-
 def gold_steps(trace: Trace) -> list[dict]:
-    return [{"line": s.line, "changes": {k: gold(v) for k, v in s.changes.items()}} for s in _line_steps(trace)]
+    return [{"line": s.line, "changes": {k: gold(v) for k, v in s.changes.items()}} for s in line_steps(trace)]
 
 
 def gold_lines(trace: Trace) -> list[int]:
-    return [s.line for s in _line_steps(trace)]
+    return [s.line for s in line_steps(trace)]
 
 
 def gold_answer(trace: Trace, kind: str, variables: Optional[list[str]] = None, stdio: bool = False) -> Any:
