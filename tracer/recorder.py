@@ -44,9 +44,7 @@ def _held(obj: Any, cls: type, cap: int) -> list:
 
 def _fingerprint(obj: Any, cls: type, cap: int) -> tuple:
     """Length and element identities of a list or dict (builtin methods only: no user code)."""
-    if cls is list:
-        return list.__len__(obj), tuple(map(id, list.__getitem__(obj, slice(cap))))
-    return dict.__len__(obj), tuple(map(id, [x for pair in islice(dict.items(obj), cap) for x in pair]))
+    return (list.__len__ if cls is list else dict.__len__)(obj), tuple(map(id, _held(obj, cls, cap)))
 
 
 def exception_info(exc: BaseException, encoder: Optional[Encoder] = None) -> ExceptionInfo:
@@ -139,52 +137,13 @@ class Recorder:
     # ------------------------------------------------------------ events
 
     def line(self, frame: FrameType, line: int) -> None:
-        # The hottest path of the tracer: the common cases are inlined here.
         st = self.states.get(frame)
         if st is None:
             st = self._new_frame(frame)
-        events = self.events
-        index = len(events)
-        info = st.lines.get(st.prev_line)
-        snap = st.snap
-        full = st.last != index - 1 or info is None or info[1] or (info[3] and self.encoder.saw_defaultdict)
-        if not full and info[2]:
-            for name in info[2]:  # `x += ...` changes x in place unless x holds an immutable value
-                if type(snap.get(name)) not in FROZEN_TYPES:
-                    full = True
-                    break
-        if full:
-            self._attach(st, self._diff_all(st, frame))  # other code ran, or the line may mutate in place
-        elif info[0]:  # only names the previous line may have bound
-            local_names = frame.f_locals
-            changes = None
-            for name, is_global in info[0]:
-                obj = (frame.f_globals if is_global else local_names).get(name, _MISSING)
-                old = snap.get(name, _MISSING)
-                cls = type(obj)
-                if cls in FROZEN_TYPES:
-                    if old is obj or (old is not _MISSING and _same_atom(old, obj)):
-                        snap[name] = obj
-                        continue
-                    snap[name] = obj  # a new immutable value: kept as is, encoded in finish()
-                    if st.encs:
-                        st.encs.pop(name, None)
-                    self.encoder.nodes += 1
-                    if changes is None:
-                        changes = {}
-                    changes[name] = obj
-                    continue
-                if changes is None:
-                    changes = {}
-                self._check(st, name, obj, changes)
-            if changes:
-                self._attach(st, changes)
-        events.append(LINE)
-        self.fids.append(st.fid)
-        self.lines.append(line)
-        st.pending = st.last = index
+        self._settle(st, frame)
+        st.pending = self._append(st, LINE, line)
         st.prev_line = line
-        if index + 1 >= self.max_steps or self.encoder.nodes >= self.max_values:
+        if len(self.events) >= self.max_steps or self.encoder.nodes >= self.max_values:
             self._check_caps()
 
     def call(self, frame: FrameType) -> None:
@@ -269,19 +228,24 @@ class Recorder:
         return st
 
     def _settle(self, st: FrameState, frame: FrameType) -> None:
-        """Attach what the frame's previous line changed to the frame's pending step."""
-        other_ran = st.last != len(self.events) - 1
-        info = st.info.lines.get(st.prev_line)
-        if other_ran or info is None or info.mutates or (info.subscript and self.encoder.saw_defaultdict):
-            changes = self._diff_all(st, frame)
-        elif info.inplace and any(type(st.snap.get(n)) not in FROZEN_TYPES for n in info.inplace):
-            changes = self._diff_all(st, frame)
+        """Attach what the frame's previous line changed to the frame's pending step.
+
+        Every local is re-checked when other traced code ran since the frame's
+        last step or the line may change a value in place; otherwise only the
+        names the line can bind are read (see `codeinfo`)."""
+        info = st.lines.get(st.prev_line)
+        full = st.last != len(self.events) - 1 or info is None or info.mutates or (
+            info.subscript and self.encoder.saw_defaultdict)
+        if not full and info.inplace:
+            snap = st.snap
+            for name in info.inplace:  # `x += ...` changes x in place unless x holds an immutable value
+                if type(snap.get(name)) not in FROZEN_TYPES:
+                    full = True
+                    break
+        if full:
+            self._attach(st, self._diff_all(st, frame))
         elif info.stores:
-            changes = self._diff_names(st, frame, info.stores)
-        else:
-            return
-        if changes:
-            self._attach(st, changes)
+            self._attach(st, self._diff_names(st, frame, info.stores))
 
     def _attach(self, st: FrameState, changes: Optional[dict]) -> None:
         if not changes:
