@@ -236,17 +236,18 @@ class Zygote:
 
     def _reap(self) -> None:
         while True:
-            try:
-                pid, status, usage = os.wait4(-1, os.WNOHANG)
+            try:  # WNOWAIT: the dead child stays a zombie, so its pid (and group id) cannot be reused yet
+                dead = os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT)
             except ChildProcessError:
                 return
-            if pid == 0:
+            if dead is None or dead.si_pid == 0:
                 return
-            task = self.tasks.pop(pid, None)
+            task = self.tasks.get(dead.si_pid)
+            leftovers = self._kill_leftovers(task) if task is not None else 0
+            pid, status, usage = os.wait4(dead.si_pid, 0)
             if task is None:
-                continue  # a leftover of some task, already dead
-            del self.by_id[task.id]
-            leftovers = self._kill_leftovers(task)
+                continue  # a leftover of some task, now reaped
+            del self.tasks[pid], self.by_id[task.id]
             _empty(task.directory)
             self.send(Exited(task.id, status, usage.ru_utime + usage.ru_stime, usage.ru_maxrss * 1024, leftovers))
 
