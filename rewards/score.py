@@ -42,7 +42,7 @@ from . import align
 from .compare import DEFAULT_RTOL, matches
 from .parse import ParseError, parse_answer, parse_arguments
 from .tasks import final_values, interesting_variables, line_steps
-from .truth import (CACHE, InvalidTask, ResultCache, Tests, expected_output, function_name, normalize_tests,
+from .truth import (CACHE, InvalidTask, ResultCache, expected_output, function_name, normalize_tests,
                     pass_rate, trace_task, verdict_tasks)
 
 TASKS = ("output", "final", "steps", "lines", "input")
@@ -116,9 +116,11 @@ def resolve_task(task: str, value: Any) -> tuple[str, Any]:
 # ---------------------------------------------------------------- per task
 
 
-def _score_output(predicted: Any, trace: Trace, tests: Tests, mode: str, rtol: float) -> tuple[float, list[Detail]]:
-    if tests.kind == "stdio":
-        real = trace.stdout
+def _score_output(predicted: Any, trace: Trace, stdout: Optional[str], mode: str,
+                  rtol: float) -> tuple[float, list[Detail]]:
+    """Against the call's value, or against `stdout` for stdin/stdout tests (None otherwise)."""
+    if stdout is not None:
+        real = stdout
         ok = isinstance(predicted, str) and sandbox.matches(predicted, real)
         return float(ok), [Detail("output", float(ok), _show(predicted), _short(repr(real)))]
     actual = trace.returned if trace.returned is not None else encode(None)
@@ -126,7 +128,7 @@ def _score_output(predicted: Any, trace: Trace, tests: Tests, mode: str, rtol: f
     return float(ok), [Detail("output", float(ok), _show(predicted), _short(render(actual)))]
 
 
-def _score_final(predicted: Any, trace: Trace, tests: Tests, variables: Optional[list[str]], mode: str,
+def _score_final(predicted: Any, trace: Trace, stdout: Optional[str], variables: Optional[list[str]], mode: str,
                  rtol: float, code: Optional[str] = None) -> tuple[float, list[Detail], int]:
     if not isinstance(predicted, dict):
         raise ParseError(f"a final-values answer is a dict of names, got {type(predicted).__name__}")
@@ -139,7 +141,7 @@ def _score_final(predicted: Any, trace: Trace, tests: Tests, variables: Optional
     real = final_values(trace)
     details = []
     if "final_output" in predicted:
-        _, output_details = _score_output(predicted["final_output"], trace, tests, mode, rtol)
+        _, output_details = _score_output(predicted["final_output"], trace, stdout, mode, rtol)
         details += output_details
     for name in names:
         actual = real.get(name)
@@ -273,15 +275,15 @@ class _Plan:
                          details=[Detail("output", float(ok), _show(self.expected), render(real) if real else "")],
                          prediction=self.parsed)
         trace = results[0].trace
-        if self.tests.kind == "stdio" and not trace.stdout:
-            trace.stdout = results[0].stdout  # the sandbox lets a program write to its real stdout
+        # a program's output: the sandbox lets it write to its real stdout, so the Result has it
+        stdout = results[0].stdout if self.tests.kind == "stdio" else None
         try:
             if item.mode == "coderl_plus":
-                return self._coderl_plus(trace, rtol)
+                return self._coderl_plus(trace, stdout, rtol)
             if self.task == "output":
-                value, details = _score_output(self.answer, trace, self.tests, item.mode, rtol)
+                value, details = _score_output(self.answer, trace, stdout, item.mode, rtol)
             elif self.task == "final":
-                value, details, _ = _score_final(self.answer, trace, self.tests, item.variables, item.mode, rtol,
+                value, details, _ = _score_final(self.answer, trace, stdout, item.variables, item.mode, rtol,
                                                  item.code)
             elif self.task == "steps":
                 value, details = _score_steps(self.answer, trace, item.mode, rtol)
@@ -294,13 +296,13 @@ class _Plan:
         return Score(reward=reward, status="ok", task=self.task, components=components, details=details,
                      prediction=self.parsed)
 
-    def _coderl_plus(self, trace: Trace, rtol: float) -> Score:
+    def _coderl_plus(self, trace: Trace, stdout: Optional[str], rtol: float) -> Score:
         answer = self.parsed
         if not (isinstance(answer, dict) and "final_output" in answer and "variables" in answer):
             return Score(reward=0.0, status="parse_error", task="final", prediction=answer,
                          message="CodeRL+ answers are {'final_output': ..., 'variables': {...}}",
                          components={"format": 0.0})
-        _, details, asked = _score_final(answer, trace, self.tests, self.item.variables, "coderl_plus", rtol,
+        _, details, asked = _score_final(answer, trace, stdout, self.item.variables, "coderl_plus", rtol,
                                          self.item.code)
         items = details[:1 + asked]  # CodeRL+ counts the output and the asked variables only
         correct = sum(d.score for d in items)

@@ -45,7 +45,6 @@ class Execution:
         self.killed_for: Optional[str] = None  # "timeout" or "output_exceeded"
         self.tampered: list[str] = []
         self.setup_done = False
-        self.eof = False
         self.start = time.monotonic()
         self.deadline = self.start + task.limits.wall_time
         pipes = [os.pipe() for _ in range(FD_COUNT)]
@@ -110,8 +109,6 @@ class Execution:
                 if not data:
                     self.selector.unregister(fd)
                     self.open_reads -= 1
-                    if fd == self.res_r:
-                        self.eof = True
                     continue
                 if fd == self.res_r:
                     self._take_frames(data)
