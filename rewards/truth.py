@@ -75,7 +75,7 @@ def normalize_tests(tests: Any, task: str = "auto") -> Tests:
 
 def target_call(tests: Tests, index: int) -> str:
     """The call expression whose execution a predicted trace describes."""
-    if not 0 <= index < len(tests.items if tests.kind != "check" else [0]):
+    if not 0 <= index < len(tests.items):
         raise InvalidTask(f"test_index {index} is out of range for {len(tests.items)} tests")
     if tests.kind == "calls":
         return tests.items[index]

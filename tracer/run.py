@@ -95,17 +95,14 @@ def trace_file(path: str, argv: Sequence[str] = (), *, call: Optional[str] = Non
     except (SyntaxError, ValueError) as error:
         return _failed_to_compile(error, backend)
     namespace = {"__name__": "__main__", "__file__": path, "__builtins__": builtins}
-    saved_argv, saved_path0 = sys.argv, sys.path[0] if sys.path else None
+    saved_argv, saved_path = sys.argv, list(sys.path)
     sys.argv = [path, *argv]
-    sys.path.insert(0, os.path.dirname(path))
+    sys.path.insert(0, os.path.dirname(path))  # as `python path` does: sibling modules import
     try:
         return _run(code, namespace, call_code, backend, caps, stdin, echo=echo, capture=True)
     finally:
         sys.argv = saved_argv
-        if sys.path and sys.path[0] == os.path.dirname(path):
-            del sys.path[0]
-        elif saved_path0 is not None and saved_path0 not in sys.path:
-            sys.path.insert(0, saved_path0)
+        sys.path[:] = saved_path
 
 
 def _failed_to_compile(error: BaseException, backend: str) -> Trace:
