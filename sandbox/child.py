@@ -28,10 +28,6 @@ from .protocol import (CallRequest, DoneRequest, FetchRequest, Ready, Returned, 
 _SPEC_LIMIT = 64 << 20
 
 
-def _info(error: BaseException) -> ExceptionInfo:
-    return exception_info(error)
-
-
 def _flush() -> None:
     for stream in (sys.stdout, sys.stderr):
         try:
@@ -79,10 +75,10 @@ def _run_program(spec: TaskSpec) -> Returned:
         return Returned(spec.nonce, value)
     except SystemExit as stop:
         code = stop.code if type(stop.code) is int else (0 if stop.code is None else 1)
-        exception = None if spec.mode != "call" else _info(stop)
+        exception = None if spec.mode != "call" else exception_info(stop)
         return Returned(spec.nonce, exception=exception, exit_code=code)
     except BaseException as error:
-        info = _info(error)
+        info = exception_info(error)
         _print_exception(info)
         return Returned(spec.nonce, exception=info, exit_code=1)
 
@@ -100,7 +96,7 @@ def _serve_asserts(spec: TaskSpec, control_fd: int, result_fd: int) -> None:
     try:
         exec(compile(spec.code, spec.filename, "exec", dont_inherit=True), namespace)
     except BaseException as error:
-        write_frame(result_fd, Ready(spec.nonce, exception=_info(error)))
+        write_frame(result_fd, Ready(spec.nonce, exception=exception_info(error)))
         return
     callables = [n for n in spec.names if n in namespace and callable(namespace[n])]
     values = [n for n in spec.names if n in namespace and n not in callables]
@@ -119,6 +115,6 @@ def _serve_asserts(spec: TaskSpec, control_fd: int, result_fd: int) -> None:
             value = namespace[request.name](*args, **kwargs)
             frame = Returned(spec.nonce, encode(value, caps.returned_limits()))
         except BaseException as error:  # SystemExit too: the code does not get to end the session
-            frame = Returned(spec.nonce, exception=_info(error))
+            frame = Returned(spec.nonce, exception=exception_info(error))
         _flush()
         write_frame(result_fd, frame)

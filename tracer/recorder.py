@@ -22,12 +22,11 @@ from typing import Any, Callable, Optional
 
 from .codeinfo import START_LINE, CodeInfo, analyse
 from .schema import ExceptionInfo, Frame, Step, Stop, Trace
-from .values import _INT64, _SMALL_INTS, FROZEN_TYPES, Encoder, Value, render, type_name
+from .values import _INT64, _SMALL_INTS, _TYPE_MODULE, FROZEN_TYPES, Encoder, Value, render, type_name
 
 _DELETED = Value("deleted")  # marker inside raw changes; becomes Step.deleted (rare: only `del`)
 _MISSING = object()
 _BUILTIN_EXC_ARGS = BaseException.__dict__["args"].__get__
-_TYPE_MODULE = type.__dict__["__module__"].__get__
 # Atoms whose builtin == is exact and safe (no user code: the types are exact builtins).
 _EQ_ATOMS = frozenset({int, str, bytes, bool, type(None), range})
 _EVENTS = ("line", "call", "return", "exception")
