@@ -20,7 +20,7 @@ def load_cruxeval() -> list[dict]:
 
 
 def python_version() -> str:
-    return "%d.%d.%d" % sys.version_info[:3]
+    return "{}.{}.{}".format(*sys.version_info[:3])
 
 
 def report(name: str, text: str, out: str | pathlib.Path = RESULTS) -> None:

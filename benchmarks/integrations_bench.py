@@ -44,9 +44,15 @@ def server_load(rows: list, requests: int, concurrency: int, distinct: int) -> s
     bodies = []
     for i in range(requests):
         r = rows[i % min(distinct, len(rows))]
-        label = {"kind": "trace", "code": r["code"] + (f"\n# {i}" if distinct >= requests else ""),
-                 "tests": [f"f({r['input']})"], "task": "output"}
-        bodies.append(json.dumps({"query": ["Q" + r["output"]], "prompts": ["Q"], "labels": [json.dumps(label)]}).encode())
+        label = {
+            "kind": "trace",
+            "code": r["code"] + (f"\n# {i}" if distinct >= requests else ""),
+            "tests": [f"f({r['input']})"],
+            "task": "output",
+        }
+        bodies.append(
+            json.dumps({"query": ["Q" + r["output"]], "prompts": ["Q"], "labels": [json.dumps(label)]}).encode()
+        )
     try:
         start = time.perf_counter()
         with ThreadPoolExecutor(concurrency) as executor:
@@ -67,8 +73,11 @@ def ray_scaling(rows: list) -> list[str]:
     except ImportError:
         return ["(ray not installed: pip install -e .[ray])"]
     from rewards.ray_backend import RayScorer
-    items = [{"code": r["code"], "tests": [f"f({r['input']})"], "predicted_trace": r["output"], "task": "output"}
-             for r in rows]
+
+    items = [
+        {"code": r["code"], "tests": [f"f({r['input']})"], "predicted_trace": r["output"], "task": "output"}
+        for r in rows
+    ]
     out = []
     for nodes in (1, 2, 4):
         cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
@@ -99,13 +108,23 @@ def main(argv=None) -> int:
     rows = load_cruxeval()
     if not rows:
         return 1
-    lines = [f"# Integrations benchmark, Python {python_version()}, {os.cpu_count()} CPUs", "",
-             "## Reward server (OpenRLHF JSON, one sample per request, 127.0.0.1)", "",
-             "| requests | concurrency | distinct programs | requests/s | p50 ms | p99 ms |", "|---|---|---|---|---|---|",
-             server_load(rows, args.requests, args.concurrency, args.requests),
-             server_load(rows, args.requests, args.concurrency, 64), "",
-             "## Ray backend, local clusters (one actor per node, 800 CRUXEval output predictions)", "",
-             "| nodes | items | seconds | scores/s | outcome |", "|---|---|---|---|---|", *ray_scaling(rows), ""]
+    lines = [
+        f"# Integrations benchmark, Python {python_version()}, {os.cpu_count()} CPUs",
+        "",
+        "## Reward server (OpenRLHF JSON, one sample per request, 127.0.0.1)",
+        "",
+        "| requests | concurrency | distinct programs | requests/s | p50 ms | p99 ms |",
+        "|---|---|---|---|---|---|",
+        server_load(rows, args.requests, args.concurrency, args.requests),
+        server_load(rows, args.requests, args.concurrency, 64),
+        "",
+        "## Ray backend, local clusters (one actor per node, 800 CRUXEval output predictions)",
+        "",
+        "| nodes | items | seconds | scores/s | outcome |",
+        "|---|---|---|---|---|",
+        *ray_scaling(rows),
+        "",
+    ]
     report("integrations", "\n".join(lines), args.out)
     return 0
 

@@ -37,7 +37,7 @@ def _perturb(value, rnd: random.Random):
         if not value:
             return "x"
         i = rnd.randrange(len(value))
-        return value[:i] + ("x" if value[i] != "x" else "y") + value[i + 1:]
+        return value[:i] + ("x" if value[i] != "x" else "y") + value[i + 1 :]
     if isinstance(value, dict) and value:
         key = rnd.choice(list(value))
         return {**value, key: _perturb(value[key], rnd)}
@@ -51,7 +51,8 @@ def _perturb(value, rnd: random.Random):
 
 def corrupt(text: str, rnd: random.Random) -> str:
     """The answer with one plausible mistake (text that is no literal gets a suffix)."""
-    from tracer.values import from_literal
+    from tracer import from_literal
+
     try:
         return tasks.as_text(_perturb(from_literal(text), rnd))
     except ValueError:
@@ -84,46 +85,65 @@ def main(argv=None) -> int:
     rnd = random.Random(0)
     lines = []
     with sandbox.Pool(args.workers) as pool:
-        pool.map([sandbox.Task(mode="call", code="x = 1", call="x")] * 20)
+        pool.map([sandbox.Job(mode="call", code="x = 1", call="x")] * 20)
         out_items = []
         for r in rows:
             for answer in (r["output"], corrupt(r["output"], rnd)):
-                out_items.append({"code": r["code"], "tests": [f"f({r['input']})"], "predicted_trace": answer,
-                                  "task": "output"})
+                out_items.append(
+                    {"code": r["code"], "tests": [f"f({r['input']})"], "predicted_trace": answer, "task": "output"}
+                )
         seconds, scores = timed(out_items, pool=pool)
-        lines.append(f"| output | {len(out_items)} | {seconds:.2f} | {len(out_items) / seconds:.0f} | {summary(scores)} |")
+        lines.append(
+            f"| output | {len(out_items)} | {seconds:.2f} | {len(out_items) / seconds:.0f} | {summary(scores)} |"
+        )
 
         built = {}
         for kind in ("final", "steps"):
             gold = [tasks.build_task(r["code"], call=f"f({r['input']})", kind=kind, pool=pool) for r in rows]
             built[kind] = [(r, t) for r, t in zip(rows, gold) if isinstance(t, tasks.AlignmentTask)]
             items = []
-            for r, t in built[kind]:
+            for _, t in built[kind]:
                 items.append({"code": t.code, "tests": t.tests, "predicted_trace": t.answer, "task": kind})
-                items.append({"code": t.code, "tests": t.tests, "predicted_trace": corrupt(t.answer, rnd), "task": kind})
+                items.append(
+                    {"code": t.code, "tests": t.tests, "predicted_trace": corrupt(t.answer, rnd), "task": kind}
+                )
             seconds, scores = timed(items, pool=pool)
-            lines.append(f"| {kind} ({len(built[kind])} of 800 have a task) | {len(items)} | {seconds:.2f} | "
-                         f"{len(items) / seconds:.0f} | {summary(scores)} |")
+            lines.append(
+                f"| {kind} ({len(built[kind])} of 800 have a task) | {len(items)} | {seconds:.2f} | "
+                f"{len(items) / seconds:.0f} | {summary(scores)} |"
+            )
 
         problems = rnd.sample(rows, 64)
         group = []
         for r in problems:
             for k in range(16):
                 answer = r["output"] if k % 2 == 0 else corrupt(r["output"], rnd)
-                group.append({"code": r["code"], "tests": [f"f({r['input']})"], "predicted_trace": answer,
-                              "task": "output"})
+                group.append(
+                    {"code": r["code"], "tests": [f"f({r['input']})"], "predicted_trace": answer, "task": "output"}
+                )
         grpo_seconds, grpo_scores = timed(group, pool=pool)
-        distinct = [{"code": r["code"], "tests": [f"f({r['input']})"], "predicted_trace": r["output"], "task": "output"}
-                    for r in (rows * 2)[:1024]]
+        distinct = [
+            {"code": r["code"], "tests": [f"f({r['input']})"], "predicted_trace": r["output"], "task": "output"}
+            for r in (rows * 2)[:1024]
+        ]
         distinct = [dict(d, code=d["code"] + f"\n# {i}") for i, d in enumerate(distinct)]
         worst_seconds, worst_scores = timed(distinct, pool=pool)
 
-    text = "\n".join([
-        f"# Rewards benchmark, Python {python_version()}, {args.workers} sandbox workers on {os.cpu_count()} CPUs", "",
-        "| task | answers | seconds (cold cache) | scores/s | outcome |", "|---|---|---|---|---|", *lines, "",
-        "| GRPO batch of 1024 rollouts, one test each | seconds | outcome |", "|---|---|---|",
-        f"| 64 problems x 16 answers (traced, scored) | {grpo_seconds:.2f} | {summary(grpo_scores)} |",
-        f"| 1024 different programs (worst case) | {worst_seconds:.2f} | {summary(worst_scores)} |", ""])
+    text = "\n".join(
+        [
+            f"# Rewards benchmark, Python {python_version()}, {args.workers} sandbox workers on {os.cpu_count()} CPUs",
+            "",
+            "| task | answers | seconds (cold cache) | scores/s | outcome |",
+            "|---|---|---|---|---|",
+            *lines,
+            "",
+            "| GRPO batch of 1024 rollouts, one test each | seconds | outcome |",
+            "|---|---|---|",
+            f"| 64 problems x 16 answers (traced, scored) | {grpo_seconds:.2f} | {summary(grpo_scores)} |",
+            f"| 1024 different programs (worst case) | {worst_seconds:.2f} | {summary(worst_scores)} |",
+            "",
+        ]
+    )
     report("rewards", text, args.out)
     return 0
 

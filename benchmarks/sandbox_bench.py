@@ -22,7 +22,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import sandbox
-from sandbox import Task
+from sandbox import Job
 
 from .common import RESULTS, load_cruxeval, python_version, report
 
@@ -31,7 +31,7 @@ def rate(n: int, seconds: float) -> str:
     return f"{n / seconds:.0f}/s"
 
 
-def ours(pool: sandbox.Pool, tasks: list[Task]) -> tuple[float, dict]:
+def ours(pool: sandbox.Pool, tasks: list[Job]) -> tuple[float, dict]:
     start = time.perf_counter()
     results = pool.map(tasks)
     elapsed = time.perf_counter() - start
@@ -86,7 +86,7 @@ def main(argv=None) -> int:
     parser.add_argument("--out", default=str(RESULTS))
     args = parser.parse_args(argv)
 
-    trivial = Task(mode="call", code="x = 1", call="x")
+    trivial = Job(mode="call", code="x = 1", call="x")
     crux = load_cruxeval()
     rows = []
     with sandbox.Pool(args.workers) as pool:
@@ -96,24 +96,50 @@ def main(argv=None) -> int:
         rows.append(("trivial", "execalign sandbox", args.tasks, elapsed, statuses))
         if crux:
             for traced in (False, True):
-                tasks = [Task(mode="call", code=r["code"], call=f"f({r['input']})", trace=traced) for r in crux]
+                tasks = [Job(mode="call", code=r["code"], call=f"f({r['input']})", trace=traced) for r in crux]
                 elapsed, statuses = ours(pool, tasks)
-                rows.append((f"cruxeval800 {'traced' if traced else 'untraced'}", "execalign sandbox", len(tasks),
-                             elapsed, statuses))
+                rows.append(
+                    (
+                        f"cruxeval800 {'traced' if traced else 'untraced'}",
+                        "execalign sandbox",
+                        len(tasks),
+                        elapsed,
+                        statuses,
+                    )
+                )
     n = args.baseline_tasks
     sources = ["x = 1"] * n
     rows.append(("trivial", "python -c per task", n, fresh_subprocess(sources, args.workers), {}))
     rows.append(("trivial", "human-eval multiprocessing", n, humaneval_style(sources, args.workers), {}))
     if crux:
         crux_sources = [f"{r['code']}\nf({r['input']})" for r in crux[:n]]
-        rows.append(("cruxeval (first %d) untraced" % n, "python -c per task", n,
-                     fresh_subprocess(crux_sources, args.workers), {}))
-        rows.append(("cruxeval (first %d) untraced" % n, "human-eval multiprocessing", n,
-                     humaneval_style(crux_sources, args.workers), {}))
+        rows.append(
+            (
+                f"cruxeval (first {n}) untraced",
+                "python -c per task",
+                n,
+                fresh_subprocess(crux_sources, args.workers),
+                {},
+            )
+        )
+        rows.append(
+            (
+                f"cruxeval (first {n}) untraced",
+                "human-eval multiprocessing",
+                n,
+                humaneval_style(crux_sources, args.workers),
+                {},
+            )
+        )
 
-    lines = [f"# Sandbox benchmark, Python {python_version()}, {args.workers} workers on {os.cpu_count()} CPUs", "",
-             layers, "",
-             "| workload | runner | tasks | seconds | executions/s | statuses |", "|---|---|---|---|---|---|"]
+    lines = [
+        f"# Sandbox benchmark, Python {python_version()}, {args.workers} workers on {os.cpu_count()} CPUs",
+        "",
+        layers,
+        "",
+        "| workload | runner | tasks | seconds | executions/s | statuses |",
+        "|---|---|---|---|---|---|",
+    ]
     for workload, runner, count, seconds, statuses in rows:
         lines.append(f"| {workload} | {runner} | {count} | {seconds:.2f} | {rate(count, seconds)} | {statuses or ''} |")
     report("sandbox", "\n".join(lines) + "\n", args.out)

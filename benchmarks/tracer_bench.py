@@ -24,35 +24,47 @@ import tracer
 from .common import RESULTS, load_cruxeval, python_version, report
 
 WORKLOADS = {
-    "loop200": ("""
+    "loop200": (
+        """
 def f(items):
     total = 0
     for x in items:
         if x % 3:
             total += x
     return total
-""", "f(list(range(200)))"),
-    "recursion": ("""
+""",
+        "f(list(range(200)))",
+    ),
+    "recursion": (
+        """
 def f(n):
     if n < 2:
         return n
     return f(n - 1) + f(n - 2)
-""", "f(14)"),
-    "strings": ("""
+""",
+        "f(14)",
+    ),
+    "strings": (
+        """
 def f(n):
     s = ''
     for i in range(n):
         s += str(i % 10)
     return len(s)
-""", "f(300)"),
-    "library": ("""
+""",
+        "f(300)",
+    ),
+    "library": (
+        """
 import json
 def f(data):
     for _ in range(20):
         a = sorted(data)
         b = json.dumps(data)
     return len(b)
-""", "f(list(range(20000, 0, -1)))"),
+""",
+        "f(list(range(20000, 0, -1)))",
+    ),
 }
 
 
@@ -76,6 +88,7 @@ def run_untraced(cases):
         for source, call in cases:
             namespace = compiled(source)
             eval(call, namespace)
+
     return go
 
 
@@ -83,6 +96,7 @@ def run_ours(cases, backend):
     def go():
         for source, call in cases:
             tracer.trace(source, call, backend=backend)
+
     return go
 
 
@@ -92,6 +106,7 @@ def run_decorated(cases, decorate):
             namespace = compiled(source)
             namespace["f"] = decorate(namespace["f"])  # recursion goes through the wrapper too
             eval(call, namespace)
+
     return go
 
 
@@ -100,6 +115,7 @@ def pysnooper_decorator():
 
     def decorate(fn):
         return pysnooper.snoop(output=io.StringIO(), color=False)(fn)
+
     return decorate
 
 
@@ -110,6 +126,7 @@ def snoop_decorator():
 
     def decorate(fn):
         return config.snoop(fn)
+
     return decorate
 
 
@@ -117,7 +134,7 @@ def line_events(cases) -> int:
     total = 0
     for source, call in cases:
         t = tracer.trace(source, call, backend="settrace", max_steps=10**9)
-        total += sum(1 for s in t.steps[t.call_step:] if s.event == "line")
+        total += sum(1 for s in t.steps[t.call_step :] if s.event == "line")
     return total
 
 
@@ -146,9 +163,13 @@ def main(argv=None) -> int:
             print(f"note: {error}; install the bench extra (pip install -e .[bench]) for baselines", file=sys.stderr)
 
     header = f"# Tracer benchmark, Python {python_version()}, {os.cpu_count()} CPUs, best of {args.repeat}\n"
-    lines = [header, "| workload | line events | " + " | ".join(f"{t} ms" for t, _ in tools)
-             + " | us/event (ours) | vs PySnooper | vs snoop |",
-             "|---" * (len(tools) + 5) + "|"]
+    lines = [
+        header,
+        "| workload | line events | "
+        + " | ".join(f"{t} ms" for t, _ in tools)
+        + " | us/event (ours) | vs PySnooper | vs snoop |",
+        "|---" * (len(tools) + 5) + "|",
+    ]
     for name, cases in workloads.items():
         events = line_events(cases)
         ms = {tool: best(make(cases), args.repeat) * 1000 for tool, make in tools}
@@ -156,14 +177,22 @@ def main(argv=None) -> int:
         fastest = min(ours, key=ms.get)
         per_event = ", ".join(f"{t.split('-')[1]} {(ms[t] - ms['untraced']) * 1000 / max(events, 1):.2f}" for t in ours)
         vs = [f"{ms[base] / ms[fastest]:.1f}x" if base in ms else "-" for base in ("pysnooper", "snoop")]
-        lines.append(f"| {name} | {events} | " + " | ".join(f"{ms[t]:.2f}" for t, _ in tools)
-                     + f" | {per_event} | {vs[0]} | {vs[1]} |")
+        lines.append(
+            f"| {name} | {events} | "
+            + " | ".join(f"{ms[t]:.2f}" for t, _ in tools)
+            + f" | {per_event} | {vs[0]} | {vs[1]} |"
+        )
         print(lines[-1], file=sys.stderr, flush=True)
     lib = workloads["library"]
-    lib_ratio = ", ".join(f"{t.split('-')[1]} {best(make(lib), args.repeat) / best(run_untraced(lib), args.repeat):.3f}x"
-                          for t, make in tools if t.startswith("execalign"))
+    lib_ratio = ", ".join(
+        f"{t.split('-')[1]} {best(make(lib), args.repeat) / best(run_untraced(lib), args.repeat):.3f}x"
+        for t, make in tools
+        if t.startswith("execalign")
+    )
     lines.append(f"\nlibrary workload, traced / untraced time: {lib_ratio}")
-    lines.append("ratios vs PySnooper/snoop use the faster execalign backend; us/event = (traced - untraced) / line events")
+    lines.append(
+        "ratios vs PySnooper/snoop use the faster execalign backend; us/event = (traced - untraced) / line events"
+    )
     report("tracer", "\n".join(lines) + "\n", args.out)
     return 0
 

@@ -1,4 +1,5 @@
 """A small program to try `execalign trace` on."""
+
 import sys
 
 

@@ -13,13 +13,25 @@ from rewards.integrations import AsyncTRLReward
 
 CODE = "def f(x):\n    y = x * 2\n    return y + 1"
 rows = [
-    {"prompt": f"```python\n{CODE}\n```\nAfter f(3), what is y? Answer with {{'y': value}}.", "kind": "trace",
-     "code": CODE, "tests": ["f(3)"]},
-    {"prompt": "Write f(x) returning 2*x+1 in a ```python block.", "kind": "rlvr", "code": "",
-     "tests": ["assert f(3) == 7", "assert f(0) == 1"]},
+    {
+        "prompt": f"```python\n{CODE}\n```\nAfter f(3), what is y? Answer with {{'y': value}}.",
+        "kind": "trace",
+        "code": CODE,
+        "tests": ["f(3)"],
+    },
+    {
+        "prompt": "Write f(x) returning 2*x+1 in a ```python block.",
+        "kind": "rlvr",
+        "code": "",
+        "tests": ["assert f(3) == 7", "assert f(0) == 1"],
+    },
 ] * 8
 
 if __name__ == "__main__":
-    trainer = GRPOTrainer(model=sys.argv[1], reward_funcs=[AsyncTRLReward()], train_dataset=Dataset.from_list(rows),
-                          args=GRPOConfig(output_dir="grpo-execalign", max_steps=10, logging_steps=1))
+    trainer = GRPOTrainer(
+        model=sys.argv[1],
+        reward_funcs=[AsyncTRLReward()],
+        train_dataset=Dataset.from_list(rows),
+        args=GRPOConfig(output_dir="grpo-execalign", max_steps=10, logging_steps=1),
+    )
     trainer.train()

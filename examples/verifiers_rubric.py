@@ -11,5 +11,11 @@ import asyncio
 from rewards.integrations import verifiers_reward
 
 if __name__ == "__main__":
-    print(asyncio.run(verifiers_reward(completion="{'y': 6}", info={
-        "kind": "trace", "code": "def f(x):\n    y = x * 2\n    return y + 1", "tests": ["f(3)"]})))
+    print(
+        asyncio.run(
+            verifiers_reward(
+                completion="{'y': 6}",
+                info={"kind": "trace", "code": "def f(x):\n    y = x * 2\n    return y + 1", "tests": ["f(3)"]},
+            )
+        )
+    )

@@ -13,6 +13,11 @@ This script calls it the way verl's reward loop does, to show the shape.
 from rewards.integrations import compute_score
 
 if __name__ == "__main__":
-    print(compute_score(data_source="execalign", solution_str="{'y': 6}",
-                        ground_truth={"kind": "trace", "code": "def f(x):\n    y = x * 2\n    return y + 1",
-                                      "tests": ["f(3)"]}, extra_info={}))
+    print(
+        compute_score(
+            data_source="execalign",
+            solution_str="{'y': 6}",
+            ground_truth={"kind": "trace", "code": "def f(x):\n    y = x * 2\n    return y + 1", "tests": ["f(3)"]},
+            extra_info={},
+        )
+    )

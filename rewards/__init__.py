@@ -23,5 +23,18 @@ from .parse import ParseError, parse_answer
 from .score import DEFAULT_WEIGHTS, Detail, Item, Score, score, score_batch
 from .truth import CACHE, InvalidTask
 
-__all__ = ["score", "score_batch", "Score", "Detail", "Item", "tasks", "parse_answer", "ParseError", "typed_equal",
-           "DEFAULT_RTOL", "DEFAULT_WEIGHTS", "CACHE", "InvalidTask"]
+__all__ = [
+    "CACHE",
+    "DEFAULT_RTOL",
+    "DEFAULT_WEIGHTS",
+    "Detail",
+    "InvalidTask",
+    "Item",
+    "ParseError",
+    "Score",
+    "parse_answer",
+    "score",
+    "score_batch",
+    "tasks",
+    "typed_equal",
+]

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 import msgspec
 
@@ -22,7 +22,7 @@ from tracer import cli as tracer_cli
 from .score import TASKS, score
 
 
-def _read(text: Optional[str]) -> Optional[str]:
+def _read(text: str | None) -> str | None:
     if text is None:
         return None
     if text == "-":
@@ -34,12 +34,22 @@ def _read(text: Optional[str]) -> Optional[str]:
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("score", help="score a predicted execution of a file's code",
-                              description=__doc__.split("\n\n")[2], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = subparsers.add_parser(
+        "score",
+        help="score a predicted execution of a file's code",
+        description=__doc__.split("\n\n")[2],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("file", help="the Python file whose code is run")
     p.add_argument("--test", action="append", default=[], help="an assert statement or call expression (repeatable)")
-    p.add_argument("--stdin-test", nargs=2, action="append", default=[], metavar=("STDIN", "STDOUT"),
-                   help="a stdin/expected-stdout pair (repeatable)")
+    p.add_argument(
+        "--stdin-test",
+        nargs=2,
+        action="append",
+        default=[],
+        metavar=("STDIN", "STDOUT"),
+        help="a stdin/expected-stdout pair (repeatable)",
+    )
     p.add_argument("--prediction", help="the model's answer: text, @PATH, or - for stdin")
     p.add_argument("--task", choices=("auto", *TASKS), default="auto")
     p.add_argument("--mode", choices=("typed", "coderl_plus"), default="typed")
@@ -66,17 +76,23 @@ def run(args: argparse.Namespace) -> int:
 
 def add_serve_parser(subparsers: argparse._SubParsersAction) -> None:
     from . import server
-    p = subparsers.add_parser("serve", help="run the HTTP reward server (OpenRLHF remote reward JSON)",
-                              description=server.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+
+    p = subparsers.add_parser(
+        "serve",
+        help="run the HTTP reward server (OpenRLHF remote reward JSON)",
+        description=server.__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--max-pending", type=int, default=64, help="requests in flight before answering 503")
     p.add_argument("--max-request-bytes", type=int, default=16 << 20)
-    p.set_defaults(handler=lambda args: server.serve(args.host, args.port, args.max_pending,
-                                                     args.max_request_bytes) or 0)
+    p.set_defaults(
+        handler=lambda args: server.serve(args.host, args.port, args.max_pending, args.max_request_bytes) or 0
+    )
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="execalign", description="execalign: execution traces and rewards")
     subparsers = parser.add_subparsers(dest="command", required=True)
     tracer_cli.add_parser(subparsers)

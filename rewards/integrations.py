@@ -23,7 +23,8 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from typing import Any, Optional, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from .score import Score, score_batch
 
@@ -42,8 +43,11 @@ def completion_text(completion: Any) -> str:
     if isinstance(completion, str):
         return completion
     if isinstance(completion, list):
-        return "".join(m.get("content", "") if isinstance(m, dict) else str(m) for m in completion
-                       if not isinstance(m, dict) or m.get("role", "assistant") == "assistant")
+        return "".join(
+            m.get("content", "") if isinstance(m, dict) else str(m)
+            for m in completion
+            if not isinstance(m, dict) or m.get("role", "assistant") == "assistant"
+        )
     return str(completion)
 
 
@@ -85,7 +89,7 @@ def summary(scores: Sequence[Score]) -> dict[str, float]:
     return rates
 
 
-def _value(s: Score, component: str) -> Optional[float]:
+def _value(s: Score, component: str) -> float | None:
     if s.masked:
         return None
     if component == "reward":
@@ -106,8 +110,13 @@ class TRLReward:
     Score's components ("tests", "prediction").
     """
 
-    def __init__(self, columns: Optional[dict[str, str]] = None, component: str = "reward",
-                 weights: Optional[dict] = None, name: str = "execalign"):
+    def __init__(
+        self,
+        columns: dict[str, str] | None = None,
+        component: str = "reward",
+        weights: dict | None = None,
+        name: str = "execalign",
+    ):
         self.columns = {k: k for k in ("kind", "code", "tests", "task", "test_index", "variables", "mode")}
         self.columns.update(columns or {})
         self.component = component
@@ -117,12 +126,14 @@ class TRLReward:
     def _items(self, completions: list, kwargs: dict) -> list[dict]:
         items = []
         for i, completion in enumerate(completions):
-            fields = {key: (kwargs[col][i] if isinstance(kwargs.get(col), (list, tuple)) else None)
-                      for key, col in self.columns.items()}
+            fields = {
+                key: (kwargs[col][i] if isinstance(kwargs.get(col), (list, tuple)) else None)
+                for key, col in self.columns.items()
+            }
             items.append(make_item(completion_text(completion), fields))
         return items
 
-    def _finish(self, scores: list[Score], kwargs: dict) -> list[Optional[float]]:
+    def _finish(self, scores: list[Score], kwargs: dict) -> list[float | None]:
         log_metric, log_extra = kwargs.get("log_metric"), kwargs.get("log_extra")
         if callable(log_metric):
             for key, value in summary(scores).items():
@@ -131,8 +142,13 @@ class TRLReward:
             log_extra(f"{self.__name__}_status", [s.status for s in scores])
         return [_value(s, self.component) for s in scores]
 
-    def __call__(self, prompts: list = None, completions: list = None, completion_ids: list = None,
-                 **kwargs: Any) -> list[Optional[float]]:
+    def __call__(
+        self,
+        prompts: list | None = None,
+        completions: list | None = None,
+        completion_ids: list | None = None,
+        **kwargs: Any,
+    ) -> list[float | None]:
         scores = score_batch(self._items(completions or [], kwargs), weights=self.weights)
         return self._finish(scores, kwargs)
 
@@ -140,8 +156,13 @@ class TRLReward:
 class AsyncTRLReward(TRLReward):
     """The same, with `async def __call__`: TRL runs it concurrently with other async reward functions."""
 
-    async def __call__(self, prompts: list = None, completions: list = None, completion_ids: list = None,
-                       **kwargs: Any) -> list[Optional[float]]:
+    async def __call__(
+        self,
+        prompts: list | None = None,
+        completions: list | None = None,
+        completion_ids: list | None = None,
+        **kwargs: Any,
+    ) -> list[float | None]:
         items = self._items(completions or [], kwargs)
         scores = await asyncio.to_thread(score_batch, items, weights=self.weights)
         return self._finish(scores, kwargs)
@@ -163,8 +184,9 @@ def _verl_result(s: Score) -> dict[str, float]:
     return result
 
 
-def compute_score(data_source: str, solution_str: str, ground_truth: Any, extra_info: Optional[dict] = None,
-                  **kwargs: Any) -> dict[str, float]:
+def compute_score(
+    data_source: str, solution_str: str, ground_truth: Any, extra_info: dict | None = None, **kwargs: Any
+) -> dict[str, float]:
     """verl's `custom_reward_function` (name: compute_score). `ground_truth` is a dict or JSON
     string with the sample's fields (kind, tests, code, task ...); `extra_info` may hold them too.
     Returns the same keys every call (VERL_KEYS); masked samples have score 0.0 and masked 1.0."""
@@ -177,8 +199,9 @@ def compute_score(data_source: str, solution_str: str, ground_truth: Any, extra_
     return _verl_result(score_batch([make_item(solution_str, fields)])[0])
 
 
-async def compute_score_async(data_source: str, solution_str: str, ground_truth: Any,
-                              extra_info: Optional[dict] = None, **kwargs: Any) -> dict[str, float]:
+async def compute_score_async(
+    data_source: str, solution_str: str, ground_truth: Any, extra_info: dict | None = None, **kwargs: Any
+) -> dict[str, float]:
     """The async form (verl awaits it instead of running it in its executor)."""
     return await asyncio.to_thread(compute_score, data_source, solution_str, ground_truth, extra_info)
 
@@ -187,7 +210,7 @@ async def compute_score_async(data_source: str, solution_str: str, ground_truth:
 
 
 def _response(query: str, prompt: str) -> str:
-    return query[len(prompt):] if prompt and query.startswith(prompt) else query
+    return query[len(prompt) :] if prompt and query.startswith(prompt) else query
 
 
 def openrlhf_reward(queries: list[str], prompts: list[str], labels: list[Any]) -> dict[str, Any]:
@@ -204,8 +227,10 @@ def openrlhf_reward(queries: list[str], prompts: list[str], labels: list[Any]) -
         items.append(make_item(_response(query, prompt), fields))
     scores = score_batch(items)
     rewards = [s.reward if s.reward is not None else 0.0 for s in scores]
-    logs: dict[str, Any] = {"masked": [float(s.masked) for s in scores],
-                            "pass_rate": [s.components.get("tests", -1.0) for s in scores]}
+    logs: dict[str, Any] = {
+        "masked": [float(s.masked) for s in scores],
+        "pass_rate": [s.components.get("tests", -1.0) for s in scores],
+    }
     for status in STATUS_FLAGS:
         logs[status] = [float(s.status == status) for s in scores]
     return {"rewards": rewards, "scores": rewards, "extra_logs": logs}
@@ -214,8 +239,9 @@ def openrlhf_reward(queries: list[str], prompts: list[str], labels: list[Any]) -
 # ---------------------------------------------------------------- verifiers
 
 
-async def verifiers_reward(completion: Any = None, answer: Any = None, info: Optional[dict] = None,
-                           **kwargs: Any) -> float:
+async def verifiers_reward(
+    completion: Any = None, answer: Any = None, info: dict | None = None, **kwargs: Any
+) -> float:
     """A verifiers rubric reward function (async): fields from `info` (or `answer` as JSON)."""
     fields = dict(info or {})
     loaded = _load(answer)

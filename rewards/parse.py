@@ -3,8 +3,8 @@
 Where the answer is looked for, in order (the first place that has one wins):
 `<answer>...</answer>` (the last), `\\boxed{...}` (the last), a fenced block
 (the last), the last non-empty line (the CodeRL+ format puts its JSON there), the last
-balanced `{...}` or `[...]` (outermost), the whole text. The candidate is read as a Python literal (`tracer.values.from_literal`,
-built on `ast`, never `eval`), then as JSON (for true/false/null).
+balanced `{...}` or `[...]` (outermost), the whole text. The candidate is read as a Python literal
+(`tracer.from_literal`, built on `ast`, never `eval`), then as JSON (for true/false/null).
 
 Only the last `MAX_CHARS` characters are read, and literals are size-capped,
 so no input can make parsing slow or crash.
@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import re
 import warnings
-from typing import Any, Optional
+from typing import Any
 
 import msgspec
 
-from tracer.values import from_literal
+from tracer import from_literal
 
 MAX_CHARS = 200_000
 _SPANS_TRIED = 200
@@ -38,7 +38,7 @@ _TAG = re.compile(r"<answer>(.*?)</answer>", re.S | re.I)
 _FENCE = re.compile(r"```[a-zA-Z0-9_+-]*[ \t]*\n(.*?)```", re.S)
 
 
-def _boxed(text: str) -> Optional[str]:
+def _boxed(text: str) -> str | None:
     start = text.rfind("\\boxed{")
     if start < 0:
         return None
@@ -49,7 +49,7 @@ def _boxed(text: str) -> Optional[str]:
         elif text[j] == "}":
             depth -= 1
             if depth == 0:
-                return text[i + 1:j]
+                return text[i + 1 : j]
     return None
 
 
@@ -133,16 +133,17 @@ def parse_answer(text: Any) -> Parsed:
     raise ParseError("no Python or JSON value found (" + "; ".join(reasons[:3]) + ")")
 
 
-def parse_arguments(text: Any, entry_point: Optional[str] = None) -> tuple[tuple, dict]:
+def parse_arguments(text: Any, entry_point: str | None = None) -> tuple[tuple, dict]:
     """CRUXEval-I answers: `'abc', 2` or `f('abc', 2)` (literals only) -> (args, kwargs)."""
     import ast
+
     if not isinstance(text, str):
         return (tuple(text) if isinstance(text, (list, tuple)) else (text,)), {}
     last = ParseError("no arguments found")
     for _, candidate in candidates(text[-MAX_CHARS:]):
         candidate = candidate.strip().strip("`").strip()
         if candidate.startswith("assert "):
-            candidate = candidate[len("assert "):].split("==")[0].strip()
+            candidate = candidate[len("assert ") :].split("==")[0].strip()
         try:
             with warnings.catch_warnings():  # odd escapes in model output are not worth a warning
                 warnings.simplefilter("ignore")

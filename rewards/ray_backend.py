@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import hashlib
 import time
-from typing import Any, Iterable, Optional
+from collections.abc import Iterable
+from typing import Any
 
 import msgspec
 
@@ -30,12 +31,14 @@ def _actor_class(ray: Any) -> Any:
     class ScoringActor:
         """Owns a sandbox pool on its node and scores chunks of items."""
 
-        def __init__(self, workers: Optional[int]):
+        def __init__(self, workers: int | None):
             import sandbox
+
             self.pool = sandbox.Pool(workers)
 
         def score(self, items: list, options: dict) -> bytes:
             from rewards import score_batch
+
             return msgspec.msgpack.encode(score_batch(items, pool=self.pool, **options))
 
         def node(self) -> str:
@@ -45,9 +48,17 @@ def _actor_class(ray: Any) -> Any:
 
 
 class RayScorer:
-    def __init__(self, actors: int = 2, workers_per_actor: Optional[int] = None, num_cpus: float = 1.0,
-                 timeout: float = 300.0, retries: int = 2, chunk_size: int = 64):
+    def __init__(
+        self,
+        actors: int = 2,
+        workers_per_actor: int | None = None,
+        num_cpus: float = 1.0,
+        timeout: float = 300.0,
+        retries: int = 2,
+        chunk_size: int = 64,
+    ):
         import ray
+
         self.ray = ray
         self.actor_class = _actor_class(ray).options(num_cpus=num_cpus, scheduling_strategy="SPREAD")
         self.workers = workers_per_actor
@@ -78,7 +89,7 @@ class RayScorer:
     def score_batch(self, items: Iterable[Any], **options: Any) -> list[Score]:
         ray = self.ray
         plain = [msgspec.to_builtins(i) if isinstance(i, Item) else dict(i) for i in items]
-        results: list[Optional[Score]] = [None] * len(plain)
+        results: list[Score | None] = [None] * len(plain)
         pending: dict[Any, tuple[list[int], int, int, float]] = {}  # ref -> (indices, actor, attempt, started)
 
         def submit(indices: list[int], attempt: int, turn: int) -> None:
@@ -96,8 +107,12 @@ class RayScorer:
                 try:
                     for i, s in zip(indices, _SCORES.decode(ray.get(ref))):
                         results[i] = s
-                except (ray.exceptions.RayActorError, ray.exceptions.WorkerCrashedError,
-                        ray.exceptions.ObjectLostError, ray.exceptions.NodeDiedError) as error:
+                except (
+                    ray.exceptions.RayActorError,
+                    ray.exceptions.WorkerCrashedError,
+                    ray.exceptions.ObjectLostError,
+                    ray.exceptions.NodeDiedError,
+                ) as error:
                     self.actors[actor_index] = self._new_actor()  # replace the lost actor
                     if attempt < self.retries:
                         turn += 1

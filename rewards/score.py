@@ -29,21 +29,31 @@ caller for bad input.
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Optional
+from collections.abc import Iterable
+from typing import Any
 
 import msgspec
 import numpy as np
 
 import sandbox
-from sandbox import Limits, Result, Task
+from sandbox import Job, Limits, Result
 from tracer import Trace, encode, render
 
 from . import align
 from .compare import DEFAULT_RTOL, matches
 from .parse import ParseError, parse_answer, parse_arguments
 from .tasks import final_values, interesting_variables, line_steps
-from .truth import (CACHE, InvalidTask, ResultCache, expected_output, function_name, normalize_tests,
-                    pass_rate, trace_task, verdict_tasks)
+from .truth import (
+    CACHE,
+    InvalidTask,
+    ResultCache,
+    expected_output,
+    function_name,
+    normalize_tests,
+    pass_rate,
+    trace_task,
+    verdict_tasks,
+)
 
 TASKS = ("output", "final", "steps", "lines", "input")
 DEFAULT_WEIGHTS = {"prediction": 1.0, "tests": 0.0}
@@ -59,7 +69,7 @@ class Detail(msgspec.Struct, frozen=True):
 
 
 class Score(msgspec.Struct, kw_only=True):
-    reward: Optional[float]  # None when the status must be masked (infra_error, invalid_task)
+    reward: float | None  # None when the status must be masked (infra_error, invalid_task)
     status: str
     task: str = ""
     components: dict[str, float] = {}
@@ -81,7 +91,7 @@ class Item(msgspec.Struct, kw_only=True):
     predicted_trace: Any = None
     task: str = "auto"
     test_index: int = 0
-    variables: Optional[list[str]] = None
+    variables: list[str] | None = None
     mode: str = "typed"
 
 
@@ -101,7 +111,7 @@ def resolve_task(task: str, value: Any) -> tuple[str, Any]:
     if task not in ("auto", *TASKS):
         raise InvalidTask(f"unknown task {task!r}: choose auto, {', '.join(TASKS)}")
     if isinstance(value, dict) and len(value) == 1:
-        (key, inner), = value.items()
+        ((key, inner),) = value.items()
         if key in ("steps", "lines", "output") and task in ("auto", key):
             return key, inner
     if task != "auto":
@@ -116,8 +126,9 @@ def resolve_task(task: str, value: Any) -> tuple[str, Any]:
 # ---------------------------------------------------------------- per task
 
 
-def _score_output(predicted: Any, trace: Trace, stdout: Optional[str], mode: str,
-                  rtol: float) -> tuple[float, list[Detail]]:
+def _score_output(
+    predicted: Any, trace: Trace, stdout: str | None, mode: str, rtol: float
+) -> tuple[float, list[Detail]]:
     """Against the call's value, or against `stdout` for stdin/stdout tests (None otherwise)."""
     if stdout is not None:
         real = stdout
@@ -128,12 +139,22 @@ def _score_output(predicted: Any, trace: Trace, stdout: Optional[str], mode: str
     return float(ok), [Detail("output", float(ok), _show(predicted), _short(render(actual)))]
 
 
-def _score_final(predicted: Any, trace: Trace, stdout: Optional[str], variables: Optional[list[str]], mode: str,
-                 rtol: float, code: Optional[str] = None) -> tuple[float, list[Detail], int]:
+def _score_final(
+    predicted: Any,
+    trace: Trace,
+    stdout: str | None,
+    variables: list[str] | None,
+    mode: str,
+    rtol: float,
+    code: str | None = None,
+) -> tuple[float, list[Detail], int]:
     if not isinstance(predicted, dict):
         raise ParseError(f"a final-values answer is a dict of names, got {type(predicted).__name__}")
-    values = predicted.get("variables", predicted) if ("variables" in predicted or "final_output" in predicted) \
+    values = (
+        predicted.get("variables", predicted)
+        if ("variables" in predicted or "final_output" in predicted)
         else predicted
+    )
     if not isinstance(values, dict):
         raise ParseError("'variables' must be a dict of names")
     asked = list(variables) if variables is not None else interesting_variables(trace, code)
@@ -146,8 +167,14 @@ def _score_final(predicted: Any, trace: Trace, stdout: Optional[str], variables:
     for name in names:
         actual = real.get(name)
         if name not in values or actual is None:
-            details.append(Detail(name, 0.0, _show(values[name]) if name in values else "",
-                                  render(actual) if actual is not None else "<no such variable>"))
+            details.append(
+                Detail(
+                    name,
+                    0.0,
+                    _show(values[name]) if name in values else "",
+                    render(actual) if actual is not None else "<no such variable>",
+                )
+            )
             continue
         ok = matches(values[name], actual, mode, rtol)
         details.append(Detail(name, float(ok), _show(values[name]), _short(render(actual))))
@@ -155,9 +182,11 @@ def _score_final(predicted: Any, trace: Trace, stdout: Optional[str], variables:
     return (sum(d.score for d in details) / total if total else 1.0), details, len(asked)
 
 
-def _predicted_steps(predicted: Any) -> list[tuple[Optional[int], dict]]:
+def _predicted_steps(predicted: Any) -> list[tuple[int | None, dict]]:
     if not isinstance(predicted, list):
-        raise ParseError(f"a steps answer is a list of {{'line': ..., 'changes': {{...}}}}, got {type(predicted).__name__}")
+        raise ParseError(
+            f"a steps answer is a list of {{'line': ..., 'changes': {{...}}}}, got {type(predicted).__name__}"
+        )
     steps = []
     for item in predicted:
         if isinstance(item, dict):
@@ -172,9 +201,9 @@ def _predicted_steps(predicted: Any) -> list[tuple[Optional[int], dict]]:
 
 
 def _score_steps(predicted: Any, trace: Trace, mode: str, rtol: float) -> tuple[float, list[Detail]]:
-    pred = _predicted_steps(predicted)[:align.MAX_LENGTH]
+    pred = _predicted_steps(predicted)[: align.MAX_LENGTH]
     real = line_steps(trace)
-    actual = real[:align.MAX_LENGTH]
+    actual = real[: align.MAX_LENGTH]
     by_line: dict[int, list[int]] = {}
     for j, step in enumerate(actual):
         by_line.setdefault(step.line, []).append(j)
@@ -213,9 +242,9 @@ class _Plan:
         self.tests = normalize_tests(item.tests, item.task)
         self.parsed: Any = None
         self.task = item.task
-        self.tasks: list[Task] = []  # the runs the answer is compared with
-        self.verdict: list[Task] = []  # the runs that give the pass rate, when it is weighed in too
-        self.parse_error: Optional[str] = None
+        self.tasks: list[Job] = []  # the runs the answer is compared with
+        self.verdict: list[Job] = []  # the runs that give the pass rate, when it is weighed in too
+        self.parse_error: str | None = None
         if item.mode not in ("typed", "coderl_plus"):
             raise InvalidTask(f"unknown mode {item.mode!r}: choose typed or coderl_plus")
         if self.tests.kind == "input" or item.task == "input":
@@ -251,29 +280,49 @@ class _Plan:
             self.parse_error = str(error)
             return
         self.parsed = list(args)
-        call = f"{name}(" + ", ".join([render(encode(a)) for a in args] +
-                                       [f"{k}={render(encode(v))}" for k, v in kwargs.items()]) + ")"
-        self.tasks = [Task(mode="call", code=self.item.code, call=call, limits=limits)]
+        call = (
+            f"{name}("
+            + ", ".join([render(encode(a)) for a in args] + [f"{k}={render(encode(v))}" for k, v in kwargs.items()])
+            + ")"
+        )
+        self.tasks = [Job(mode="call", code=self.item.code, call=call, limits=limits)]
 
     def finish(self, results: list[Result], weights: dict, rtol: float) -> Score:
         item = self.item
         if self.parse_error is not None:
-            return Score(reward=0.0, status="parse_error", task=self.task, message=self.parse_error,
-                         components={"format": 0.0})
-        failed = next((r for r in results if r.status in _MASKED or (self.task != "tests" and r.status not in
-                                                                      ("ok", "passed", "failed"))), None)
+            return Score(
+                reward=0.0, status="parse_error", task=self.task, message=self.parse_error, components={"format": 0.0}
+            )
+        failed = next(
+            (
+                r
+                for r in results
+                if r.status in _MASKED or (self.task != "tests" and r.status not in ("ok", "passed", "failed"))
+            ),
+            None,
+        )
         if failed is not None:
-            return Score(reward=None if failed.status in _MASKED else 0.0, status=failed.status, task=self.task,
-                         prediction=self.parsed, message=failed.message)
+            return Score(
+                reward=None if failed.status in _MASKED else 0.0,
+                status=failed.status,
+                task=self.task,
+                prediction=self.parsed,
+                message=failed.message,
+            )
         if self.task == "tests":
             rate = pass_rate(self.tests, results)
             return Score(reward=rate, status="ok", task="tests", components={"tests": rate})
         if self.task == "input":
             real = results[0].value
             ok = real is not None and matches(self.expected, real, item.mode, rtol)
-            return Score(reward=float(ok), status="ok", task="input", components={"input": float(ok)},
-                         details=[Detail("output", float(ok), _show(self.expected), render(real) if real else "")],
-                         prediction=self.parsed)
+            return Score(
+                reward=float(ok),
+                status="ok",
+                task="input",
+                components={"input": float(ok)},
+                details=[Detail("output", float(ok), _show(self.expected), render(real) if real else "")],
+                prediction=self.parsed,
+            )
         trace = results[0].trace
         # a program's output: the sandbox lets it write to its real stdout, so the Result has it
         stdout = results[0].stdout if self.tests.kind == "stdio" else None
@@ -283,8 +332,7 @@ class _Plan:
             if self.task == "output":
                 value, details = _score_output(self.answer, trace, stdout, item.mode, rtol)
             elif self.task == "final":
-                value, details, _ = _score_final(self.answer, trace, stdout, item.variables, item.mode, rtol,
-                                                 item.code)
+                value, details, _ = _score_final(self.answer, trace, stdout, item.variables, item.mode, rtol, item.code)
             elif self.task == "steps":
                 value, details = _score_steps(self.answer, trace, item.mode, rtol)
             else:
@@ -293,22 +341,35 @@ class _Plan:
             return Score(reward=0.0, status="parse_error", task=self.task, prediction=self.parsed, message=str(error))
         components = {"prediction": value}
         reward = _mix(components, weights)
-        return Score(reward=reward, status="ok", task=self.task, components=components, details=details,
-                     prediction=self.parsed)
+        return Score(
+            reward=reward, status="ok", task=self.task, components=components, details=details, prediction=self.parsed
+        )
 
-    def _coderl_plus(self, trace: Trace, stdout: Optional[str], rtol: float) -> Score:
+    def _coderl_plus(self, trace: Trace, stdout: str | None, rtol: float) -> Score:
         answer = self.parsed
         if not (isinstance(answer, dict) and "final_output" in answer and "variables" in answer):
-            return Score(reward=0.0, status="parse_error", task="final", prediction=answer,
-                         message="CodeRL+ answers are {'final_output': ..., 'variables': {...}}",
-                         components={"format": 0.0})
-        _, details, asked = _score_final(answer, trace, stdout, self.item.variables, "coderl_plus", rtol,
-                                         self.item.code)
-        items = details[:1 + asked]  # CodeRL+ counts the output and the asked variables only
+            return Score(
+                reward=0.0,
+                status="parse_error",
+                task="final",
+                prediction=answer,
+                message="CodeRL+ answers are {'final_output': ..., 'variables': {...}}",
+                components={"format": 0.0},
+            )
+        _, details, asked = _score_final(
+            answer, trace, stdout, self.item.variables, "coderl_plus", rtol, self.item.code
+        )
+        items = details[: 1 + asked]  # CodeRL+ counts the output and the asked variables only
         correct = sum(d.score for d in items)
         reward = 0.1 + 0.9 * correct / (1 + asked)
-        return Score(reward=reward, status="ok", task="final", prediction=answer, details=details,
-                     components={"format": 1.0, "values": correct / (1 + asked)})
+        return Score(
+            reward=reward,
+            status="ok",
+            task="final",
+            prediction=answer,
+            details=details,
+            components={"format": 1.0, "values": correct / (1 + asked)},
+        )
 
 
 def _mix(components: dict[str, float], weights: dict) -> float:
@@ -319,20 +380,48 @@ def _mix(components: dict[str, float], weights: dict) -> float:
     return min(1.0, max(0.0, sum(components[k] * w for k, w in used.items()) / total))
 
 
-def score(code: str, tests: Any, predicted_trace: Any = None, *, task: str = "auto", test_index: int = 0,
-          variables: Optional[list[str]] = None, mode: str = "typed", weights: Optional[dict] = None,
-          rtol: float = DEFAULT_RTOL, limits: Limits = DEFAULT_LIMITS, trace_limits: Optional[dict] = None,
-          pool: Optional[sandbox.Pool] = None, cache: ResultCache = CACHE) -> Score:
+def score(
+    code: str,
+    tests: Any,
+    predicted_trace: Any = None,
+    *,
+    task: str = "auto",
+    test_index: int = 0,
+    variables: list[str] | None = None,
+    mode: str = "typed",
+    weights: dict | None = None,
+    rtol: float = DEFAULT_RTOL,
+    limits: Limits = DEFAULT_LIMITS,
+    trace_limits: dict | None = None,
+    pool: sandbox.Pool | None = None,
+    cache: ResultCache = CACHE,
+) -> Score:
     """Score one answer (see the module docstring). Never raises for bad input."""
-    item = Item(code=code, tests=tests, predicted_trace=predicted_trace, task=task, test_index=test_index,
-                variables=variables, mode=mode)
-    return score_batch([item], weights=weights, rtol=rtol, limits=limits, trace_limits=trace_limits, pool=pool,
-                       cache=cache)[0]
+    item = Item(
+        code=code,
+        tests=tests,
+        predicted_trace=predicted_trace,
+        task=task,
+        test_index=test_index,
+        variables=variables,
+        mode=mode,
+    )
+    return score_batch(
+        [item], weights=weights, rtol=rtol, limits=limits, trace_limits=trace_limits, pool=pool, cache=cache
+    )[0]
 
 
-def score_batch(items: Iterable[Any], *, weights: Optional[dict] = None, rtol: float = DEFAULT_RTOL,
-                limits: Limits = DEFAULT_LIMITS, trace_limits: Optional[dict] = None,
-                pool: Optional[sandbox.Pool] = None, cache: ResultCache = CACHE, progress: bool = False) -> list[Score]:
+def score_batch(
+    items: Iterable[Any],
+    *,
+    weights: dict | None = None,
+    rtol: float = DEFAULT_RTOL,
+    limits: Limits = DEFAULT_LIMITS,
+    trace_limits: dict | None = None,
+    pool: sandbox.Pool | None = None,
+    cache: ResultCache = CACHE,
+    progress: bool = False,
+) -> list[Score]:
     """Score many answers at once, in the order given; one bad item never fails the batch.
 
     Items are `Item`s or dicts with the arguments of `score`. Each distinct
@@ -356,8 +445,8 @@ def score_batch(items: Iterable[Any], *, weights: Optional[dict] = None, rtol: f
         if isinstance(plan, Score):
             scores.append(plan)
             continue
-        main = results[at:at + len(plan.tasks)]
-        verdict = results[at + len(plan.tasks):at + len(plan.tasks) + len(plan.verdict)]
+        main = results[at : at + len(plan.tasks)]
+        verdict = results[at + len(plan.tasks) : at + len(plan.tasks) + len(plan.verdict)]
         at += len(plan.tasks) + len(plan.verdict)
         try:
             result = plan.finish(main, weights, rtol)

@@ -18,7 +18,7 @@ import json
 import signal
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Optional
+from typing import Any
 
 import msgspec
 
@@ -50,10 +50,10 @@ class _Handler(BaseHTTPRequestHandler):
     server: RewardServer
     protocol_version = "HTTP/1.1"
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002  (quiet by default)
+    def log_message(self, format: str, *args: Any) -> None:
         pass
 
-    def _send(self, status: int, body: Any, headers: Optional[dict] = None) -> None:
+    def _send(self, status: int, body: Any, headers: dict | None = None) -> None:
         data = msgspec.json.encode(body)
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
@@ -63,15 +63,22 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         if self.path.rstrip("/") == "/health":
             layers = sandbox.default_pool().layers.describe().split("\n")[0]
-            self._send(200, {"status": "ok", "pending": self.server.pending, "max_pending": self.server.max_pending,
-                             "layers": layers})
+            self._send(
+                200,
+                {
+                    "status": "ok",
+                    "pending": self.server.pending,
+                    "max_pending": self.server.max_pending,
+                    "layers": layers,
+                },
+            )
         else:
             self._send(404, {"error": f"no such endpoint {self.path}"})
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         if length > self.server.max_request_bytes:
             self.close_connection = True
@@ -112,8 +119,13 @@ class _Handler(BaseHTTPRequestHandler):
             self.server.slots.release()
 
 
-def serve(host: str = "127.0.0.1", port: int = 8000, max_pending: int = 64,
-          max_request_bytes: int = 16 << 20, ready: Optional[threading.Event] = None) -> None:
+def serve(
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    max_pending: int = 64,
+    max_request_bytes: int = 16 << 20,
+    ready: threading.Event | None = None,
+) -> None:
     """Run until SIGTERM/SIGINT, then finish what was accepted."""
     server = RewardServer((host, port), max_pending, max_request_bytes)
     sandbox.default_pool()  # start the zygote before the first request

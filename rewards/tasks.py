@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import ast
 import random
-from typing import Any, Optional
+from typing import Any
 
 import msgspec
 
 import sandbox
+import tracer
 from sandbox import Limits
 from tracer import Trace, Value, encode, render
 
@@ -46,12 +47,12 @@ def target_frames(trace: Trace) -> set[int]:
     """The frames a question is about: the traced call's own frame, or, for a
     program, module level and the functions it calls directly (`main`)."""
     if trace.call_step >= 0:
-        first = next((s for s in trace.steps[trace.call_step:] if s.event == "call"), None)
+        first = next((s for s in trace.steps[trace.call_step :] if s.event == "call"), None)
         return {first.frame} if first is not None else set()
     return {f.id for f in trace.frames if f.depth <= 1 and f.thread == 0}
 
 
-def _constant_only(code: Optional[str]) -> set[str]:
+def _constant_only(code: str | None) -> set[str]:
     """Names that the code only ever assigns a literal constant (not worth asking)."""
     if not code:
         return set()
@@ -73,7 +74,7 @@ def _constant_only(code: Optional[str]) -> set[str]:
     return constant - other
 
 
-def interesting_variables(trace: Trace, code: Optional[str] = None) -> list[str]:
+def interesting_variables(trace: Trace, code: str | None = None) -> list[str]:
     """Variables worth asking about, in a stable order (see the module docstring)."""
     frames = target_frames(trace)
     constants = _constant_only(code)
@@ -106,7 +107,7 @@ def final_values(trace: Trace) -> dict[str, Value]:
 
 def line_steps(trace: Trace) -> list:
     """The line steps of the traced execution (of the call, when there is one)."""
-    return [s for s in trace.steps[max(trace.call_step, 0):] if s.event == "line"]
+    return [s for s in trace.steps[max(trace.call_step, 0) :] if s.event == "line"]
 
 
 # ---------------------------------------------------------------- gold answers
@@ -128,7 +129,7 @@ def gold_lines(trace: Trace) -> list[int]:
     return [s.line for s in line_steps(trace)]
 
 
-def gold_answer(trace: Trace, kind: str, variables: Optional[list[str]] = None, stdio: bool = False) -> Any:
+def gold_answer(trace: Trace, kind: str, variables: list[str] | None = None, stdio: bool = False) -> Any:
     if kind == "output":
         return trace.stdout if stdio else (gold(trace.returned) if trace.returned is not None else None)
     if kind == "final":
@@ -149,27 +150,39 @@ def as_text(value: Any) -> str:
 
 _OURS = {
     "final": "After the code runs{what}, what are the final values of {names}? Think step by step, then write "
-             "a Python dict literal mapping each name to its value on the last line.",
+    "a Python dict literal mapping each name to its value on the last line.",
     "output": "What does the code produce{what}? Think step by step, then write the value as a Python literal "
-              "on the last line.",
+    "on the last line.",
     "lines": "Which line numbers execute{what}, in order? Think step by step, then write {{'lines': [...]}} on "
-             "the last line.",
+    "the last line.",
     "steps": "Trace the execution{what} line by line: for each executed line, the variables it changes. Think step "
-             "by step, then write {{'steps': [{{'line': n, 'changes': {{name: value}}}}, ...]}} on the last line.",
+    "by step, then write {{'steps': [{{'line': n, 'changes': {{name: value}}}}, ...]}} on the last line.",
 }
-_CODERL = ("Given the code and input below, reason step by step about its execution, then give the final "
-           "output and the final values of the variables {names}. On the last line, write only a JSON object: "
-           '{{"final_output": <output>, "variables": {{{example}}}}}')
-_TEXT_LIMITS = __import__("tracer").values.Limits(max_depth=50, max_items=100_000, max_str=1_000_000)
+_CODERL = (
+    "Given the code and input below, reason step by step about its execution, then give the final "
+    "output and the final values of the variables {names}. On the last line, write only a JSON object: "
+    '{{"final_output": <output>, "variables": {{{example}}}}}'
+)
+_TEXT_LIMITS = tracer.EncodeLimits(max_depth=50, max_items=100_000, max_str=1_000_000)
 
 
 def _numbered(code: str) -> str:
     return "\n".join(f"{i:>3} | {line}" for i, line in enumerate(code.splitlines(), 1))
 
 
-def build_task(code: str, call: Optional[str] = None, stdin: Optional[str] = None, *, kind: str = "final",
-               template: str = "execalign", seed: int = 0, max_variables: int = 3, limits: Limits = Limits(),
-               pool: Optional[sandbox.Pool] = None, cache: ResultCache = CACHE) -> AlignmentTask | Skipped:
+def build_task(
+    code: str,
+    call: str | None = None,
+    stdin: str | None = None,
+    *,
+    kind: str = "final",
+    template: str = "execalign",
+    seed: int = 0,
+    max_variables: int = 3,
+    limits: Limits = Limits(),
+    pool: sandbox.Pool | None = None,
+    cache: ResultCache = CACHE,
+) -> AlignmentTask | Skipped:
     """One alignment task from code and an input (a call expression, or stdin for a program)."""
     if (call is None) == (stdin is None):
         return Skipped("give exactly one of call (a call expression) and stdin (for a program)")
@@ -177,8 +190,14 @@ def build_task(code: str, call: Optional[str] = None, stdin: Optional[str] = Non
         return Skipped(f"unknown kind {kind!r}")
     if template not in ("execalign", "coderl_plus"):
         return Skipped(f"unknown template {template!r}")
-    task = sandbox.Task(mode="call" if call is not None else "script", code=code, call=call, stdin=stdin or "",
-                        trace=True, limits=limits)
+    task = sandbox.Job(
+        mode="call" if call is not None else "script",
+        code=code,
+        call=call,
+        stdin=stdin or "",
+        trace=True,
+        limits=limits,
+    )
     result = cache.run([task], pool)[0]
     if result.status != "ok" or result.trace is None:
         return Skipped(f"the code did not run cleanly: {result.status} {result.message}".strip())
@@ -203,11 +222,19 @@ def build_task(code: str, call: Optional[str] = None, stdin: Optional[str] = Non
     shown_input = f"Call: `{call}`" if call is not None else f"Input (stdin):\n```\n{stdin}\n```"
     prompt = f"```python\n{_numbered(code) if kind in ('lines', 'steps') else code}\n```\n{shown_input}\n\n{question}"
     tests = [call] if call is not None else [{"stdin": stdin, "stdout": None}]
-    return AlignmentTask(prompt=prompt, answer=answer, gold=value, kind=kind, code=code, tests=tests,
-                         variables=variables, metadata={"seed": seed, "template": template, "steps": len(trace.steps),
-                                                        "candidates": candidates})
+    return AlignmentTask(
+        prompt=prompt,
+        answer=answer,
+        gold=value,
+        kind=kind,
+        code=code,
+        tests=tests,
+        variables=variables,
+        metadata={"seed": seed, "template": template, "steps": len(trace.steps), "candidates": candidates},
+    )
 
 
 def _jsonable(value: Any) -> Any:
     from .compare import to_json_value
+
     return to_json_value(value)

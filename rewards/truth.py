@@ -20,12 +20,12 @@ import hashlib
 import threading
 from collections import OrderedDict
 from concurrent.futures import Future
-from typing import Any, Literal, Optional
+from typing import Any, Literal
 
 import msgspec
 
 import sandbox
-from sandbox import Limits, Result, Task
+from sandbox import Job, Limits, Result
 
 
 class InvalidTask(ValueError):
@@ -35,7 +35,7 @@ class InvalidTask(ValueError):
 class Tests(msgspec.Struct, frozen=True):
     kind: Literal["asserts", "calls", "stdio", "check", "input"]
     items: list[Any]
-    entry_point: Optional[str] = None
+    entry_point: str | None = None
 
 
 def normalize_tests(tests: Any, task: str = "auto") -> Tests:
@@ -101,7 +101,8 @@ def expected_output(tests: Tests, index: int) -> Any:
     node = ast.parse(tests.items[index].replace("??", "__input__")).body[0]
     if not (isinstance(node, ast.Assert) and isinstance(node.test, ast.Compare) and len(node.test.comparators) == 1):
         raise InvalidTask(f"input tests look like 'assert f(??) == output', got {tests.items[index]!r}")
-    from tracer.values import from_literal
+    from tracer import from_literal
+
     try:
         return from_literal(ast.unparse(node.test.comparators[0]))
     except ValueError as error:
@@ -116,28 +117,44 @@ def function_name(tests: Tests, index: int) -> str:
     return call.func.id
 
 
-def verdict_tasks(code: str, tests: Tests, limits: Limits) -> list[Task]:
+def verdict_tasks(code: str, tests: Tests, limits: Limits) -> list[Job]:
     """The sandbox runs that give the tests' pass rate."""
     if tests.kind in ("asserts", "check"):
-        return [Task(mode="asserts", code=code, tests=tests.items if tests.kind == "asserts" else tests.items[0],
-                     entry_point=tests.entry_point, limits=limits)]
+        return [
+            Job(
+                mode="asserts",
+                code=code,
+                tests=tests.items if tests.kind == "asserts" else tests.items[0],
+                entry_point=tests.entry_point,
+                limits=limits,
+            )
+        ]
     if tests.kind == "stdio":
-        return [Task(mode="stdio", code=code, stdin=t["stdin"], expected_stdout=t["stdout"] or "", limits=limits)
-                for t in tests.items]
+        return [
+            Job(mode="stdio", code=code, stdin=t["stdin"], expected_stdout=t["stdout"] or "", limits=limits)
+            for t in tests.items
+        ]
     if tests.kind == "calls":
-        return [Task(mode="call", code=code, call=c, limits=limits) for c in tests.items]
+        return [Job(mode="call", code=code, call=c, limits=limits) for c in tests.items]
     raise InvalidTask("input tests have no verdict without a predicted input")
 
 
-def trace_task(code: str, tests: Tests, index: int, limits: Limits, trace_limits: dict) -> Task:
+def trace_task(code: str, tests: Tests, index: int, limits: Limits, trace_limits: dict) -> Job:
     """The traced run a predicted trace is compared with."""
     if tests.kind == "stdio":
         if not 0 <= index < len(tests.items):
             raise InvalidTask(f"test_index {index} is out of range for {len(tests.items)} tests")
-        return Task(mode="script", code=code, stdin=tests.items[index]["stdin"], trace=True,
-                    trace_limits=trace_limits, limits=limits)
-    return Task(mode="call", code=code, call=target_call(tests, index), trace=True, trace_limits=trace_limits,
-                limits=limits)
+        return Job(
+            mode="script",
+            code=code,
+            stdin=tests.items[index]["stdin"],
+            trace=True,
+            trace_limits=trace_limits,
+            limits=limits,
+        )
+    return Job(
+        mode="call", code=code, call=target_call(tests, index), trace=True, trace_limits=trace_limits, limits=limits
+    )
 
 
 def pass_rate(tests: Tests, results: list[Result]) -> float:
@@ -158,15 +175,15 @@ class ResultCache:
     def __init__(self, max_entries: int = 4096):
         self.max_entries = max_entries
         self.lock = threading.Lock()
-        self.entries: "OrderedDict[bytes, Result]" = OrderedDict()
+        self.entries: OrderedDict[bytes, Result] = OrderedDict()
         self.inflight: dict[bytes, Future] = {}
         self.hits = self.misses = 0
 
     @staticmethod
-    def key(task: Task) -> bytes:
+    def key(task: Job) -> bytes:
         return hashlib.sha256(msgspec.msgpack.encode(task)).digest()
 
-    def run(self, tasks: list[Task], pool: Optional[sandbox.Pool] = None, progress: bool = False) -> list[Result]:
+    def run(self, tasks: list[Job], pool: sandbox.Pool | None = None, progress: bool = False) -> list[Result]:
         """Results of `tasks` in order, each distinct task run at most once."""
         pool = pool or sandbox.default_pool()
         waiting: list[Any] = []
@@ -188,6 +205,7 @@ class ResultCache:
                     waiting.append(future)
         if progress:
             from sandbox.pool import _with_progress
+
             return _with_progress([w if isinstance(w, Future) else _done(w) for w in waiting])
         return [w.result() if isinstance(w, Future) else w for w in waiting]
 

@@ -2,14 +2,14 @@
 
     import sandbox
     with sandbox.Pool() as pool:                       # one warm zygote, one worker per core
-        r = pool.run(sandbox.Task(mode="call", code="def f(x):\\n    return x + 1", call="f(1)"))
+        r = pool.run(sandbox.Job(mode="call", code="def f(x):\\n    return x + 1", call="f(1)"))
         r.status, sandbox.to_python(r.value)            # 'ok', 2
-        r = pool.run(sandbox.Task(mode="asserts", code=src, tests=["assert f(1) == 2"]))
+        r = pool.run(sandbox.Job(mode="asserts", code=src, tests=["assert f(1) == 2"]))
         r.status, r.passed, r.total                     # 'passed', 1, 1
     print(pool.layers.describe())                       # which isolation layers this machine allows
 
 `sandbox.run(task)` uses a shared default pool. Modes: call, asserts, stdio,
-script (see `Task`). Statuses: ok (ran, no verdict asked), passed, failed,
+script (see `Job`). Statuses: ok (ran, no verdict asked), passed, failed,
 error, timeout, memory_exceeded, output_exceeded, killed, infra_error (ours or
 the machine's: mask it, never score it). The judge (this process) holds tests
 and expected values; the code runs in a child forked from a zygote that never
@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import atexit
 import threading
-from typing import Optional
 
 from tracer import to_python
 
@@ -28,12 +27,26 @@ from .compare import matches
 from .isolation import Layers
 from .pool import Pool
 from .protocol import STATUSES, Limits
-from .result import Result, Task, TestOutcome
+from .result import Job, Result, TestOutcome
 
-__all__ = ["Pool", "Task", "Result", "TestOutcome", "Limits", "Layers", "STATUSES", "run", "default_pool",
-           "matches", "to_python"]
+Task = Job  # the name the README used before 0.2: kept as an alias of `Job`
 
-_default: Optional[Pool] = None
+__all__ = [
+    "STATUSES",
+    "Job",
+    "Layers",
+    "Limits",
+    "Pool",
+    "Result",
+    "Task",
+    "TestOutcome",
+    "default_pool",
+    "matches",
+    "run",
+    "to_python",
+]
+
+_default: Pool | None = None
 _default_lock = threading.Lock()
 
 
@@ -47,6 +60,6 @@ def default_pool() -> Pool:
         return _default
 
 
-def run(task: Task) -> Result:
-    """Run one task on the default pool."""
-    return default_pool().run(task)
+def run(job: Job) -> Result:
+    """Run one job on the default pool."""
+    return default_pool().run(job)

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import ast
 import builtins
-from typing import Any, Callable, Optional, Union
+from collections.abc import Callable
+from typing import Any
 
 from tracer import ExceptionInfo, NotDecodable, Value, encode, render, to_python
 
@@ -52,7 +53,7 @@ class Opaque:
         return render(self.value)
 
 
-def from_child(value: Optional[Value]) -> Any:
+def from_child(value: Value | None) -> Any:
     if value is None:
         return None
     try:
@@ -95,7 +96,7 @@ def _no_args() -> ast.arguments:
     return ast.arguments(posonlyargs=[], args=[], vararg=None, kwonlyargs=[], kw_defaults=[], kwarg=None, defaults=[])
 
 
-def solution_names(tests: Union[list[str], str], entry_point: Optional[str]) -> list[str]:
+def solution_names(tests: list[str] | str, entry_point: str | None) -> list[str]:
     """Names the tests read but never bind: those come from the solution."""
     source = tests if isinstance(tests, str) else "\n".join(tests)
     tree = ast.parse(source)
@@ -115,7 +116,7 @@ def solution_names(tests: Union[list[str], str], entry_point: Optional[str]) -> 
     return names
 
 
-def run_tests(tests: Union[list[str], str], entry_point: Optional[str], names: dict[str, Any]) -> tuple[list[TestOutcome], str]:
+def run_tests(tests: list[str] | str, entry_point: str | None, names: dict[str, Any]) -> tuple[list[TestOutcome], str]:
     """Run the tests with `names` (proxies and fetched values) in scope.
 
     Returns the outcomes and, if the child was lost in the middle (died, timed
@@ -123,7 +124,7 @@ def run_tests(tests: Union[list[str], str], entry_point: Optional[str], names: d
     """
     outcomes: list[TestOutcome] = []
 
-    def record(test: Callable, text: str, left: Optional[Callable] = None, right: Optional[Callable] = None) -> None:
+    def record(test: Callable, text: str, left: Callable | None = None, right: Callable | None = None) -> None:
         try:
             if left is not None:
                 got = left()

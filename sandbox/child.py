@@ -1,6 +1,6 @@
 """What runs inside a task child, after isolation is in place.
 
-The child reads its `TaskSpec` from the control pipe, runs the code, and writes
+The child reads its `JobSpec` from the control pipe, runs the code, and writes
 result frames to the result pipe: `Returned` for call, script and stdio modes;
 for asserts mode a `Ready` frame, then one `Returned` per call request until
 `DoneRequest`. It ends with `os._exit`, so atexit hooks, excepthook rewrites and
@@ -18,12 +18,19 @@ from typing import Any
 import msgspec
 
 import tracer
-from tracer import ExceptionInfo, encode, to_python
-from tracer.recorder import exception_info
-from tracer.run import TraceLimits
+from tracer import ExceptionInfo, TraceLimits, encode, exception_info, to_python
 
-from .protocol import (CallRequest, DoneRequest, FetchRequest, Ready, Returned, TaskSpec, read_exact,
-                       read_request, write_frame)
+from .protocol import (
+    CallRequest,
+    DoneRequest,
+    FetchRequest,
+    JobSpec,
+    Ready,
+    Returned,
+    read_exact,
+    read_request,
+    write_frame,
+)
 
 _SPEC_LIMIT = 64 << 20
 
@@ -49,20 +56,21 @@ def run(control_fd: int, result_fd: int) -> None:
         os._exit(0)
 
 
-def read_spec(fd: int) -> TaskSpec:
+def read_spec(fd: int) -> JobSpec:
     size = int.from_bytes(read_exact(fd, 4), "big")
     if size > _SPEC_LIMIT:
         raise ValueError(f"task spec of {size} bytes is over the cap")
-    return msgspec.msgpack.decode(read_exact(fd, size), type=TaskSpec)
+    return msgspec.msgpack.decode(read_exact(fd, size), type=JobSpec)
 
 
-def _run_program(spec: TaskSpec) -> Returned:
+def _run_program(spec: JobSpec) -> Returned:
     limits = dict(spec.trace_limits)
     sys.argv = [spec.filename, *spec.argv]
     module_name = "__main__" if spec.mode != "call" else "solution"  # a call does not run the main guard
     if spec.trace:
-        t = tracer.trace(spec.code, spec.call, filename=spec.filename, capture_output=False,
-                         module_name=module_name, **limits)
+        t = tracer.trace(
+            spec.code, spec.call, filename=spec.filename, capture_output=False, module_name=module_name, **limits
+        )
         return Returned(spec.nonce, t.returned, t.exception, t.to_msgpack(), t.exit_code)
     namespace = {"__name__": module_name, "__builtins__": builtins}
     caps = TraceLimits(**limits)
@@ -90,7 +98,7 @@ def _print_exception(info: ExceptionInfo) -> None:
         pass
 
 
-def _serve_asserts(spec: TaskSpec, control_fd: int, result_fd: int) -> None:
+def _serve_asserts(spec: JobSpec, control_fd: int, result_fd: int) -> None:
     namespace: dict[str, Any] = {"__name__": "solution", "__builtins__": builtins}
     caps = TraceLimits(**dict(spec.trace_limits))
     try:

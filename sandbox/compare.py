@@ -15,7 +15,6 @@ Two outputs match when, after normalisation, they have the same lines:
 from __future__ import annotations
 
 import math
-from typing import Optional
 
 
 def _lines(text: str) -> list[str]:
@@ -37,7 +36,7 @@ def _token_match(got: str, expected: str, tol: float) -> bool:
     return abs(a - b) <= tol * max(1.0, abs(b))
 
 
-def explain(got: str, expected: str, float_tolerance: Optional[float] = None) -> Optional[str]:
+def explain(got: str, expected: str, float_tolerance: float | None = None) -> str | None:
     """None when the outputs match, else a one-line description of the first difference."""
     got_lines, expected_lines = _lines(got), _lines(expected)
     for number, (g, e) in enumerate(zip(got_lines, expected_lines), 1):
@@ -53,5 +52,5 @@ def explain(got: str, expected: str, float_tolerance: Optional[float] = None) ->
     return None
 
 
-def matches(got: str, expected: str, float_tolerance: Optional[float] = None) -> bool:
+def matches(got: str, expected: str, float_tolerance: float | None = None) -> bool:
     return explain(got, expected, float_tolerance) is None

@@ -13,7 +13,7 @@ import secrets
 import selectors
 import signal
 import time
-from typing import Any, Optional
+from typing import Any
 
 import msgspec
 
@@ -21,9 +21,19 @@ import tracer
 
 from . import compare
 from .asserts import ChildGone, from_child, raise_from_child, run_tests, solution_names
-from .protocol import (SETUP_DONE, CallRequest, ChannelError, DoneRequest, FetchRequest, FrameReader, Ready,
-                       Returned, TaskSpec, pack)
-from .result import Result, Task
+from .protocol import (
+    SETUP_DONE,
+    CallRequest,
+    ChannelError,
+    DoneRequest,
+    FetchRequest,
+    FrameReader,
+    JobSpec,
+    Ready,
+    Returned,
+    pack,
+)
+from .result import Job, Result
 from .zygote import FD_COUNT, SETUP_FAILED
 
 _EXIT_GRACE = 5.0  # seconds to wait for the zygote's exit report once a task's pipes closed
@@ -32,7 +42,7 @@ _EXIT_GRACE = 5.0  # seconds to wait for the zygote's exit report once a task's 
 class Execution:
     """One task from spawn to verdict, on the calling worker thread."""
 
-    def __init__(self, client: Any, slot: int, task: Task):
+    def __init__(self, client: Any, slot: int, task: Job):
         self.client = client
         self.task = task
         self.limits = task.limits
@@ -42,7 +52,7 @@ class Execution:
         self.out = bytearray()
         self.err = bytearray()
         self.out_more = self.err_more = 0
-        self.killed_for: Optional[str] = None  # "timeout" or "output_exceeded"
+        self.killed_for: str | None = None  # "timeout" or "output_exceeded"
         self.tampered: list[str] = []
         self.setup_done = False
         self.start = time.monotonic()
@@ -158,7 +168,7 @@ class Execution:
     def _take_output(self, fd: int, data: bytes) -> None:
         buffer = self.out if fd == self.out_r else self.err
         room = self.limits.output - len(buffer)
-        buffer += data[:max(room, 0)]
+        buffer += data[: max(room, 0)]
         if len(data) > room:
             if fd == self.out_r:
                 self.out_more += len(data) - max(room, 0)
@@ -171,7 +181,7 @@ class Execution:
             self.killed_for = reason
             self.client.kill(self.handle)
 
-    def _next_frame(self) -> Optional[Any]:
+    def _next_frame(self) -> Any | None:
         count = len(self.frames)
         self._pump(lambda: len(self.frames) > count)
         return self.frames[count] if len(self.frames) > count else None
@@ -184,9 +194,19 @@ class Execution:
                 return Result(status="infra_error", message=f"spawn failed: {self.handle.failure or 'no answer'}")
             task = self.task
             names = solution_names(task.tests, task.entry_point) if task.mode == "asserts" else []
-            self._send(TaskSpec(mode=task.mode, code=task.code, nonce=self.nonce, call=task.call, trace=task.trace,
-                                filename=task.filename, argv=list(task.argv), trace_limits=dict(task.trace_limits),
-                                names=names))
+            self._send(
+                JobSpec(
+                    mode=task.mode,
+                    code=task.code,
+                    nonce=self.nonce,
+                    call=task.call,
+                    trace=task.trace,
+                    filename=task.filename,
+                    argv=list(task.argv),
+                    trace_limits=dict(task.trace_limits),
+                    names=names,
+                )
+            )
             self._watch_writes()
             result = self._asserts() if task.mode == "asserts" else self._program()
             self._pump(lambda: not self.pending_ctrl)  # deliver what is queued (DoneRequest)
@@ -222,8 +242,11 @@ class Execution:
         if not isinstance(ready, Ready):
             return Result(status="error")
         if ready.exception is not None:
-            return Result(status="error", exception=ready.exception,
-                          message=f"the solution raised before the tests: {ready.exception.type}: {ready.exception.message}")
+            return Result(
+                status="error",
+                exception=ready.exception,
+                message=f"the solution raised before the tests: {ready.exception.type}: {ready.exception.message}",
+            )
         names: dict[str, Any] = {name: _Proxy(self, name) for name in ready.callable}
         for name in ready.values:
             self._send(FetchRequest(name))
@@ -240,8 +263,13 @@ class Execution:
         self._send(DoneRequest())
         first_failure = next((o for o in outcomes if not o.passed), None)
         status = "passed" if outcomes and first_failure is None else "failed"
-        message = ("no assertion ran" if not outcomes else
-                   f"{first_failure.test}: {first_failure.message}" if first_failure else "")
+        message = (
+            "no assertion ran"
+            if not outcomes
+            else f"{first_failure.test}: {first_failure.message}"
+            if first_failure
+            else ""
+        )
         return Result(status=status, message=message, tests=outcomes, passed=passed, total=len(outcomes))
 
     def _answer(self) -> Returned:
@@ -258,7 +286,9 @@ class Execution:
         return "the solution process ended during the tests"
 
     def call(self, name: str, args: tuple, kwargs: dict) -> Any:
-        self._send(CallRequest(name, [tracer.encode(a) for a in args], {k: tracer.encode(v) for k, v in kwargs.items()}))
+        self._send(
+            CallRequest(name, [tracer.encode(a) for a in args], {k: tracer.encode(v) for k, v in kwargs.items()})
+        )
         frame = self._answer()
         if frame.exception is not None:
             raise_from_child(frame.exception)
@@ -277,8 +307,11 @@ class Execution:
             self._kill("lost")
             result.status, result.message = "infra_error", handle.failure or "the zygote did not report the task's end"
             return result
-        result.cpu_time, result.peak_memory, result.leftovers = (exit_report.cpu_time, exit_report.peak_memory,
-                                                                 exit_report.leftovers)
+        result.cpu_time, result.peak_memory, result.leftovers = (
+            exit_report.cpu_time,
+            exit_report.peak_memory,
+            exit_report.leftovers,
+        )
         status = exit_report.status
         if os.WIFSIGNALED(status):
             result.signal = os.WTERMSIG(status)
@@ -286,8 +319,11 @@ class Execution:
             result.exit_code = os.WEXITSTATUS(status)
         if not self.setup_done:
             result.status = "infra_error"
-            result.message = ("the child could not set up its isolation" if os.WIFEXITED(status)
-                              and os.WEXITSTATUS(status) == SETUP_FAILED else "the child died before its setup ended")
+            result.message = (
+                "the child could not set up its isolation"
+                if os.WIFEXITED(status) and os.WEXITSTATUS(status) == SETUP_FAILED
+                else "the child died before its setup ended"
+            )
             result.message += f": {result.stderr.strip()}" if result.stderr.strip() else ""
             return result
         self._classify(result, status)
@@ -299,15 +335,20 @@ class Execution:
             result.status, result.message = "timeout", f"wall time limit of {limits.wall_time:g} s"
         elif self.killed_for == "output_exceeded":
             result.status, result.message = "output_exceeded", f"output over {limits.output} bytes"
-        elif result.signal in (signal.SIGXCPU,) or (result.signal == signal.SIGKILL
-                                                    and result.cpu_time >= limits.cpu_time - 0.05):
+        elif result.signal in (signal.SIGXCPU,) or (
+            result.signal == signal.SIGKILL and result.cpu_time >= limits.cpu_time - 0.05
+        ):
             result.status, result.message = "timeout", f"CPU time limit of {limits.cpu_time:g} s"
         elif self._memory_error(result):
             result.status, result.message = "memory_exceeded", f"memory budget of {limits.memory >> 20} MiB"
         elif self.tampered:
-            result.status, result.message = "error", "the code tampered with the result channel or the tracer: " + \
-                "; ".join(self.tampered)
-        elif result.signal is not None and result.signal != signal.SIGPIPE and result.status not in ("passed", "failed"):
+            result.status, result.message = (
+                "error",
+                "the code tampered with the result channel or the tracer: " + "; ".join(self.tampered),
+            )
+        elif (
+            result.signal is not None and result.signal != signal.SIGPIPE and result.status not in ("passed", "failed")
+        ):
             result.status, result.message = "killed", f"killed by signal {signal.Signals(result.signal).name}"
         elif self.task.mode == "asserts" and result.status in ("passed", "failed", "error"):
             pass  # decided by the tests (or by the solution failing before them)

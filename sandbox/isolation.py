@@ -21,18 +21,28 @@ filesystem, and a BPF filter from Python would add cost to every task.
 from __future__ import annotations
 
 import ctypes
+import fcntl
 import os
 import resource
 import stat
 import sys
-from typing import Iterable, Optional
+from collections.abc import Iterable
 
 import msgspec
 
 CLONE_NEWNS = 0x00020000
 CLONE_NEWPID = 0x20000000
 CLONE_NEWNET = 0x40000000
-MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 1, 2, 4, 8, 32, 4096, 0x4000, 0x40000
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = (
+    1,
+    2,
+    4,
+    8,
+    32,
+    4096,
+    0x4000,
+    0x40000,
+)
 PR_SET_PDEATHSIG, PR_SET_NO_NEW_PRIVS, PR_SET_CHILD_SUBREAPER = 1, 38, 36
 SYS_LANDLOCK_CREATE_RULESET, SYS_LANDLOCK_ADD_RULE, SYS_LANDLOCK_RESTRICT_SELF = 444, 445, 446
 
@@ -51,11 +61,19 @@ class Layers(msgspec.Struct, frozen=True):
     notes: list[str]
 
     def describe(self) -> str:
-        on = [name for name, flag in (("namespaces (pid, net, mount)", self.namespaces),
-                                      ("uid per slot", self.uid_per_slot),
-                                      (f"landlock ABI {self.landlock_abi}", self.landlock_abi > 0)) if flag]
-        return (f"sandbox layers: {', '.join(on) or 'rlimits and process groups only'}; network: {self.network}"
-                + "".join(f"\n  - {n}" for n in self.notes))
+        on = [
+            name
+            for name, flag in (
+                ("namespaces (pid, net, mount)", self.namespaces),
+                ("uid per slot", self.uid_per_slot),
+                (f"landlock ABI {self.landlock_abi}", self.landlock_abi > 0),
+            )
+            if flag
+        ]
+        return (
+            f"sandbox layers: {', '.join(on) or 'rlimits and process groups only'}; network: {self.network}"
+            + "".join(f"\n  - {n}" for n in self.notes)
+        )
 
 
 def _errno_text() -> str:
@@ -80,13 +98,13 @@ def mount_private_proc() -> None:
         raise OSError(ctypes.get_errno(), f"mount proc: {_errno_text()}")
 
 
-def _mount(source: Optional[str], target: str, fstype: Optional[str], flags: int, data: Optional[str]) -> None:
-    enc = lambda x: None if x is None else x.encode()  # noqa: E731
+def _mount(source: str | None, target: str, fstype: str | None, flags: int, data: str | None) -> None:
+    enc = lambda x: None if x is None else x.encode()
     if _libc.mount(enc(source), enc(target), enc(fstype), flags, enc(data)) != 0:
         raise OSError(ctypes.get_errno(), f"mount {source} on {target}: {_errno_text()}")
 
 
-def _hidden_ancestor(path: str) -> Optional[str]:
+def _hidden_ancestor(path: str) -> str | None:
     """The first ancestor of `path` that other users cannot search (e.g. /root), if any."""
     current = "/"
     for part in os.path.normpath(path).strip("/").split("/")[:-1]:
@@ -131,7 +149,7 @@ def landlock_abi() -> int:
     return max(int(abi), 0)
 
 
-def _probe_namespaces() -> Optional[str]:
+def _probe_namespaces() -> str | None:
     """None if a child can unshare PID, network and mount namespaces, else why not."""
     pid = os.fork()
     if pid == 0:
@@ -170,6 +188,32 @@ def detect() -> Layers:
     return Layers(root, namespaces, root, abi, network, notes)
 
 
+# ---------------------------------------------------------------- uids
+
+UID_FIRST = 200_000  # above the uids distributions hand out (and the 61000+ of execalign 0.1)
+UID_BLOCK = 1024  # uids of one pool: first uid of its block + slot number
+UID_BLOCKS = 256
+LOCK_DIR = "/run/execalign"
+
+
+def claim_uid_block() -> tuple[int, int]:
+    """A block of task uids that no other pool on this host holds: (its first uid, the fd of its lock).
+
+    Each block has a lock file in LOCK_DIR, held with flock while the fd stays
+    open (the judge holds it, and the zygote inherits it); the kernel releases it
+    when the last holder exits, however it exits."""
+    os.makedirs(LOCK_DIR, mode=0o755, exist_ok=True)
+    for block in range(UID_BLOCKS):
+        fd = os.open(os.path.join(LOCK_DIR, f"uids-{block}.lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            continue
+        return UID_FIRST + block * UID_BLOCK, fd
+    raise RuntimeError(f"all {UID_BLOCKS} blocks of sandbox uids are held by other pools on this host")
+
+
 # ---------------------------------------------------------------- Landlock
 
 _FS_READ = (1 << 0) | (1 << 2) | (1 << 3)  # execute, read file, read dir
@@ -189,8 +233,11 @@ def _fs_handled(abi: int) -> int:
 
 
 class _RulesetAttr(ctypes.Structure):
-    _fields_ = [("handled_access_fs", ctypes.c_uint64), ("handled_access_net", ctypes.c_uint64),
-                ("scoped", ctypes.c_uint64)]
+    _fields_ = [
+        ("handled_access_fs", ctypes.c_uint64),
+        ("handled_access_net", ctypes.c_uint64),
+        ("scoped", ctypes.c_uint64),
+    ]
 
 
 class _PathBeneath(ctypes.Structure):
@@ -219,8 +266,16 @@ def landlock_ruleset(abi: int, read: Iterable[str], write: Iterable[str], files:
                 try:
                     allowed = access if stat.S_ISDIR(os.fstat(fd).st_mode) else access & _FILE_RIGHTS
                     rule = _PathBeneath(allowed, fd)
-                    if _libc.syscall(SYS_LANDLOCK_ADD_RULE, ctypes.c_int(ruleset), ctypes.c_int(1),
-                                     ctypes.byref(rule), ctypes.c_uint32(0)) != 0:
+                    if (
+                        _libc.syscall(
+                            SYS_LANDLOCK_ADD_RULE,
+                            ctypes.c_int(ruleset),
+                            ctypes.c_int(1),
+                            ctypes.byref(rule),
+                            ctypes.c_uint32(0),
+                        )
+                        != 0
+                    ):
                         raise OSError(ctypes.get_errno(), f"landlock_add_rule {path}: {_errno_text()}")
                 finally:
                     os.close(fd)
@@ -239,8 +294,19 @@ def landlock_enforce(ruleset: int) -> None:
 
 def readable_roots(extra: Iterable[str] = ()) -> list[str]:
     """What a task may read: the Python installation, system libraries, our own packages."""
-    roots = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix, "/usr", "/lib", "/lib64",
-             "/etc/ld.so.cache", "/etc/localtime", "/usr/share/zoneinfo", *extra}
+    roots = {
+        sys.prefix,
+        sys.base_prefix,
+        sys.exec_prefix,
+        sys.base_exec_prefix,
+        "/usr",
+        "/lib",
+        "/lib64",
+        "/etc/ld.so.cache",
+        "/etc/localtime",
+        "/usr/share/zoneinfo",
+        *extra,
+    }
     for name in ("tracer", "sandbox", "rewards"):
         module = sys.modules.get(name)
         for path in getattr(module, "__path__", []):
@@ -256,7 +322,7 @@ def _vm_size() -> int:
         return int(f.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
 
 
-def apply_rlimits(memory: int, cpu_time: float, file_size: int, open_files: int, processes: Optional[int]) -> None:
+def apply_rlimits(memory: int, cpu_time: float, file_size: int, open_files: int, processes: int | None) -> None:
     """Memory is a budget above the current address-space size (Python's own mappings stay usable)."""
     cpu = max(1, int(cpu_time + 0.999))
     limits = [

@@ -21,14 +21,16 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any, Iterable, Optional
+from typing import Any
 
 import msgspec
 
+from . import isolation
 from .execution import Execution
-from .result import Result, Task
-from .zygote import DEFAULT_PRELOAD, Exited, FromZygote, Hello, Kill, Spawn, SpawnFailed, Spawned
+from .result import Job, Result
+from .zygote import DEFAULT_PRELOAD, Exited, FromZygote, Hello, Kill, Spawn, Spawned, SpawnFailed
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -40,8 +42,8 @@ class _Handle:
         self.id = task_id
         self.spawned = threading.Event()
         self.exited = threading.Event()
-        self.failure: Optional[str] = None
-        self.exit: Optional[Exited] = None
+        self.failure: str | None = None
+        self.exit: Exited | None = None
 
 
 class ZygoteClient:
@@ -49,6 +51,8 @@ class ZygoteClient:
 
     def __init__(self, preload: Iterable[str]):
         self.preload = tuple(preload)
+        # with root, jobs run as uids of a block that no other pool on this host holds
+        self.first_uid, self.uid_lock = isolation.claim_uid_block() if os.geteuid() == 0 else (-1, -1)
         self.lock = threading.Lock()
         self.handles: dict[int, _Handle] = {}
         self.next_id = 0
@@ -59,12 +63,32 @@ class ZygoteClient:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         self.base = base = tempfile.mkdtemp(prefix="execalign-")  # the slots' working directories live here
         os.chmod(base, 0o711)  # tasks (other uids) reach their own directory only
-        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONPATH": _ROOT, "PYTHONDONTWRITEBYTECODE": "1",
-               "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "LANG": "C.UTF-8"}
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "PYTHONPATH": _ROOT,
+            "PYTHONDONTWRITEBYTECODE": "1",
+            "OMP_NUM_THREADS": "1",
+            "OPENBLAS_NUM_THREADS": "1",
+            "MKL_NUM_THREADS": "1",
+            "LANG": "C.UTF-8",
+        }
         self.process = subprocess.Popen(
-            [sys.executable, "-s", "-c", "import sys; from sandbox.zygote import main; main(*sys.argv[1:3], int(sys.argv[3]))",
-             base, ",".join(self.preload), str(theirs.fileno())],
-            pass_fds=[theirs.fileno()], env=env, cwd=base, stdin=subprocess.DEVNULL, start_new_session=True)
+            [
+                sys.executable,
+                "-s",
+                "-c",
+                "import sys; from sandbox.zygote import main; main(*sys.argv[1:3], int(sys.argv[3]), int(sys.argv[4]))",
+                base,
+                ",".join(self.preload),
+                str(theirs.fileno()),
+                str(self.first_uid),
+            ],
+            pass_fds=[theirs.fileno()] + ([self.uid_lock] if self.uid_lock >= 0 else []),
+            env=env,
+            cwd=base,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         theirs.close()
         self.sock = ours
         self.decoder = msgspec.msgpack.Decoder(FromZygote)
@@ -143,10 +167,16 @@ class ZygoteClient:
                 pass
 
     def _restart_locked(self) -> None:
-        self.close()
+        self._stop_zygote()
         self._start()
 
     def close(self) -> None:
+        self._stop_zygote()
+        if self.uid_lock >= 0:
+            os.close(self.uid_lock)  # the block is free once the zygote (which inherited the lock) is gone too
+            self.uid_lock = -1
+
+    def _stop_zygote(self) -> None:
         try:
             self.sock.shutdown(socket.SHUT_RDWR)  # wakes our reader thread and tells the zygote: it exits
         except OSError:
@@ -165,17 +195,25 @@ class ZygoteClient:
 class Pool:
     """Run sandboxed tasks on `workers` threads (default: one per core) through one zygote."""
 
-    def __init__(self, workers: Optional[int] = None, preload: Iterable[str] = DEFAULT_PRELOAD):
+    def __init__(self, workers: int | None = None, preload: Iterable[str] = DEFAULT_PRELOAD):
         self.workers = workers or os.cpu_count() or 1
+        if self.workers > isolation.UID_BLOCK:
+            raise ValueError(f"at most {isolation.UID_BLOCK} workers per pool")
         self.client = ZygoteClient(preload)
         self.layers = self.client.layers
-        self.slots: "queue.Queue[int]" = queue.Queue()
+        # the uids this pool's jobs run as (empty without root)
+        self.uids = (
+            range(self.client.first_uid, self.client.first_uid + self.workers)
+            if self.client.first_uid >= 0
+            else range(0)
+        )
+        self.slots: queue.Queue[int] = queue.Queue()
         for slot in range(self.workers):
             self.slots.put(slot)
         self.executor = ThreadPoolExecutor(self.workers, thread_name_prefix="execalign-sandbox")
         self.closed = False
 
-    def __enter__(self) -> "Pool":
+    def __enter__(self) -> Pool:
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -187,24 +225,24 @@ class Pool:
             self.executor.shutdown(wait=True)
             self.client.close()
 
-    def run(self, task: Task) -> Result:
+    def run(self, task: Job) -> Result:
         return self.submit(task).result()
 
-    def submit(self, task: Task) -> "Future[Result]":
+    def submit(self, task: Job) -> Future[Result]:
         if self.closed:
             raise RuntimeError("the pool is closed")
         return self.executor.submit(self._execute, task)
 
-    async def run_async(self, task: Task) -> Result:
+    async def run_async(self, task: Job) -> Result:
         return await asyncio.wrap_future(self.submit(task))
 
-    def map(self, tasks: Iterable[Task], progress: bool = False) -> list[Result]:
+    def map(self, tasks: Iterable[Job], progress: bool = False) -> list[Result]:
         futures = [self.submit(t) for t in tasks]
         if not progress:
             return [f.result() for f in futures]
         return _with_progress(futures)
 
-    def _execute(self, task: Task) -> Result:
+    def _execute(self, task: Job) -> Result:
         slot = self.slots.get()
         try:
             return Execution(self.client, slot, task).run()

@@ -11,14 +11,15 @@ from __future__ import annotations
 
 import os
 import struct
-from typing import Literal, Optional, Union
+from typing import Literal
 
 import msgspec
 
 from tracer import ExceptionInfo, Value
 
-Status = Literal["ok", "passed", "failed", "error", "timeout", "memory_exceeded", "output_exceeded", "killed",
-                 "infra_error"]
+Status = Literal[
+    "ok", "passed", "failed", "error", "timeout", "memory_exceeded", "output_exceeded", "killed", "infra_error"
+]
 STATUSES: tuple[str, ...] = Status.__args__  # type: ignore[attr-defined]
 
 
@@ -35,13 +36,13 @@ class Limits(msgspec.Struct, frozen=True, kw_only=True):
     result: int = 64 << 20  # largest result frame accepted
 
 
-class TaskSpec(msgspec.Struct, frozen=True, kw_only=True):
+class JobSpec(msgspec.Struct, frozen=True, kw_only=True):
     """What the child runs. Sent by the judge straight to the child (never through the zygote)."""
 
     mode: Literal["call", "asserts", "stdio", "script"]
     code: str
     nonce: bytes  # echoed in every frame; frames without it are forged
-    call: Optional[str] = None  # call mode: expression to evaluate after the code, e.g. "f([1, 2])"
+    call: str | None = None  # call mode: expression to evaluate after the code, e.g. "f([1, 2])"
     trace: bool = False  # record a trace (call and script modes)
     stdin: str = ""
     filename: str = "<solution>"
@@ -68,14 +69,14 @@ class DoneRequest(msgspec.Struct, frozen=True, tag="done"):
     pass
 
 
-Request = Union[CallRequest, FetchRequest, DoneRequest]
+Request = CallRequest | FetchRequest | DoneRequest
 
 
 class Ready(msgspec.Struct, frozen=True, tag="ready"):
     """The code ran; asserts mode: which requested names exist and which are callable."""
 
     nonce: bytes
-    exception: Optional[ExceptionInfo] = None
+    exception: ExceptionInfo | None = None
     callable: list[str] = []
     values: list[str] = []
 
@@ -84,13 +85,13 @@ class Returned(msgspec.Struct, frozen=True, tag="returned"):
     """The outcome of a call or of the whole run (call/script modes carry the trace)."""
 
     nonce: bytes
-    value: Optional[Value] = None
-    exception: Optional[ExceptionInfo] = None
-    trace: Optional[bytes] = None  # tracer.Trace as MessagePack
+    value: Value | None = None
+    exception: ExceptionInfo | None = None
+    trace: bytes | None = None  # tracer.Trace as MessagePack
     exit_code: int = 0
 
 
-Frame = Union[Ready, Returned]
+Frame = Ready | Returned
 SETUP_DONE = "setup_done"  # what FrameReader yields for the empty frame a child writes once isolated
 
 _HEADER = struct.Struct(">I")
@@ -111,7 +112,7 @@ def pack(message: msgspec.Struct) -> bytes:
 def write_frame(fd: int, message: msgspec.Struct) -> None:
     data = memoryview(pack(message))
     while data:
-        data = data[os.write(fd, data):]
+        data = data[os.write(fd, data) :]
 
 
 def read_exact(fd: int, n: int) -> bytes:
@@ -150,8 +151,8 @@ class FrameReader:
                 raise ChannelError(f"result frame of {size} bytes is over the {self.limit}-byte cap")
             if len(self.buffer) < 4 + size:
                 break
-            body = bytes(self.buffer[4:4 + size])
-            del self.buffer[:4 + size]
+            body = bytes(self.buffer[4 : 4 + size])
+            del self.buffer[: 4 + size]
             if size == 0:
                 frames.append(SETUP_DONE)
                 continue

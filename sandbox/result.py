@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
 import msgspec
 
 from tracer import ExceptionInfo, Trace, Value
@@ -17,7 +15,7 @@ class TestOutcome(msgspec.Struct, frozen=True):
     message: str = ""  # "expected 7, got 8", or the exception
 
 
-class Task(msgspec.Struct, frozen=True, kw_only=True):
+class Job(msgspec.Struct, frozen=True, kw_only=True):
     """One unit of work for the sandbox.
 
     mode "call":    run `code`, then evaluate `call` (e.g. "f([1, 2])"); `Result.value` is its value.
@@ -32,12 +30,12 @@ class Task(msgspec.Struct, frozen=True, kw_only=True):
 
     mode: str
     code: str
-    call: Optional[str] = None
-    tests: Optional[list[str] | str] = None
-    entry_point: Optional[str] = None
+    call: str | None = None
+    tests: list[str] | str | None = None
+    entry_point: str | None = None
     stdin: str = ""
-    expected_stdout: Optional[str] = None
-    float_tolerance: Optional[float] = None
+    expected_stdout: str | None = None
+    float_tolerance: float | None = None
     argv: list[str] = []
     trace: bool = False
     trace_limits: dict[str, int] = {}
@@ -48,9 +46,9 @@ class Task(msgspec.Struct, frozen=True, kw_only=True):
 class Result(msgspec.Struct, kw_only=True):
     status: Status
     message: str = ""  # why: the failing test, the exception, the limit hit
-    value: Optional[Value] = None  # call mode: the call's value
-    exception: Optional[ExceptionInfo] = None  # the code's own exception
-    trace: Optional[Trace] = None
+    value: Value | None = None  # call mode: the call's value
+    exception: ExceptionInfo | None = None  # the code's own exception
+    trace: Trace | None = None
     tests: list[TestOutcome] = []
     passed: int = 0
     total: int = 0
@@ -58,8 +56,8 @@ class Result(msgspec.Struct, kw_only=True):
     stderr: str = ""
     stdout_more: int = 0  # bytes cut off by the output cap
     stderr_more: int = 0
-    exit_code: Optional[int] = None
-    signal: Optional[int] = None
+    exit_code: int | None = None
+    signal: int | None = None
     wall_time: float = 0.0
     cpu_time: float = 0.0
     peak_memory: int = 0

@@ -1,7 +1,9 @@
 """The zygote: a warm process that forks one isolated child per task.
 
-Started by the judge (`sandbox.zygote.main(BASE_DIR, PRELOAD, FD)`) before any
-task data exists, with a clean environment and the judge's socket as FD. With
+Started by the judge (`sandbox.zygote.main(BASE_DIR, PRELOAD, FD, FIRST_UID)`)
+before any task data exists, with a clean environment and the judge's socket as
+FD; with root, the job of slot n runs as uid FIRST_UID + n (a block of uids the
+judge holds for this pool alone: `isolation.claim_uid_block`). With
 root it moves into new PID, network and mount namespaces (it is PID 1 there,
 with its own /proc); otherwise it becomes a child subreaper. It pre-imports the
 tracer and common modules, then serves the judge:
@@ -27,7 +29,6 @@ import signal
 import socket
 import sys
 import time
-from typing import Optional, Union
 
 import msgspec
 import psutil
@@ -35,7 +36,6 @@ import psutil
 from . import isolation
 from .protocol import Limits
 
-SLOT_UID_BASE = 61000  # task uid = base + slot (root only)
 FD_COUNT = 5  # control (read), result (write), stdin (read), stdout (write), stderr (write)
 SETUP_FAILED = 121  # exit status of a child whose isolation could not be set up (before any user code)
 
@@ -73,15 +73,28 @@ class Exited(msgspec.Struct, tag="exited"):
     leftovers: int  # processes the task left behind, killed
 
 
-ToZygote = Union[Spawn, Kill]
-FromZygote = Union[Hello, Spawned, SpawnFailed, Exited]
+ToZygote = Spawn | Kill
+FromZygote = Hello | Spawned | SpawnFailed | Exited
 # Modules imported once in the zygote. Each adds to every fork's cost (page tables),
 # so only what most generated code uses; others are imported by the task itself.
-DEFAULT_PRELOAD = ("collections", "itertools", "functools", "math", "re", "string", "heapq", "bisect", "json",
-                   "random", "copy", "operator", "typing")
+DEFAULT_PRELOAD = (
+    "collections",
+    "itertools",
+    "functools",
+    "math",
+    "re",
+    "string",
+    "heapq",
+    "bisect",
+    "json",
+    "random",
+    "copy",
+    "operator",
+    "typing",
+)
 
 
-class Task(msgspec.Struct):
+class Child(msgspec.Struct):
     id: int
     slot: int
     pid: int
@@ -91,18 +104,19 @@ class Task(msgspec.Struct):
 class Slot(msgspec.Struct):
     """A worker slot: its uid (root), its working directory (emptied after every task), its Landlock rules."""
 
-    uid: Optional[int]
+    uid: int | None
     directory: str
     ruleset: int  # -1 without Landlock
 
 
 class Zygote:
-    def __init__(self, sock: socket.socket, base: str, layers: isolation.Layers):
+    def __init__(self, sock: socket.socket, base: str, layers: isolation.Layers, first_uid: int):
         self.sock = sock
         self.base = base
         self.layers = layers
-        self.tasks: dict[int, Task] = {}  # pid -> task
-        self.by_id: dict[int, Task] = {}
+        self.first_uid = first_uid
+        self.tasks: dict[int, Child] = {}  # pid -> task
+        self.by_id: dict[int, Child] = {}
         self.slots: dict[int, Slot] = {}
         self.encoder = msgspec.msgpack.Encoder()
         self.decoder = msgspec.msgpack.Decoder(ToZygote)
@@ -156,15 +170,16 @@ class Zygote:
     def _slot(self, number: int) -> Slot:
         slot = self.slots.get(number)
         if slot is None:
-            uid = SLOT_UID_BASE + number if self.layers.uid_per_slot else None
+            uid = self.first_uid + number if self.layers.uid_per_slot else None
             directory = os.path.join(self.base, f"slot{number}")
             os.mkdir(directory, 0o700)
             if uid is not None:
                 os.chown(directory, uid, uid)
             ruleset = -1
             if self.layers.landlock_abi:
-                ruleset = isolation.landlock_ruleset(self.layers.landlock_abi, self.readable, [directory],
-                                                     ["/dev/null", "/dev/zero", "/dev/urandom"])
+                ruleset = isolation.landlock_ruleset(
+                    self.layers.landlock_abi, self.readable, [directory], ["/dev/null", "/dev/zero", "/dev/urandom"]
+                )
             slot = self.slots[number] = Slot(uid, directory, ruleset)
         return slot
 
@@ -185,7 +200,7 @@ class Zygote:
             self._become_task(request, fds, slot)
         for fd in fds:
             os.close(fd)
-        task = Task(request.id, request.slot, pid, slot.directory)
+        task = Child(request.id, request.slot, pid, slot.directory)
         self.tasks[pid] = task
         self.by_id[request.id] = task
         self.send(Spawned(request.id, pid))
@@ -202,14 +217,28 @@ class Zygote:
                 os.dup2(fd, target, inheritable=target <= 2)
             os.chdir(directory)
             os.environ.clear()
-            os.environ.update({"PATH": "/usr/bin:/bin", "HOME": directory, "TMPDIR": directory, "LANG": "C.UTF-8",
-                               "PYTHONHASHSEED": "0", "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
-                               "MKL_NUM_THREADS": "1"})
+            os.environ.update(
+                {
+                    "PATH": "/usr/bin:/bin",
+                    "HOME": directory,
+                    "TMPDIR": directory,
+                    "LANG": "C.UTF-8",
+                    "PYTHONHASHSEED": "0",
+                    "OMP_NUM_THREADS": "1",
+                    "OPENBLAS_NUM_THREADS": "1",
+                    "MKL_NUM_THREADS": "1",
+                }
+            )
             if "tempfile" in sys.modules:
                 sys.modules["tempfile"].tempdir = directory
             limits = request.limits
-            isolation.apply_rlimits(limits.memory, limits.cpu_time, limits.file_size, limits.open_files,
-                                    limits.processes if uid is not None else None)
+            isolation.apply_rlimits(
+                limits.memory,
+                limits.cpu_time,
+                limits.file_size,
+                limits.open_files,
+                limits.processes if uid is not None else None,
+            )
             if slot.ruleset >= 0:
                 isolation.landlock_enforce(slot.ruleset)
             os.closerange(5, 1 << 16)  # the zygote's socket, pipes and rulesets
@@ -219,6 +248,7 @@ class Zygote:
                 os.setuid(uid)
             sys.path[:] = self.sys_path
             from . import child
+
             os.write(4, b"\0\0\0\0")  # an empty frame: isolation is in place, the code starts now
         except BaseException as error:
             try:
@@ -251,11 +281,11 @@ class Zygote:
             _empty(task.directory)
             self.send(Exited(task.id, status, usage.ru_utime + usage.ru_stime, usage.ru_maxrss * 1024, leftovers))
 
-    def _kill_leftovers(self, task: Task) -> int:
+    def _kill_leftovers(self, task: Child) -> int:
         """Kill what the task started: its process group, then any process of its uid, then orphans."""
         killed = 0
         self._kill_group(task.pid)
-        uid = SLOT_UID_BASE + task.slot if self.layers.uid_per_slot else None
+        uid = self.first_uid + task.slot if self.layers.uid_per_slot else None
         for attempt in range(50):
             if uid is not None and self.layers.namespaces:  # in our PID namespace: a short /proc
                 victims = [p for p in _pids_of_uid(uid) if p not in self.tasks]
@@ -323,7 +353,7 @@ def _pids_of_uid(uid: int) -> list[int]:
     return pids
 
 
-def main(base: str, preload_list: str, fd: int) -> None:
+def main(base: str, preload_list: str, fd: int, first_uid: int) -> None:
     preload = [m for m in preload_list.split(",") if m]
     sock = socket.socket(fileno=fd)
     layers = isolation.detect()
@@ -344,19 +374,20 @@ def main(base: str, preload_list: str, fd: int) -> None:
             isolation.prctl(isolation.PR_SET_CHILD_SUBREAPER, 1)
         except OSError:
             layers.notes.append("not a child subreaper: processes that escape their task's group may outlive it")
-    import tracer  # noqa: F401  (the point of the zygote: imported once, shared by every fork)
-    import tracer.backends.settrace  # noqa: F401
+    import tracer
+    import tracer.backends.settrace
+
     if sys.version_info >= (3, 12):
         import tracer.backends.sysmon  # noqa: F401
     from . import child  # noqa: F401
+
     for module in preload:
         try:
             importlib.import_module(module)
         except ImportError:
             pass
-    zygote = Zygote(sock, base, layers)
+    zygote = Zygote(sock, base, layers, first_uid)
     gc.collect()
     gc.freeze()  # children's collections never walk the shared heap: fewer copy-on-write faults per task
     zygote.send(Hello(layers, os.getpid()))
     zygote.serve()
-

@@ -29,5 +29,6 @@ def cruxeval():
 @pytest.fixture(scope="session")
 def pool():
     import sandbox
+
     with sandbox.Pool(2) as p:
         yield p

@@ -2,13 +2,12 @@
 
 import psutil
 
-from sandbox import Task
-from sandbox.zygote import SLOT_UID_BASE
+from sandbox import Job
 
 
-def task_processes(workers: int = 16) -> list:
-    """Processes running as a sandbox slot uid (host view), i.e. anything a task left alive."""
-    uids = range(SLOT_UID_BASE, SLOT_UID_BASE + workers)
+def task_processes(pool) -> list:
+    """Processes running as one of the pool's job uids (host view), i.e. anything a job left alive."""
+    uids = pool.uids
     found = []
     for p in psutil.process_iter(["uids", "pid", "cmdline"]):
         try:
@@ -20,4 +19,4 @@ def task_processes(workers: int = 16) -> list:
 
 
 def quick(pool):
-    return pool.run(Task(mode="call", code="", call="1"))
+    return pool.run(Job(mode="call", code="", call="1"))

@@ -3,16 +3,24 @@
 from hypothesis import strategies as st
 
 atoms = st.one_of(
-    st.none(), st.booleans(), st.integers(), st.integers(min_value=-(1 << 200), max_value=1 << 200),
-    st.floats(allow_nan=True, allow_infinity=True), st.complex_numbers(allow_nan=False),
-    st.text(max_size=20), st.binary(max_size=10),
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.integers(min_value=-(1 << 200), max_value=1 << 200),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.complex_numbers(allow_nan=False),
+    st.text(max_size=20),
+    st.binary(max_size=10),
 )
 hashable = st.recursive(atoms, lambda inner: st.tuples(inner, inner) | st.frozensets(inner, max_size=3), max_leaves=6)
 values = st.recursive(
     atoms,
     lambda inner: st.one_of(
-        st.lists(inner, max_size=5), st.tuples(inner, inner), st.lists(inner, max_size=3).map(tuple),
-        st.sets(hashable, max_size=4), st.frozensets(hashable, max_size=3),
+        st.lists(inner, max_size=5),
+        st.tuples(inner, inner),
+        st.lists(inner, max_size=3).map(tuple),
+        st.sets(hashable, max_size=4),
+        st.frozensets(hashable, max_size=3),
         st.dictionaries(hashable, inner, max_size=4),
     ),
     max_leaves=20,

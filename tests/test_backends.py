@@ -47,8 +47,13 @@ small = st.integers(-3, 9)
 
 @st.composite
 def statements(draw, depth=0):
-    kind = draw(st.sampled_from(["assign", "aug", "append", "setitem", "call", "if", "for", "try", "alias", "del"]
-                                if depth < 2 else ["assign", "aug", "append", "setitem", "call", "alias"]))
+    kind = draw(
+        st.sampled_from(
+            ["assign", "aug", "append", "setitem", "call", "if", "for", "try", "alias", "del"]
+            if depth < 2
+            else ["assign", "aug", "append", "setitem", "call", "alias"]
+        )
+    )
     n = draw(names)
     if kind == "assign":
         return [f"{n} = {draw(st.sampled_from(['[1, 2]', '{}', str(draw(small)), '(1, [2])', 'xs[:]']))}"]
@@ -76,7 +81,8 @@ def statements(draw, depth=0):
 @st.composite
 def programs(draw):
     body = [line for _ in range(draw(st.integers(1, 8))) for line in draw(statements())]
-    return textwrap.dedent("""
+    return (
+        textwrap.dedent("""
         def helper(target, k):
             if isinstance(target, list) and len(target) < 50:
                 target.append(k)
@@ -84,7 +90,10 @@ def programs(draw):
 
         def main():
             a, b, c, xs, d = 0, 1, 2, [0], {}
-        """) + "\n".join("    " + line for line in body) + "\n    return a, b, c, xs, d\n"
+        """)
+        + "\n".join("    " + line for line in body)
+        + "\n    return a, b, c, xs, d\n"
+    )
 
 
 @given(programs())
@@ -100,8 +109,9 @@ def test_shortcut_equals_exhaustive_on_generated_programs(program):
 @given(programs())
 @settings(max_examples=60, deadline=None)
 def test_backends_agree_on_generated_programs(program):
-    assert same_trace(tracer.trace(program, "main()", backend="settrace"),
-                      tracer.trace(program, "main()", backend="monitoring")), program
+    assert same_trace(
+        tracer.trace(program, "main()", backend="settrace"), tracer.trace(program, "main()", backend="monitoring")
+    ), program
 
 
 # ---------------------------------------------------------------- CRUXEval
@@ -109,14 +119,22 @@ def test_backends_agree_on_generated_programs(program):
 
 @needs_monitoring
 def test_backends_agree_on_every_cruxeval_function(cruxeval):
-    differing = [row["id"] for row in cruxeval
-                 if not same_trace(tracer.trace(row["code"], f"f({row['input']})", backend="settrace"),
-                                   tracer.trace(row["code"], f"f({row['input']})", backend="monitoring"))]
+    differing = [
+        row["id"]
+        for row in cruxeval
+        if not same_trace(
+            tracer.trace(row["code"], f"f({row['input']})", backend="settrace"),
+            tracer.trace(row["code"], f"f({row['input']})", backend="monitoring"),
+        )
+    ]
     assert differing == [], f"{len(differing)} of {len(cruxeval)} differ"
 
 
 def test_shortcut_equals_exhaustive_on_cruxeval(cruxeval, backend):
-    differing = [row["id"] for row in cruxeval
-                 if tracer.trace(row["code"], f"f({row['input']})", backend=backend)
-                 != exhaustive(row["code"], f"f({row['input']})", backend=backend)]
+    differing = [
+        row["id"]
+        for row in cruxeval
+        if tracer.trace(row["code"], f"f({row['input']})", backend=backend)
+        != exhaustive(row["code"], f"f({row['input']})", backend=backend)
+    ]
     assert differing == []

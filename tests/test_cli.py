@@ -11,7 +11,7 @@ import msgspec
 import tracer
 from tracer.cli import main
 
-PROGRAM = '''
+PROGRAM = """
 import sys
 
 def total(xs):
@@ -22,7 +22,7 @@ def total(xs):
 
 print("sum", total([int(a) for a in sys.argv[1:]]))
 sys.exit(len(sys.argv) - 1)
-'''
+"""
 
 
 def write(tmp_path, text=PROGRAM, name="prog.py"):
@@ -97,7 +97,13 @@ def test_console_script_is_installed(tmp_path):
     script = pathlib.Path(sys.executable).with_name("execalign")
     if not script.exists():
         import pytest
+
         pytest.skip("execalign console script not installed in this interpreter (pip install -e .)")
-    run = subprocess.run([str(script), "trace", write(tmp_path), "--", "4"], capture_output=True, text=True,
-                         timeout=60, env={**os.environ, "NO_COLOR": "1"})
+    run = subprocess.run(
+        [str(script), "trace", write(tmp_path), "--", "4"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "NO_COLOR": "1"},
+    )
     assert run.returncode == 1 and run.stdout == "sum 4\n" and "s = 4" in run.stderr

@@ -13,12 +13,13 @@ import time
 import pytest
 
 import sandbox
-from sandbox import Limits, Task
+from sandbox import Job, Limits
 from tests.conftest import CRUXEVAL
 from tests.sandbox_util import quick, task_processes
 
-FAST = Limits(wall_time=3, cpu_time=2, memory=256 << 20, output=64 << 10, file_size=1 << 20, open_files=32,
-              processes=16)
+FAST = Limits(
+    wall_time=3, cpu_time=2, memory=256 << 20, output=64 << 10, file_size=1 << 20, open_files=32, processes=16
+)
 F_WRONG = "def f(x):\n    return 0\n"
 MARKER = "/tmp/execalign-hostile-marker"
 
@@ -27,15 +28,15 @@ MARKER = "/tmp/execalign-hostile-marker"
 def nothing_left_behind(pool):
     yield
     deadline = time.monotonic() + 5
-    while task_processes() and time.monotonic() < deadline:
+    while task_processes(pool) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert task_processes() == []
+    assert task_processes(pool) == []
     assert not os.path.exists(MARKER)
     assert quick(pool).status == "ok"  # the next task is unaffected
 
 
 def run(pool, code, mode="call", call=None, tests=None, **kw):
-    return pool.run(Task(mode=mode, code=code, call=call, tests=tests, limits=kw.pop("limits", FAST), **kw))
+    return pool.run(Job(mode=mode, code=code, call=call, tests=tests, limits=kw.pop("limits", FAST), **kw))
 
 
 def test_infinite_loop(pool):
@@ -55,8 +56,10 @@ def test_memory_bomb(pool):
 
 
 def test_fork_bomb_is_bounded_and_reaped(pool):
-    code = ("import os, time\nfor _ in range(64):\n    try:\n        if os.fork() == 0:\n            time.sleep(30)\n"
-            "            os._exit(0)\n    except OSError:\n        break\ntime.sleep(30)\n")
+    code = (
+        "import os, time\nfor _ in range(64):\n    try:\n        if os.fork() == 0:\n            time.sleep(30)\n"
+        "            os._exit(0)\n    except OSError:\n        break\ntime.sleep(30)\n"
+    )
     r = run(pool, code, limits=Limits(wall_time=1.5, cpu_time=5, processes=8))
     assert r.status == "timeout"
 
@@ -75,8 +78,11 @@ def test_huge_stdout(pool):
 def test_deep_recursion(pool):
     r = run(pool, "def r(n):\n    return r(n + 1)\nr(0)")
     assert r.status == "error" and r.exception.type == "RecursionError"
-    r = run(pool, "import sys\nsys.setrecursionlimit(10 ** 8)\ndef r(n):\n    return r(n + 1)\nr(0)",
-            limits=Limits(wall_time=10, memory=256 << 20))
+    r = run(
+        pool,
+        "import sys\nsys.setrecursionlimit(10 ** 8)\ndef r(n):\n    return r(n + 1)\nr(0)",
+        limits=Limits(wall_time=10, memory=256 << 20),
+    )
     assert r.status in ("killed", "memory_exceeded")  # a C stack overflow (SIGSEGV) or the memory budget
 
 
@@ -86,9 +92,11 @@ def test_fd_exhaustion(pool):
 
 
 def test_threads_and_daemons_that_outlive_the_task(pool):
-    code = ("import os, threading, time\nthreading.Thread(target=time.sleep, args=(30,), daemon=True).start()\n"
-            "if os.fork() == 0:\n    os.setsid()\n    if os.fork() == 0:\n        time.sleep(30)\n        os._exit(0)\n"
-            "    os._exit(0)\ntime.sleep(0.2)\n")
+    code = (
+        "import os, threading, time\nthreading.Thread(target=time.sleep, args=(30,), daemon=True).start()\n"
+        "if os.fork() == 0:\n    os.setsid()\n    if os.fork() == 0:\n        time.sleep(30)\n        os._exit(0)\n"
+        "    os._exit(0)\ntime.sleep(0.2)\n"
+    )
     r = run(pool, code, call="1")
     assert r.status == "ok" and r.leftovers >= 1
 
@@ -100,38 +108,51 @@ def test_exit_before_tests_run(pool, exit_code):
 
 
 def test_exit_code_rewrites_change_nothing(pool):
-    code = F_WRONG + ("import atexit, os, sys, threading, time\natexit.register(lambda: os._exit(0))\n"
-                      "sys.excepthook = lambda *a: None\n"
-                      "threading.Thread(target=lambda: (time.sleep(0.05), os._exit(0)), daemon=True).start()\n")
+    code = F_WRONG + (
+        "import atexit, os, sys, threading, time\natexit.register(lambda: os._exit(0))\n"
+        "sys.excepthook = lambda *a: None\n"
+        "threading.Thread(target=lambda: (time.sleep(0.05), os._exit(0)), daemon=True).start()\n"
+    )
     r = run(pool, code, mode="asserts", tests=["assert f(3) == 7"])
     assert r.status in ("failed", "error") and r.passed == 0
 
 
-@pytest.mark.parametrize("returned", [
-    "class AlwaysEqual:\n    def __eq__(self, other):\n        return True\n    def __ne__(self, other):\n"
-    "        return False\nR = AlwaysEqual()",
-    "class I(int):\n    def __eq__(self, other):\n        return True\nR = I(0)",
-    "class S(str):\n    def __eq__(self, other):\n        return True\nR = S('')",
-    "class L(list):\n    def __eq__(self, other):\n        return True\nR = L()",
-])
+@pytest.mark.parametrize(
+    "returned",
+    [
+        "class AlwaysEqual:\n    def __eq__(self, other):\n        return True\n    def __ne__(self, other):\n"
+        "        return False\nR = AlwaysEqual()",
+        "class I(int):\n    def __eq__(self, other):\n        return True\nR = I(0)",
+        "class S(str):\n    def __eq__(self, other):\n        return True\nR = S('')",
+        "class L(list):\n    def __eq__(self, other):\n        return True\nR = L()",
+    ],
+)
 def test_objects_that_claim_equality_pass_nothing(pool, returned):
-    r = run(pool, returned + "\ndef f(x):\n    return R\n", mode="asserts",
-            tests=["assert f(3) == 7", "assert f(1) == 'a'", "assert f(2) == [1]"])
+    r = run(
+        pool,
+        returned + "\ndef f(x):\n    return R\n",
+        mode="asserts",
+        tests=["assert f(3) == 7", "assert f(1) == 'a'", "assert f(2) == [1]"],
+    )
     assert r.status == "failed" and r.passed == 0
 
 
 def test_frame_walking_and_gc_find_no_tests(pool):
-    code = ("import gc, sys\ndef f(x):\n    found = [o for o in gc.get_objects() if isinstance(o, str) and 'assert' in o]\n"
-            "    frame = sys._getframe()\n    while frame.f_back:\n        frame = frame.f_back\n"
-            "    return len(found) + 1000 * len(frame.f_globals.get('tests', ''))\n")
+    code = (
+        "import gc, sys\ndef f(x):\n    found = [o for o in gc.get_objects() if isinstance(o, str) and 'assert' in o]\n"
+        "    frame = sys._getframe()\n    while frame.f_back:\n        frame = frame.f_back\n"
+        "    return len(found) + 1000 * len(frame.f_globals.get('tests', ''))\n"
+    )
     r = run(pool, code, mode="asserts", tests=["assert f(3) == 7"])
     assert r.status == "failed" and r.tests[0].message.startswith("expected 7, got ")
 
 
 def test_writing_to_the_result_channel(pool):
-    code = ("import os, struct, msgspec\nbody = msgspec.msgpack.encode({'type': 'returned', 'nonce': b'0' * 16})\n"
-            "for fd in range(3, 64):\n    try:\n        os.write(fd, struct.pack('>I', len(body)) + body)\n"
-            "    except OSError:\n        pass\ndef f(x):\n    return 0\n")
+    code = (
+        "import os, struct, msgspec\nbody = msgspec.msgpack.encode({'type': 'returned', 'nonce': b'0' * 16})\n"
+        "for fd in range(3, 64):\n    try:\n        os.write(fd, struct.pack('>I', len(body)) + body)\n"
+        "    except OSError:\n        pass\ndef f(x):\n    return 0\n"
+    )
     r = run(pool, code, mode="asserts", tests=["assert f(3) == 7"])
     assert r.status in ("error", "failed") and r.passed == 0
     r = run(pool, code, call="f(1)")
@@ -145,55 +166,77 @@ def test_printing_fake_passed_text(pool):
 
 
 def test_skip_test_and_monkeypatching(pool):
-    code = ("import builtins, unittest\nbuiltins.AssertionError = type('Nope', (Exception,), {})\n"
-            "unittest.TestCase.assertEqual = lambda *a, **k: None\n"
-            "def f(x):\n    raise unittest.SkipTest('skip me')\n")
+    code = (
+        "import builtins, unittest\nbuiltins.AssertionError = type('Nope', (Exception,), {})\n"
+        "unittest.TestCase.assertEqual = lambda *a, **k: None\n"
+        "def f(x):\n    raise unittest.SkipTest('skip me')\n"
+    )
     r = run(pool, code, mode="asserts", tests=["assert f(3) == 7"])
     assert r.status == "failed" and r.passed == 0 and "SkipTest" in r.tests[0].message
 
 
 def test_killing_the_parent(pool):
     # only the parent: even with a broken sandbox that is the zygote, never a process of the host
-    code = "import os, signal\ntry:\n    os.kill(os.getppid(), signal.SIGKILL)\nexcept OSError:\n    pass\n" \
-           "def f(x):\n    return x\n"
+    code = (
+        "import os, signal\ntry:\n    os.kill(os.getppid(), signal.SIGKILL)\nexcept OSError:\n    pass\n"
+        "def f(x):\n    return x\n"
+    )
     r = run(pool, code, call="f(5)")
     assert r.status == "ok" and sandbox.to_python(r.value) == 5
 
 
 def test_network_is_unreachable(pool):
-    code = ("import socket\ndef f():\n    try:\n        socket.create_connection(('127.0.0.1', 22), timeout=1)\n"
-            "        return 'connected'\n    except OSError as e:\n        return type(e).__name__\n")
+    code = (
+        "import socket\ndef f():\n    try:\n        socket.create_connection(('127.0.0.1', 22), timeout=1)\n"
+        "        return 'connected'\n    except OSError as e:\n        return type(e).__name__\n"
+    )
     r = run(pool, code, call="f()")
     assert r.status == "ok" and sandbox.to_python(r.value) != "connected"
 
 
 def test_secrets_and_files_outside_the_task_dir(pool, monkeypatch):
     monkeypatch.setenv("EXECALIGN_TEST_SECRET", "hunter2")
-    targets = ["/proc/%d/environ" % os.getppid(), "/proc/1/environ", "/etc/passwd", str(CRUXEVAL),
-               str(pathlib.Path(__file__)), os.path.expanduser("~/.bash_history")]
-    code = ("import os\ndef f(paths):\n    seen = [k for k in os.environ if 'SECRET' in k]\n    for p in paths:\n"
-            "        try:\n            with open(p) as fh:\n                seen.append(p + ':' + fh.read(20))\n"
-            "        except OSError:\n            pass\n"
-            f"    try:\n        open({MARKER!r}, 'w').write('x')\n        seen.append('wrote')\n"
-            "    except OSError:\n        pass\n    return seen\n")
+    targets = [
+        f"/proc/{os.getppid()}/environ",
+        "/proc/1/environ",
+        "/etc/passwd",
+        str(CRUXEVAL),
+        str(pathlib.Path(__file__)),
+        os.path.expanduser("~/.bash_history"),
+    ]
+    code = (
+        "import os\ndef f(paths):\n    seen = [k for k in os.environ if 'SECRET' in k]\n    for p in paths:\n"
+        "        try:\n            with open(p) as fh:\n                seen.append(p + ':' + fh.read(20))\n"
+        "        except OSError:\n            pass\n"
+        f"    try:\n        open({MARKER!r}, 'w').write('x')\n        seen.append('wrote')\n"
+        "    except OSError:\n        pass\n    return seen\n"
+    )
     r = run(pool, code, call=f"f({targets!r})")
     assert r.status == "ok" and sandbox.to_python(r.value) == []
 
 
 def test_poisoning_later_tasks(pool):
-    code = ("import os, site, sys\nfor d in [os.getcwd()] + sys.path + [site.getusersitepackages()]:\n"
-            "    for name in ('sitecustomize.py', 'usercustomize.py', 'numpy.py', 'json.py', 'evil.pth'):\n"
-            "        try:\n            with open(os.path.join(d, name), 'w') as fh:\n"
-            "                fh.write('import os; os._exit(7)')\n        except OSError:\n            pass\n")
+    code = (
+        "import os, site, sys\nfor d in [os.getcwd()] + sys.path + [site.getusersitepackages()]:\n"
+        "    for name in ('sitecustomize.py', 'usercustomize.py', 'numpy.py', 'json.py', 'evil.pth'):\n"
+        "        try:\n            with open(os.path.join(d, name), 'w') as fh:\n"
+        "                fh.write('import os; os._exit(7)')\n        except OSError:\n            pass\n"
+    )
     assert run(pool, code, call="1").status == "ok"
-    r = run(pool, "import json, importlib.util\nx = json.dumps([1])", call="(x, importlib.util.find_spec('numpy') "
-            "is None or 'site-packages' in importlib.util.find_spec('numpy').origin)")
+    r = run(
+        pool,
+        "import json, importlib.util\nx = json.dumps([1])",
+        call="(x, importlib.util.find_spec('numpy') "
+        "is None or 'site-packages' in importlib.util.find_spec('numpy').origin)",
+    )
     assert r.status == "ok" and sandbox.to_python(r.value) == ("[1]", True)
 
 
 def test_tracer_tampering_is_marked(pool):
-    code = "import sys\ndef f(x):\n    sys.settrace(None)\n" \
-           "    if hasattr(sys, 'monitoring'):\n        for i in range(6):\n            sys.monitoring.free_tool_id(i)\n" \
-           "    return x\n"
-    r = pool.run(Task(mode="call", code=code, call="f(2)", trace=True, limits=FAST))
+    code = (
+        "import sys\ndef f(x):\n    sys.settrace(None)\n"
+        "    if hasattr(sys, 'monitoring'):\n        for i in range(6):\n            sys.monitoring.free_tool_id(i)\n"
+        "    return x\n"
+    )
+    r = pool.run(Job(mode="call", code=code, call="f(2)", trace=True, limits=FAST))
     assert r.status == "error" and r.tampered and r.trace is not None and r.trace.tampered

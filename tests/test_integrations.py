@@ -32,9 +32,15 @@ def test_trl_sync_call_shape_mixed_batch_and_logging():
     reward = integrations.TRLReward()
     rows = [TRACE_ROW, TRACE_ROW, RLVR_ROW, RLVR_ROW, {"kind": "trace", "code": CODE, "tests": "f(3"}]
     completions = ["...\n{'y': 6}", "{'y': 5}", GOOD_CODE, "```python\ndef f(x):\n    return x\n```", "7"]
-    out = reward(prompts=["p"] * 5, completions=completions, completion_ids=[[1]] * 5, **columns(rows),
-                 trainer_state=None, log_extra=lambda c, v: extra.setdefault(c, v),
-                 log_metric=lambda k, v: metrics.setdefault(k, v))
+    out = reward(
+        prompts=["p"] * 5,
+        completions=completions,
+        completion_ids=[[1]] * 5,
+        **columns(rows),
+        trainer_state=None,
+        log_extra=lambda c, v: extra.setdefault(c, v),
+        log_metric=lambda k, v: metrics.setdefault(k, v),
+    )
     assert out == [1.0, 0.0, 1.0, 0.0, None]
     assert metrics["execalign/pass_rate"] == 0.5 and metrics["execalign/infra_error_rate"] == 0.2
     assert extra["execalign_status"] == ["ok", "ok", "ok", "ok", "invalid_task"]
@@ -42,27 +48,47 @@ def test_trl_sync_call_shape_mixed_batch_and_logging():
 
 def test_trl_async_and_conversational_completions_and_pickling():
     import pickle
+
     reward = pickle.loads(pickle.dumps(integrations.AsyncTRLReward(columns={"tests": "test_list"})))
     completions = [[{"role": "assistant", "content": "{'y': 6}"}]]
-    out = asyncio.run(reward(prompts=[[{"role": "user", "content": "q"}]], completions=completions,
-                             completion_ids=[[1]], kind=["trace"], code=[CODE], test_list=[["f(3)"]]))
+    out = asyncio.run(
+        reward(
+            prompts=[[{"role": "user", "content": "q"}]],
+            completions=completions,
+            completion_ids=[[1]],
+            kind=["trace"],
+            code=[CODE],
+            test_list=[["f(3)"]],
+        )
+    )
     assert out == [1.0]
 
 
 def test_verl_compute_score_as_the_reward_loop_calls_it():
     keys = None
-    for solution, truth, expected in [("{'y': 6}", TRACE_ROW, 1.0), (GOOD_CODE, RLVR_ROW, 1.0),
-                                      ("{'y': 5}", json.dumps(TRACE_ROW), 0.0), ("x", {"kind": "trace"}, 0.0)]:
-        result = integrations.compute_score(data_source="execalign", solution_str=solution, ground_truth=truth,
-                                            extra_info={"index": 0})
+    for solution, truth, expected in [
+        ("{'y': 6}", TRACE_ROW, 1.0),
+        (GOOD_CODE, RLVR_ROW, 1.0),
+        ("{'y': 5}", json.dumps(TRACE_ROW), 0.0),
+        ("x", {"kind": "trace"}, 0.0),
+    ]:
+        result = integrations.compute_score(
+            data_source="execalign", solution_str=solution, ground_truth=truth, extra_info={"index": 0}
+        )
         keys = keys or set(result)
         assert set(result) == keys == set(integrations.VERL_KEYS)
         assert result["score"] == expected
     assert result["masked"] == 1.0
     loop = asyncio.new_event_loop()
     try:
-        assert loop.run_until_complete(integrations.compute_score_async(
-            data_source="execalign", solution_str="{'y': 6}", ground_truth=TRACE_ROW, extra_info={}))["score"] == 1.0
+        assert (
+            loop.run_until_complete(
+                integrations.compute_score_async(
+                    data_source="execalign", solution_str="{'y': 6}", ground_truth=TRACE_ROW, extra_info={}
+                )
+            )["score"]
+            == 1.0
+        )
     finally:
         loop.close()
 
@@ -70,6 +96,7 @@ def test_verl_compute_score_as_the_reward_loop_calls_it():
 def test_openrlhf_reward_func_from_a_file_in_threads(tmp_path):
     import importlib.util
     import pathlib
+
     path = pathlib.Path(__file__).resolve().parents[1] / "examples" / "openrlhf_reward_func.py"
     spec = importlib.util.spec_from_file_location("reward_func", path)
     module = importlib.util.module_from_spec(spec)
@@ -77,8 +104,13 @@ def test_openrlhf_reward_func_from_a_file_in_threads(tmp_path):
 
     async def like_openrlhf():  # SingleTurnAgentExecutor._fetch_rewards_via_func: one sample per thread
         prompt = "Predict:"
-        return await asyncio.gather(*(asyncio.to_thread(module.reward_func, [prompt + c], [prompt], [json.dumps(label)])
-                                      for c, label in [("{'y': 6}", TRACE_ROW), (GOOD_CODE, RLVR_ROW)]))
+        return await asyncio.gather(
+            *(
+                asyncio.to_thread(module.reward_func, [prompt + c], [prompt], [json.dumps(label)])
+                for c, label in [("{'y': 6}", TRACE_ROW), (GOOD_CODE, RLVR_ROW)]
+            )
+        )
+
     results = asyncio.run(like_openrlhf())
     assert [r["rewards"] for r in results] == [[1.0], [1.0]]
     assert results[0]["extra_logs"]["masked"] == [0.0]
@@ -112,11 +144,18 @@ def post(url, body, timeout=60):
 
 
 def test_server_openrlhf_json_batch_and_health(server):
-    status, body = post(server.url + "/", {"query": ["P:{'y': 6}", "P:" + GOOD_CODE], "prompts": ["P:", "P:"],
-                                           "labels": [json.dumps(TRACE_ROW), json.dumps(RLVR_ROW)]})
+    status, body = post(
+        server.url + "/",
+        {
+            "query": ["P:{'y': 6}", "P:" + GOOD_CODE],
+            "prompts": ["P:", "P:"],
+            "labels": [json.dumps(TRACE_ROW), json.dumps(RLVR_ROW)],
+        },
+    )
     assert status == 200 and body["rewards"] == [1.0, 1.0] and body["extra_logs"]["masked"] == [0.0, 0.0]
-    status, body = post(server.url + "/batch", {"items": [{"code": CODE, "tests": ["f(3)"], "predicted_trace": "7",
-                                                           "task": "output"}]})
+    status, body = post(
+        server.url + "/batch", {"items": [{"code": CODE, "tests": ["f(3)"], "predicted_trace": "7", "task": "output"}]}
+    )
     assert status == 200 and body["scores"][0]["reward"] == 1.0
     with urllib.request.urlopen(server.url + "/health", timeout=30) as response:
         assert json.loads(response.read())["status"] == "ok"
@@ -130,8 +169,16 @@ def test_server_rejects_bad_requests(server):
 
 
 def test_server_backpressure_and_no_accepted_request_lost(server):
-    slow = {"items": [{"code": "import time\ntime.sleep(1.5)\ndef f():\n    return 1", "tests": ["f()"],
-                       "predicted_trace": "1", "task": "output"}]}
+    slow = {
+        "items": [
+            {
+                "code": "import time\ntime.sleep(1.5)\ndef f():\n    return 1",
+                "tests": ["f()"],
+                "predicted_trace": "1",
+                "task": "output",
+            }
+        ]
+    }
     with concurrent.futures.ThreadPoolExecutor(10) as executor:
         futures = [executor.submit(post, server.url + "/batch", slow) for _ in range(10)]
         codes = [f.result()[0] for f in futures]
@@ -144,11 +191,20 @@ def test_server_graceful_shutdown_finishes_accepted_requests():
     srv = RewardServer(("127.0.0.1", 0), max_pending=8)
     thread = threading.Thread(target=srv.serve_forever, daemon=True)
     thread.start()
-    slow = {"items": [{"code": "import time\ntime.sleep(1)\ndef f():\n    return 2", "tests": ["f()"],
-                       "predicted_trace": "2", "task": "output"}]}
+    slow = {
+        "items": [
+            {
+                "code": "import time\ntime.sleep(1)\ndef f():\n    return 2",
+                "tests": ["f()"],
+                "predicted_trace": "2",
+                "task": "output",
+            }
+        ]
+    }
     with concurrent.futures.ThreadPoolExecutor(3) as executor:
         futures = [executor.submit(post, srv.url + "/batch", slow) for _ in range(3)]
         import time
+
         time.sleep(0.5)
         srv.shutdown()
         srv.server_close()
@@ -163,18 +219,28 @@ def test_execalign_serve_command_stops_gracefully_on_sigterm(tmp_path):
     import subprocess
     import sys
     import time
+
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     script = os.path.join(os.path.dirname(sys.executable), "execalign")
     command = [script] if os.path.exists(script) else [sys.executable, "-m", "rewards.cli"]
-    process = subprocess.Popen([*command, "serve", "--port", str(port)], stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, text=True)
+    process = subprocess.Popen(
+        [*command, "serve", "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
     try:
         assert "listening" in process.stdout.readline()
         url = f"http://127.0.0.1:{port}"
-        slow = {"items": [{"code": "import time\ntime.sleep(1)\ndef f():\n    return 3", "tests": ["f()"],
-                           "predicted_trace": "3", "task": "output"}]}
+        slow = {
+            "items": [
+                {
+                    "code": "import time\ntime.sleep(1)\ndef f():\n    return 3",
+                    "tests": ["f()"],
+                    "predicted_trace": "3",
+                    "task": "output",
+                }
+            ]
+        }
         with concurrent.futures.ThreadPoolExecutor(2) as executor:
             futures = [executor.submit(post, url + "/batch", slow) for _ in range(2)]
             time.sleep(0.5)

@@ -18,8 +18,15 @@ CODE = "def f(x):\n    y = x * 2\n    return y + 1"
 
 def items(n, sleep=0.0):
     code = CODE if not sleep else f"import time\ntime.sleep({sleep})\n" + CODE
-    return [{"code": code + f"\n# variant {i % 12}", "tests": [f"f({i % 5})"], "predicted_trace": str(2 * (i % 5) + 1),
-             "task": "output"} for i in range(n)]
+    return [
+        {
+            "code": code + f"\n# variant {i % 12}",
+            "tests": [f"f({i % 5})"],
+            "predicted_trace": str(2 * (i % 5) + 1),
+            "task": "output",
+        }
+        for i in range(n)
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -56,8 +63,9 @@ def test_a_node_dying_mid_batch_loses_no_sample(cluster):
         scores = scorer.score_batch(batch)
         killer.join()
         assert len(scores) == 36 and time.monotonic() - started < 240
-        assert all((s.status == "ok" and s.reward == 1.0) or (s.status == "infra_error" and s.reward is None)
-                   for s in scores)
+        assert all(
+            (s.status == "ok" and s.reward == 1.0) or (s.status == "infra_error" and s.reward is None) for s in scores
+        )
         assert sum(s.status == "ok" for s in scores) >= 30
         assert scorer.actors != before  # the lost actor was replaced and its chunks re-run
     finally:

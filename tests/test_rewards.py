@@ -56,9 +56,13 @@ def test_auto_says_which_task_it_chose():
 
 
 def test_test_formats_and_test_index():
-    assert score(CODE, {"check": "def check(c):\n    assert c(1) == 3\n    assert c(2) == 0\n",
-                        "entry_point": "f"}).reward == 0.5
-    assert score("print(int(input()) + 1)", [{"stdin": "1", "stdout": "2"}, {"stdin": "5", "stdout": "7"}]).reward == 0.5
+    assert (
+        score(CODE, {"check": "def check(c):\n    assert c(1) == 3\n    assert c(2) == 0\n", "entry_point": "f"}).reward
+        == 0.5
+    )
+    assert (
+        score("print(int(input()) + 1)", [{"stdin": "1", "stdout": "2"}, {"stdin": "5", "stdout": "7"}]).reward == 0.5
+    )
     assert score(CODE, ["f(1)", "f(3)"], "7", task="output", test_index=1).reward == 1.0
     assert score(CODE, ["assert f(1) == 3", "assert f(3) == 7"], "{'y': 6}", test_index=1).reward == 1.0
     assert score(PROGRAM, [{"stdin": "3\n", "stdout": "5\n"}], "'5\\n'", task="output").reward == 1.0
@@ -82,18 +86,28 @@ def test_typed_values_and_coderl_plus_leniency():
     code = "def f():\n    a = (1, 2)\n    b = {1: True}\n    c = 10 ** 30\n    return 0.1 + 0.2\n"
     assert score(code, ["f()"], "{'a': (1, 2), 'b': {1: True}, 'c': 10**30}").reward == 0.0  # 10**30 is no literal
     assert score(code, ["f()"], "{'a': (1, 2), 'b': {1: True}, 'c': 1000000000000000000000000000000}").reward == 1.0
-    assert score(code, ["f()"], "{'a': [1, 2], 'b': {'1': 1}, 'c': 1000000000000000000000000000000}").reward == pytest.approx(1 / 3)
+    assert score(
+        code, ["f()"], "{'a': [1, 2], 'b': {'1': 1}, 'c': 1000000000000000000000000000000}"
+    ).reward == pytest.approx(1 / 3)
     assert score(code, ["f()"], "0.3", task="output").reward == 1.0  # relative tolerance
-    lenient = score(code, ["f()"], '{"final_output": 0.3, "variables": {"a": [1, 2], "b": {"1": "true"}, "c": 1e30}}',
-                    mode="coderl_plus")
+    lenient = score(
+        code,
+        ["f()"],
+        '{"final_output": 0.3, "variables": {"a": [1, 2], "b": {"1": "true"}, "c": 1e30}}',
+        mode="coderl_plus",
+    )
     assert lenient.reward == pytest.approx(0.1 + 0.9 * 4 / 4)
     assert score(code, ["f()"], '{"a": [1, 2]}', mode="coderl_plus").status == "parse_error"
 
 
 def test_statuses_are_distinct_and_masked_ones_have_no_reward():
     assert score("def f():\n    raise ValueError('x')", ["f()"], "1").status == "error"
-    slow = score("def f():\n    while True:\n        pass", ["f()"], "1", limits=rewards.score.__globals__[
-        "Limits"](wall_time=0.5, cpu_time=5))
+    slow = score(
+        "def f():\n    while True:\n        pass",
+        ["f()"],
+        "1",
+        limits=rewards.score.__globals__["Limits"](wall_time=0.5, cpu_time=5),
+    )
     assert slow.status == "timeout" and slow.reward == 0.0
     bad = score(CODE, ["f(3"], "7")
     assert bad.status == "invalid_task" and bad.reward is None and bad.masked
@@ -122,11 +136,19 @@ def test_weights_mix_tests_and_prediction():
 # ---------------------------------------------------------------- parsing
 
 
-@pytest.mark.parametrize("text,value", [
-    ("7", 7), ("The answer is\n```python\n[1, (2, 3)]\n```", [1, (2, 3)]), ("<answer>{'a': 1}</answer> trailing", {"a": 1}),
-    ("blah {'x': {1, 2}} and then {'y': None}", {"y": None}), ('so: {"a": true, "b": null}', {"a": True, "b": None}),
-    ("\\boxed{42}", 42), ("reasoning... {'k': 'it\\'s'}", {"k": "it's"}), ("x\n{'a': [1, {'b': 2}]}", {"a": [1, {"b": 2}]}),
-])
+@pytest.mark.parametrize(
+    "text,value",
+    [
+        ("7", 7),
+        ("The answer is\n```python\n[1, (2, 3)]\n```", [1, (2, 3)]),
+        ("<answer>{'a': 1}</answer> trailing", {"a": 1}),
+        ("blah {'x': {1, 2}} and then {'y': None}", {"y": None}),
+        ('so: {"a": true, "b": null}', {"a": True, "b": None}),
+        ("\\boxed{42}", 42),
+        ("reasoning... {'k': 'it\\'s'}", {"k": "it's"}),
+        ("x\n{'a': [1, {'b': 2}]}", {"a": [1, {"b": 2}]}),
+    ],
+)
 def test_parser_finds_the_answer(text, value):
     assert same(parse_answer(text).value, value)
 
@@ -174,8 +196,10 @@ def test_typed_equal_is_reflexive_and_strict_on_types(obj):
 def test_typed_equal_rules():
     assert not typed_equal(True, 1) and not typed_equal(1, 1.0) and not typed_equal({1: 0}, {"1": 0})
     assert typed_equal(math.nan, math.nan) and typed_equal(0.1 + 0.2, 0.3) and not typed_equal(1.0, 1.001)
-    assert typed_equal({1, 2}, {2, 1}) and typed_equal(10 ** 50, 10 ** 50) and not typed_equal(10 ** 50, 10 ** 50 + 1)
-    assert coderl_equal(1.0, 1) and coderl_equal("true", True) and coderl_equal(None, "null") and coderl_equal([1], [1.0])
+    assert typed_equal({1, 2}, {2, 1}) and typed_equal(10**50, 10**50) and not typed_equal(10**50, 10**50 + 1)
+    assert (
+        coderl_equal(1.0, 1) and coderl_equal("true", True) and coderl_equal(None, "null") and coderl_equal([1], [1.0])
+    )
 
 
 # ---------------------------------------------------------------- alignment
@@ -191,8 +215,13 @@ def test_alignment_is_in_range_and_exact_only_when_equal(a, b):
 @given(st.lists(st.integers(0, 5), min_size=1, max_size=25), st.data())
 def test_alignment_is_monotone_in_each_similarity(actual, data):
     rows = data.draw(st.integers(1, 25))
-    sim = np.array(data.draw(st.lists(st.lists(st.floats(0, 1), min_size=len(actual), max_size=len(actual)),
-                                      min_size=rows, max_size=rows)))
+    sim = np.array(
+        data.draw(
+            st.lists(
+                st.lists(st.floats(0, 1), min_size=len(actual), max_size=len(actual)), min_size=rows, max_size=rows
+            )
+        )
+    )
     base = align.alignment_score(sim, rows, len(actual))
     i, j = data.draw(st.integers(0, rows - 1)), data.draw(st.integers(0, len(actual) - 1))
     better = sim.copy()
@@ -207,8 +236,22 @@ def test_one_missed_step_does_not_zero_the_rest():
 
 @st.composite
 def small_programs(draw):
-    ops = draw(st.lists(st.sampled_from(["acc += x", "acc -= 1", "seen.append(x)", "acc = acc * 2 % 97",
-                                         "if x % 2:\n            acc += 3", "seen = seen[-3:]"]), min_size=1, max_size=5))
+    ops = draw(
+        st.lists(
+            st.sampled_from(
+                [
+                    "acc += x",
+                    "acc -= 1",
+                    "seen.append(x)",
+                    "acc = acc * 2 % 97",
+                    "if x % 2:\n            acc += 3",
+                    "seen = seen[-3:]",
+                ]
+            ),
+            min_size=1,
+            max_size=5,
+        )
+    )
     body = "\n        ".join(ops)
     return f"def f(xs):\n    acc = 0\n    seen = []\n    for x in xs:\n        {body}\n    return acc, seen\n"
 

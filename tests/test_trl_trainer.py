@@ -24,11 +24,20 @@ def tiny_model_and_tokenizer():
     backend = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
     backend.pre_tokenizer = pre_tokenizers.Split(Regex("[\\s\\S]"), behavior="isolated")
     backend.decoder = decoders.Fuse()
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, pad_token="<pad>", eos_token="<eos>",
-                                        unk_token="<unk>")
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=backend, pad_token="<pad>", eos_token="<eos>", unk_token="<unk>"
+    )
     torch.manual_seed(0)
-    config = GPT2Config(vocab_size=len(vocab), n_positions=512, n_embd=32, n_layer=1, n_head=2,
-                        bos_token_id=1, eos_token_id=1, pad_token_id=0)
+    config = GPT2Config(
+        vocab_size=len(vocab),
+        n_positions=512,
+        n_embd=32,
+        n_layer=1,
+        n_head=2,
+        bos_token_id=1,
+        eos_token_id=1,
+        pad_token_id=0,
+    )
     return GPT2LMHeadModel(config), tokenizer
 
 
@@ -39,12 +48,27 @@ def test_grpo_trainer_runs_two_steps_with_execalign_rewards(tmp_path, pool, monk
         {"prompt": "y after f(3)? ", "kind": "trace", "code": CODE, "tests": ["f(3)"]},
         {"prompt": "write f: ", "kind": "rlvr", "code": "", "tests": ["assert f(3) == 7"]},
     ] * 4
-    config = trl.GRPOConfig(output_dir=str(tmp_path), per_device_train_batch_size=4, num_generations=4,
-                            max_completion_length=8, max_steps=2, logging_steps=1, report_to="none",
-                            use_cpu=True, save_strategy="no", learning_rate=1e-3, bf16=False)
+    config = trl.GRPOConfig(
+        output_dir=str(tmp_path),
+        per_device_train_batch_size=4,
+        num_generations=4,
+        max_completion_length=8,
+        max_steps=2,
+        logging_steps=1,
+        report_to="none",
+        use_cpu=True,
+        save_strategy="no",
+        learning_rate=1e-3,
+        bf16=False,
+    )
     rewards = [TRLReward(name="execalign_sync"), AsyncTRLReward(name="execalign_async")]
-    trainer = trl.GRPOTrainer(model=model, processing_class=tokenizer, reward_funcs=rewards,
-                              train_dataset=Dataset.from_list(rows), args=config)
+    trainer = trl.GRPOTrainer(
+        model=model,
+        processing_class=tokenizer,
+        reward_funcs=rewards,
+        train_dataset=Dataset.from_list(rows),
+        args=config,
+    )
     trainer.train()
     logged = [entry for entry in trainer.state.log_history if "rewards/execalign_sync/mean" in entry]
     assert len(logged) >= 2 and trainer.state.global_step == 2

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.strategies import same, values
-from tracer.values import Encoder, Limits, NotDecodable, Value, encode, from_literal, render, to_python
+from tracer.values import EncodeLimits, Encoder, NotDecodable, Value, encode, from_literal, render, to_python
 
 
 @given(values)
@@ -27,8 +27,22 @@ def test_render_parses_back_for_builtins(obj):
     assert same(from_literal(render(encode(obj))), obj)
 
 
-@pytest.mark.parametrize("text", ["__import__('os').system('true')", "f(1)", "[x for x in ()]", "a.b", "{**a}",
-                                  "lambda: 1", "float(1)", "1 if 2 else 3", "(" * 10000, "{[]}", "{[1]: 2}"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "__import__('os').system('true')",
+        "f(1)",
+        "[x for x in ()]",
+        "a.b",
+        "{**a}",
+        "lambda: 1",
+        "float(1)",
+        "1 if 2 else 3",
+        "(" * 10000,
+        "{[]}",
+        "{[1]: 2}",
+    ],
+)
 def test_from_literal_refuses_code(text):
     with pytest.raises(ValueError):
         from_literal(text)
@@ -45,8 +59,8 @@ def test_special_floats_and_exact_types():
 
 
 def test_big_ints_are_exact_beyond_str_digit_limit():
-    n = 7 ** 20000  # more than 4300 decimal digits: str() would refuse it
-    value = Encoder(Limits(max_str=100_000)).encode(n)
+    n = 7**20000  # more than 4300 decimal digits: str() would refuse it
+    value = Encoder(EncodeLimits(max_str=100_000)).encode(n)
     assert to_python(value) == n
     assert render(value).startswith("0x")
 
@@ -76,7 +90,7 @@ def test_shared_and_cyclic_references():
 @given(values, st.integers(1, 4), st.integers(0, 4), st.integers(0, 6))
 @settings(max_examples=300)
 def test_caps_are_never_exceeded(obj, depth, items, chars):
-    value = Encoder(Limits(max_depth=depth, max_items=items, max_str=chars)).encode(obj)
+    value = Encoder(EncodeLimits(max_depth=depth, max_items=items, max_str=chars)).encode(obj)
 
     def check(v: Value, level: int) -> None:
         assert level <= depth
@@ -92,18 +106,19 @@ def test_caps_are_never_exceeded(obj, depth, items, chars):
 
 
 def test_truncation_is_marked_and_not_decodable():
-    value = Encoder(Limits(max_items=2, max_str=3)).encode([1, 2, 3, 4])
+    value = Encoder(EncodeLimits(max_items=2, max_str=3)).encode([1, 2, 3, 4])
     assert value.more == 2 and render(value) == "[1, 2, ...<+2>]"
     with pytest.raises(NotDecodable):
         to_python(value)
-    text = Encoder(Limits(max_str=3)).encode("abcdef")
+    text = Encoder(EncodeLimits(max_str=3)).encode("abcdef")
     assert text.v == "abc" and text.more == 3
-    deep = Encoder(Limits(max_depth=2)).encode([[[[1]]]])
+    deep = Encoder(EncodeLimits(max_depth=2)).encode([[[[1]]]])
     assert render(deep) == "[[<list ...>]]"
 
 
 def hostile_classes():
     """Classes whose every hook raises; built in a function so no tool scanning module globals trips on them."""
+
     class Hostile:
         """Every hook that could run code raises: the encoder must not touch any of them."""
 
@@ -138,7 +153,6 @@ def hostile_classes():
         def prop(self):
             raise AssertionError("property called")
 
-
     class HostileList(list):
         def __iter__(self):
             raise AssertionError("list __iter__ called")
@@ -149,14 +163,12 @@ def hostile_classes():
         def __repr__(self):
             raise AssertionError("list __repr__ called")
 
-
     class HostileDict(dict):
         def items(self):
             raise AssertionError("dict items called")
 
         def __iter__(self):
             raise AssertionError("dict __iter__ called")
-
 
     class HostileInt(int):
         def __int__(self):
@@ -168,27 +180,24 @@ def hostile_classes():
         def __repr__(self):
             raise AssertionError("int __repr__ called")
 
-
     class FakeDict:
         @property
         def __dict__(self):
             raise AssertionError("__dict__ property called")
 
-
     class Meta(type):
         def __getattribute__(cls, name):
             raise AssertionError("metaclass __getattribute__ called")
 
-
     class WithMeta(metaclass=Meta):
         pass
-
 
     class Slotted:
         __slots__ = ("a", "b")
 
         def __init__(self):
             self.a = 1
+
     return Hostile, HostileList, HostileDict, HostileInt, FakeDict, WithMeta, Slotted
 
 
@@ -197,8 +206,19 @@ def test_no_user_code_is_called():
     obj = object.__new__(Hostile)
     object.__setattr__(obj, "x", 1)
     hostile_list = HostileList([1, 2])
-    cases = [obj, [obj, obj], {1: obj}, hostile_list, HostileDict(a=1), HostileInt(5), FakeDict(), WithMeta,
-             WithMeta(), Slotted(), ValueError(obj)]
+    cases = [
+        obj,
+        [obj, obj],
+        {1: obj},
+        hostile_list,
+        HostileDict(a=1),
+        HostileInt(5),
+        FakeDict(),
+        WithMeta,
+        WithMeta(),
+        Slotted(),
+        ValueError(obj),
+    ]
     rendered = [render(encode(c)) for c in cases]
     assert rendered[0] == "Hostile(x=1)"
     assert rendered[3] == "HostileList([1, 2])"
@@ -219,8 +239,11 @@ def test_library_types():
     assert render(encode(len)) == "<function len>"
     import datetime
     import decimal
-    assert render(encode([decimal.Decimal("1.5"), datetime.date(2020, 1, 2)])) == \
-        "[Decimal('1.5'), datetime.date(2020, 1, 2)]"
+
+    assert (
+        render(encode([decimal.Decimal("1.5"), datetime.date(2020, 1, 2)]))
+        == "[Decimal('1.5'), datetime.date(2020, 1, 2)]"
+    )
     assert render(encode(math)) == "<module math>"
     assert render(encode(x for x in [])).startswith("<generator")
     point = collections.namedtuple("Point", "x y")(1, 2)

@@ -14,8 +14,9 @@ Public API (kept this small on purpose):
   runs a file as `__main__`.
 - `Trace`, `Step`, `Frame`, `Value`, `ExceptionInfo`, `Stop`: the msgspec schema
   (`Trace.to_json/from_json/to_msgpack/from_msgpack`).
-- `encode(obj)`, `to_python(value)`, `render(value)`: the value codec.
-- `TraceLimits`: the caps accepted as `**limits`.
+- `encode(obj)`, `to_python(value)`, `render(value)`, `from_literal(text)`: the value codec.
+- `exception_info(exc)`: an exception's type and message, made without user code.
+- `TraceLimits`: the caps accepted as `**limits`; `EncodeLimits`: the caps of one value.
 
 Backends: "monitoring" (sys.monitoring, Python 3.12+, the default there) and
 "settrace" (sys.settrace, the default before 3.12). Only the traced source's own
@@ -27,11 +28,26 @@ packages are single steps. All threads that run the traced code are recorded
 trusted code or inside a sandbox child. Untrusted code goes through `sandbox`.
 """
 
+from .recorder import exception_info
 from .run import TraceLimits, trace, trace_file
 from .schema import ExceptionInfo, Frame, Step, Stop, Trace
-from .values import NotDecodable, Value, encode, render, to_python
+from .values import EncodeLimits, NotDecodable, Value, encode, from_literal, render, to_python
 
 __all__ = [
-    "trace", "trace_file", "TraceLimits", "Trace", "Step", "Frame", "Stop", "ExceptionInfo",
-    "Value", "encode", "render", "to_python", "NotDecodable",
+    "EncodeLimits",
+    "ExceptionInfo",
+    "Frame",
+    "NotDecodable",
+    "Step",
+    "Stop",
+    "Trace",
+    "TraceLimits",
+    "Value",
+    "encode",
+    "exception_info",
+    "from_literal",
+    "render",
+    "to_python",
+    "trace",
+    "trace_file",
 ]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import io
-from typing import Optional, TextIO
+from typing import TextIO
 
 
 class BoundedWriter(io.TextIOBase):
@@ -13,7 +13,7 @@ class BoundedWriter(io.TextIOBase):
     program's own output as it runs).
     """
 
-    def __init__(self, limit: int, echo: Optional[TextIO] = None, name: str = "<stdout>"):
+    def __init__(self, limit: int, echo: TextIO | None = None, name: str = "<stdout>"):
         super().__init__()
         self.limit = limit
         self.echo = echo

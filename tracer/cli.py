@@ -13,7 +13,8 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import IO, Optional, Sequence
+from collections.abc import Sequence
+from typing import IO
 
 from .run import trace_file
 from .schema import Step, Trace
@@ -24,8 +25,12 @@ _MAX_SHOWN = 200  # characters of one rendered value in the listing
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("trace", help="run a Python file and show what each line did",
-                              description=__doc__.split("\n\n")[1], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = subparsers.add_parser(
+        "trace",
+        help="run a Python file and show what each line did",
+        description=__doc__.split("\n\n")[1],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("file", help="the Python file to run as __main__")
     p.add_argument("--format", choices=("text", "json", "jsonl", "msgpack"), default="text")
     p.add_argument("-o", "--output", metavar="PATH", help="write the trace here instead of stderr")
@@ -44,12 +49,14 @@ def run(args: argparse.Namespace) -> int:
     if args.max_steps < 1:
         return _error("--max-steps must be at least 1")
     try:
-        result = trace_file(args.file, argv, call=args.call, backend=args.backend, echo=True,
-                            max_steps=args.max_steps)
+        result = trace_file(args.file, argv, call=args.call, backend=args.backend, echo=True, max_steps=args.max_steps)
     except (OSError, UnicodeDecodeError, ValueError) as error:
         return _error(f"cannot run {args.file}: {error}")
-    if not result.steps and result.exception is not None and result.exception.type in (
-            "SyntaxError", "IndentationError", "TabError", "ValueError"):
+    if (
+        not result.steps
+        and result.exception is not None
+        and result.exception.type in ("SyntaxError", "IndentationError", "TabError", "ValueError")
+    ):
         return _error(f"{args.file}: {result.exception.type}: {result.exception.message}", status=1)
     if args.function:
         result = only_function(result, args.function)
@@ -78,6 +85,7 @@ def _write(result: Trace, args: argparse.Namespace, out: IO, color: bool) -> Non
         out.write(result.to_json().decode() + "\n")
     elif args.format == "jsonl":
         import msgspec
+
         for step in result.steps:
             out.write(msgspec.json.encode(step).decode() + "\n")
         summary = msgspec.structs.replace(result, steps=[])
@@ -98,11 +106,12 @@ def only_function(result: Trace, name: str) -> Trace:
             keep.add(frame.id)
             base[frame.id] = frame.depth
     import msgspec
+
     steps = [msgspec.structs.replace(s, depth=s.depth - base[s.frame]) for s in result.steps if s.frame in keep]
     return msgspec.structs.replace(result, steps=steps)
 
 
-def listing(result: Trace, path: Optional[str], color: bool = False) -> str:
+def listing(result: Trace, path: str | None, color: bool = False) -> str:
     """The person-readable listing of a trace."""
     c = _COLORS if color else {k: "" for k in _COLORS}
     sources: dict[str, list[str]] = {}
@@ -122,7 +131,9 @@ def listing(result: Trace, path: Optional[str], color: bool = False) -> str:
         pad = "    " * step.depth
         if step.event == "call":
             args = ", ".join(f"{k}={_short(v)}" for k, v in step.changes.items())
-            out.append(f"{pad}{c['call']}>>> call {step.function}({args}){c['off']}  {c['dim']}line {step.line}{c['off']}")
+            out.append(
+                f"{pad}{c['call']}>>> call {step.function}({args}){c['off']}  {c['dim']}line {step.line}{c['off']}"
+            )
             continue
         if step.event == "line":
             out.append(f"{pad}{c['dim']}{step.line:>5} |{c['off']} {source_line(step)}")
@@ -139,12 +150,16 @@ def listing(result: Trace, path: Optional[str], color: bool = False) -> str:
         for name in step.deleted:
             out.append(f"{pad}{c['dim']}      :{c['off']}   {c['var']}del {name}{c['off']}")
     if result.stopped is not None:
-        out.append(f"{c['exc']}... recording stopped ({result.stopped.reason}) after {result.stopped.steps} steps"
-                   f"{': ' + result.stopped.detail if result.stopped.detail else ''}{c['off']}")
+        out.append(
+            f"{c['exc']}... recording stopped ({result.stopped.reason}) after {result.stopped.steps} steps"
+            f"{': ' + result.stopped.detail if result.stopped.detail else ''}{c['off']}"
+        )
     if result.exception is not None:
         out.append(f"{c['exc']}uncaught {result.exception.type}: {result.exception.message}{c['off']}")
-    out.append(f"{c['dim']}{len(result.steps)} steps, {len(result.frames)} frames, exit status {result.exit_code},"
-               f" {result.backend} on Python {result.python}{c['off']}")
+    out.append(
+        f"{c['dim']}{len(result.steps)} steps, {len(result.frames)} frames, exit status {result.exit_code},"
+        f" {result.backend} on Python {result.python}{c['off']}"
+    )
     return "\n".join(out) + "\n"
 
 
@@ -153,7 +168,7 @@ def _short(value) -> str:
     return text if len(text) <= _MAX_SHOWN else text[:_MAX_SHOWN] + f"...<{len(text) - _MAX_SHOWN} more chars>"
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="execalign")
     subparsers = parser.add_subparsers(dest="command", required=True)
     add_parser(subparsers)
@@ -165,7 +180,7 @@ def dispatch(parser: argparse.ArgumentParser, argv: list[str]) -> int:
     program_args: list[str] = []
     if "--" in argv:
         cut = argv.index("--")
-        argv, program_args = argv[:cut], argv[cut + 1:]
+        argv, program_args = argv[:cut], argv[cut + 1 :]
     args = parser.parse_args(argv)
     args.program_args = program_args
     return args.handler(args)

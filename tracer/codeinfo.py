@@ -11,33 +11,135 @@ from __future__ import annotations
 
 import dis
 import sys
+from collections.abc import Iterator
 from types import CodeType
-from typing import Iterator, NamedTuple
+from typing import NamedTuple
 
 # Opcodes that never change an existing value in place (they may bind names,
 # which the recorder checks separately). Anything not listed here is assumed to
 # possibly mutate some object, so the whole frame is re-checked.
-_PURE_OPS = frozenset("""
-NOP RESUME CACHE EXTENDED_ARG POP_TOP PUSH_NULL COPY SWAP END_FOR END_SEND NOT_TAKEN POP_ITER
-LOAD_FAST LOAD_FAST_CHECK LOAD_FAST_AND_CLEAR LOAD_FAST_LOAD_FAST LOAD_FAST_BORROW
-LOAD_FAST_BORROW_LOAD_FAST_BORROW LOAD_CONST LOAD_SMALL_INT LOAD_NAME LOAD_GLOBAL LOAD_DEREF
-LOAD_CLOSURE LOAD_ATTR LOAD_METHOD LOAD_SUPER_ATTR LOAD_ASSERTION_ERROR LOAD_BUILD_CLASS
-STORE_FAST STORE_FAST_LOAD_FAST STORE_FAST_STORE_FAST STORE_NAME STORE_GLOBAL STORE_DEREF
-DELETE_FAST DELETE_NAME DELETE_GLOBAL DELETE_DEREF MAKE_CELL COPY_FREE_VARS
-COMPARE_OP IS_OP CONTAINS_OP UNARY_NEGATIVE UNARY_NOT UNARY_INVERT TO_BOOL BINARY_OP BINARY_SLICE
-GET_ITER FOR_ITER JUMP_FORWARD JUMP_BACKWARD JUMP_BACKWARD_NO_INTERRUPT JUMP JUMP_NO_INTERRUPT
-POP_JUMP_IF_TRUE POP_JUMP_IF_FALSE POP_JUMP_IF_NONE POP_JUMP_IF_NOT_NONE
-POP_JUMP_FORWARD_IF_TRUE POP_JUMP_FORWARD_IF_FALSE POP_JUMP_FORWARD_IF_NONE POP_JUMP_FORWARD_IF_NOT_NONE
-POP_JUMP_BACKWARD_IF_TRUE POP_JUMP_BACKWARD_IF_FALSE POP_JUMP_BACKWARD_IF_NONE POP_JUMP_BACKWARD_IF_NOT_NONE
-JUMP_IF_TRUE_OR_POP JUMP_IF_FALSE_OR_POP RETURN_VALUE RETURN_CONST RETURN_GENERATOR
-BUILD_TUPLE BUILD_LIST BUILD_SET BUILD_MAP BUILD_CONST_KEY_MAP BUILD_STRING BUILD_SLICE
-LIST_APPEND SET_ADD MAP_ADD LIST_EXTEND SET_UPDATE DICT_UPDATE DICT_MERGE LIST_TO_TUPLE
-FORMAT_VALUE FORMAT_SIMPLE FORMAT_WITH_SPEC CONVERT_VALUE UNPACK_SEQUENCE UNPACK_EX
-POP_EXCEPT PUSH_EXC_INFO CHECK_EXC_MATCH RAISE_VARARGS RERAISE MAKE_FUNCTION SET_FUNCTION_ATTRIBUTE
-PRECALL KW_NAMES YIELD_VALUE GEN_START
-""".split())
-_STORES = frozenset({"STORE_FAST", "STORE_NAME", "STORE_DEREF", "DELETE_FAST", "DELETE_NAME",
-                     "DELETE_DEREF", "STORE_FAST_STORE_FAST", "LOAD_FAST_AND_CLEAR"})
+_PURE_OPS = frozenset(
+    [
+        "NOP",
+        "RESUME",
+        "CACHE",
+        "EXTENDED_ARG",
+        "POP_TOP",
+        "PUSH_NULL",
+        "COPY",
+        "SWAP",
+        "END_FOR",
+        "END_SEND",
+        "NOT_TAKEN",
+        "POP_ITER",
+        "LOAD_FAST",
+        "LOAD_FAST_CHECK",
+        "LOAD_FAST_AND_CLEAR",
+        "LOAD_FAST_LOAD_FAST",
+        "LOAD_FAST_BORROW",
+        "LOAD_FAST_BORROW_LOAD_FAST_BORROW",
+        "LOAD_CONST",
+        "LOAD_SMALL_INT",
+        "LOAD_NAME",
+        "LOAD_GLOBAL",
+        "LOAD_DEREF",
+        "LOAD_CLOSURE",
+        "LOAD_ATTR",
+        "LOAD_METHOD",
+        "LOAD_SUPER_ATTR",
+        "LOAD_ASSERTION_ERROR",
+        "LOAD_BUILD_CLASS",
+        "STORE_FAST",
+        "STORE_FAST_LOAD_FAST",
+        "STORE_FAST_STORE_FAST",
+        "STORE_NAME",
+        "STORE_GLOBAL",
+        "STORE_DEREF",
+        "DELETE_FAST",
+        "DELETE_NAME",
+        "DELETE_GLOBAL",
+        "DELETE_DEREF",
+        "MAKE_CELL",
+        "COPY_FREE_VARS",
+        "COMPARE_OP",
+        "IS_OP",
+        "CONTAINS_OP",
+        "UNARY_NEGATIVE",
+        "UNARY_NOT",
+        "UNARY_INVERT",
+        "TO_BOOL",
+        "BINARY_OP",
+        "BINARY_SLICE",
+        "GET_ITER",
+        "FOR_ITER",
+        "JUMP_FORWARD",
+        "JUMP_BACKWARD",
+        "JUMP_BACKWARD_NO_INTERRUPT",
+        "JUMP",
+        "JUMP_NO_INTERRUPT",
+        "POP_JUMP_IF_TRUE",
+        "POP_JUMP_IF_FALSE",
+        "POP_JUMP_IF_NONE",
+        "POP_JUMP_IF_NOT_NONE",
+        "POP_JUMP_FORWARD_IF_TRUE",
+        "POP_JUMP_FORWARD_IF_FALSE",
+        "POP_JUMP_FORWARD_IF_NONE",
+        "POP_JUMP_FORWARD_IF_NOT_NONE",
+        "POP_JUMP_BACKWARD_IF_TRUE",
+        "POP_JUMP_BACKWARD_IF_FALSE",
+        "POP_JUMP_BACKWARD_IF_NONE",
+        "POP_JUMP_BACKWARD_IF_NOT_NONE",
+        "JUMP_IF_TRUE_OR_POP",
+        "JUMP_IF_FALSE_OR_POP",
+        "RETURN_VALUE",
+        "RETURN_CONST",
+        "RETURN_GENERATOR",
+        "BUILD_TUPLE",
+        "BUILD_LIST",
+        "BUILD_SET",
+        "BUILD_MAP",
+        "BUILD_CONST_KEY_MAP",
+        "BUILD_STRING",
+        "BUILD_SLICE",
+        "LIST_APPEND",
+        "SET_ADD",
+        "MAP_ADD",
+        "LIST_EXTEND",
+        "SET_UPDATE",
+        "DICT_UPDATE",
+        "DICT_MERGE",
+        "LIST_TO_TUPLE",
+        "FORMAT_VALUE",
+        "FORMAT_SIMPLE",
+        "FORMAT_WITH_SPEC",
+        "CONVERT_VALUE",
+        "UNPACK_SEQUENCE",
+        "UNPACK_EX",
+        "POP_EXCEPT",
+        "PUSH_EXC_INFO",
+        "CHECK_EXC_MATCH",
+        "RAISE_VARARGS",
+        "RERAISE",
+        "MAKE_FUNCTION",
+        "SET_FUNCTION_ATTRIBUTE",
+        "PRECALL",
+        "KW_NAMES",
+        "YIELD_VALUE",
+        "GEN_START",
+    ]
+)
+_STORES = frozenset(
+    {
+        "STORE_FAST",
+        "STORE_NAME",
+        "STORE_DEREF",
+        "DELETE_FAST",
+        "DELETE_NAME",
+        "DELETE_DEREF",
+        "STORE_FAST_STORE_FAST",
+        "LOAD_FAST_AND_CLEAR",
+    }
+)
 _GLOBAL_STORES = frozenset({"STORE_GLOBAL", "DELETE_GLOBAL"})
 _SUBSCRIPT = "BINARY_SUBSCR"  # pure unless a defaultdict is around (__missing__ inserts)
 
@@ -81,8 +183,16 @@ _CACHE_SIZE = 4096
 
 def analyse(code: CodeType) -> CodeInfo:
     """The CodeInfo of a code object, cached by content (the same source compiled again hits)."""
-    key = (code.co_code, code.co_names, code.co_varnames, code.co_cellvars, code.co_freevars, code.co_name,
-           code.co_firstlineno, code.co_linetable if hasattr(code, "co_linetable") else code.co_lnotab)
+    key = (
+        code.co_code,
+        code.co_names,
+        code.co_varnames,
+        code.co_cellvars,
+        code.co_freevars,
+        code.co_name,
+        code.co_firstlineno,
+        code.co_linetable if hasattr(code, "co_linetable") else code.co_lnotab,
+    )
     info = _CACHE.get(key)
     if info is None:
         if len(_CACHE) >= _CACHE_SIZE:
@@ -127,11 +237,16 @@ def _analyse(code: CodeType) -> CodeInfo:
     all_lines = set(stores) | set(mutates) | set(inplace) | set(subscript)
     is_module = code.co_name == "<module>"
     if is_module:  # module dunders (__doc__, __annotations__ ...) are not shown
-        stores = {line: [(n, g) for n, g in names if not (n[:2] == "__" and n[-2:] == "__")]
-                  for line, names in stores.items()}
+        stores = {
+            line: [(n, g) for n, g in names if not (n[:2] == "__" and n[-2:] == "__")] for line, names in stores.items()
+        }
     info = {
-        line: LineInfo(tuple(dict.fromkeys(stores.get(line, ()))), mutates.get(line, False),
-                       tuple(inplace.get(line, ())), subscript.get(line, False))
+        line: LineInfo(
+            tuple(dict.fromkeys(stores.get(line, ()))),
+            mutates.get(line, False),
+            tuple(inplace.get(line, ())),
+            subscript.get(line, False),
+        )
         for line in all_lines
     }
     info[START_LINE] = LineInfo((), False, (), False)

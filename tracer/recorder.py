@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import sys
 import threading
+from collections.abc import Callable
 from itertools import islice
 from math import copysign
 from types import CodeType, FrameType
-from typing import Any, Callable, Optional
+from typing import Any
 
 from .codeinfo import START_LINE, CodeInfo, analyse
 from .schema import ExceptionInfo, Frame, Step, Stop, Trace
@@ -30,7 +31,7 @@ _BUILTIN_EXC_ARGS = BaseException.__dict__["args"].__get__
 # Atoms whose builtin == is exact and safe (no user code: the types are exact builtins).
 _EQ_ATOMS = frozenset({int, str, bytes, bool, type(None), range})
 _EVENTS = ("line", "call", "return", "exception")
-PYTHON = "%d.%d.%d" % sys.version_info[:3]
+PYTHON = "{}.{}.{}".format(*sys.version_info[:3])
 LINE, CALL, RETURN, EXCEPTION = range(4)
 
 
@@ -46,7 +47,7 @@ def _fingerprint(obj: Any, cls: type, cap: int) -> tuple:
     return (list.__len__ if cls is list else dict.__len__)(obj), tuple(map(id, _held(obj, cls, cap)))
 
 
-def exception_info(exc: BaseException, encoder: Optional[Encoder] = None) -> ExceptionInfo:
+def exception_info(exc: BaseException, encoder: Encoder | None = None) -> ExceptionInfo:
     """Type and message of an exception without running user `__str__`.
 
     Builtin exceptions whose arguments are builtin atoms use the builtin
@@ -82,8 +83,26 @@ def _same_atom(old: Any, new: Any) -> bool:
 
 
 class FrameState:
-    __slots__ = ("fid", "code", "info", "lines", "depth", "parent", "thread", "snap", "encs", "prints",
-                 "pending", "prev_line", "last", "defined", "returned", "exception", "finished", "is_module")
+    __slots__ = (
+        "code",
+        "defined",
+        "depth",
+        "encs",
+        "exception",
+        "fid",
+        "finished",
+        "info",
+        "is_module",
+        "last",
+        "lines",
+        "parent",
+        "pending",
+        "prev_line",
+        "prints",
+        "returned",
+        "snap",
+        "thread",
+    )
 
     def __init__(self, fid: int, code: CodeType, info: CodeInfo, depth: int, parent: int, thread: int):
         self.fid = fid
@@ -100,8 +119,8 @@ class FrameState:
         self.prev_line = START_LINE
         self.last = -1  # index of this frame's latest step
         self.defined: dict[str, int] = {}
-        self.returned: Optional[Value] = None
-        self.exception: Optional[ExceptionInfo] = None
+        self.returned: Value | None = None
+        self.exception: ExceptionInfo | None = None
         self.finished = False
         self.is_module = info.is_module
 
@@ -125,7 +144,7 @@ class Recorder:
         self.frames: list[FrameState] = []
         self.infos: dict[CodeType, CodeInfo] = {}
         self.threads: dict[int, int] = {threading.get_ident(): 0}
-        self.stopped: Optional[Stop] = None
+        self.stopped: Stop | None = None
         self.any_deleted = False
         self.dropped = 0  # events skipped because the stack was at the recursion limit
 
@@ -165,7 +184,7 @@ class Recorder:
         if self._exit(frame) is not None:
             self.payloads[len(self.events) - 1] = self.encoder.encode(value)
 
-    def unwound(self, frame: FrameType, exc: Optional[BaseException]) -> None:
+    def unwound(self, frame: FrameType, exc: BaseException | None) -> None:
         st = self._exit(frame)
         if st is not None:
             if exc is not None:
@@ -191,7 +210,7 @@ class Recorder:
         st.last = index
         return index
 
-    def _exit(self, frame: FrameType) -> Optional[FrameState]:
+    def _exit(self, frame: FrameType) -> FrameState | None:
         st = self.states.get(frame)
         if st is None:
             return None
@@ -233,8 +252,12 @@ class Recorder:
         last step or the line may change a value in place; otherwise only the
         names the line can bind are read (see `codeinfo`)."""
         info = st.lines.get(st.prev_line)
-        full = st.last != len(self.events) - 1 or info is None or info.mutates or (
-            info.subscript and self.encoder.saw_defaultdict)
+        full = (
+            st.last != len(self.events) - 1
+            or info is None
+            or info.mutates
+            or (info.subscript and self.encoder.saw_defaultdict)
+        )
         if not full and info.inplace:
             snap = st.snap
             for name in info.inplace:  # `x += ...` changes x in place unless x holds an immutable value
@@ -246,7 +269,7 @@ class Recorder:
         elif info.stores:
             self._attach(st, self._diff_names(st, frame, info.stores))
 
-    def _attach(self, st: FrameState, changes: Optional[dict]) -> None:
+    def _attach(self, st: FrameState, changes: dict | None) -> None:
         if not changes:
             return
         index = st.pending
@@ -260,7 +283,7 @@ class Recorder:
         for name in changes:
             defined[name] = line
 
-    def _diff_all(self, st: FrameState, frame: FrameType) -> Optional[dict]:
+    def _diff_all(self, st: FrameState, frame: FrameType) -> dict | None:
         snap = st.snap
         changes: dict = {}
         seen = 0
@@ -281,7 +304,7 @@ class Recorder:
                 check(st, name, _MISSING, changes)
         return changes
 
-    def _diff_names(self, st: FrameState, frame: FrameType, names: tuple) -> Optional[dict]:
+    def _diff_names(self, st: FrameState, frame: FrameType, names: tuple) -> dict | None:
         local_names = frame.f_locals
         changes: dict = {}
         for name, is_global in names:
@@ -392,10 +415,22 @@ class Recorder:
         for st in self.frames:
             code = st.code
             final = {n: st.encs.get(n) or encode(obj) for n, obj in st.snap.items()}
-            frame_list.append(Frame(
-                st.fid, _qualname(code), code.co_filename, code.co_firstlineno, st.depth, st.parent, st.thread,
-                final, dict(st.defined), st.returned,
-                st.exception if st.finished and st.returned is None else None, st.finished))
+            frame_list.append(
+                Frame(
+                    st.fid,
+                    _qualname(code),
+                    code.co_filename,
+                    code.co_firstlineno,
+                    st.depth,
+                    st.parent,
+                    st.thread,
+                    final,
+                    dict(st.defined),
+                    st.returned,
+                    st.exception if st.finished and st.returned is None else None,
+                    st.finished,
+                )
+            )
         return Trace(steps=steps, frames=frame_list, stopped=self.stopped, python=PYTHON, **trace_fields)
 
 

@@ -15,8 +15,9 @@ import sys
 import threading
 import tokenize
 import traceback
+from collections.abc import Sequence
 from types import CodeType
-from typing import Any, Optional, Sequence
+from typing import Any
 
 import msgspec
 
@@ -25,7 +26,7 @@ from .capture import BoundedWriter, stdin_from
 from .codeinfo import walk_code
 from .recorder import PYTHON, Recorder
 from .schema import ExceptionInfo, Trace
-from .values import Encoder, Limits, render
+from .values import EncodeLimits, Encoder, render
 
 
 class TraceLimits(msgspec.Struct, frozen=True, kw_only=True):
@@ -44,20 +45,29 @@ class TraceLimits(msgspec.Struct, frozen=True, kw_only=True):
     max_return_str: int = 1_000_000
     max_output: int = 1 << 20
 
-    def value_limits(self) -> Limits:
-        return Limits(self.max_depth, self.max_items, self.max_str)
+    def value_limits(self) -> EncodeLimits:
+        return EncodeLimits(self.max_depth, self.max_items, self.max_str)
 
-    def returned_limits(self) -> Limits:
-        return Limits(max(self.max_depth, 50), max(self.max_items, self.max_return_items),
-                      max(self.max_str, self.max_return_str))
+    def returned_limits(self) -> EncodeLimits:
+        return EncodeLimits(
+            max(self.max_depth, 50), max(self.max_items, self.max_return_items), max(self.max_str, self.max_return_str)
+        )
 
 
 _LOCK = threading.Lock()
 
 
-def trace(source: str, call: Optional[str] = None, *, backend: str = "auto", stdin: Optional[str] = None,
-          filename: str = "<snippet>", capture_output: bool = True, module_name: str = "__main__",
-          **limits: Any) -> Trace:
+def trace(
+    source: str,
+    call: str | None = None,
+    *,
+    backend: str = "auto",
+    stdin: str | None = None,
+    filename: str = "<snippet>",
+    capture_output: bool = True,
+    module_name: str = "__main__",
+    **limits: Any,
+) -> Trace:
     """Trace `source`, then the call expression `call` (e.g. "f([1, 2])") if given.
 
     `trace.returned` is the encoded value of `call`. An exception of the code
@@ -78,8 +88,16 @@ def trace(source: str, call: Optional[str] = None, *, backend: str = "auto", std
     return _run(code, namespace, call_code, backend, caps, stdin, echo=False, capture=capture_output)
 
 
-def trace_file(path: str, argv: Sequence[str] = (), *, call: Optional[str] = None, backend: str = "auto",
-               stdin: Optional[str] = None, echo: bool = False, **limits: Any) -> Trace:
+def trace_file(
+    path: str,
+    argv: Sequence[str] = (),
+    *,
+    call: str | None = None,
+    backend: str = "auto",
+    stdin: str | None = None,
+    echo: bool = False,
+    **limits: Any,
+) -> Trace:
     """Trace the file at `path` run as `__main__` with `sys.argv = [path, *argv]`.
 
     With `echo`, the program's output also goes to the real stdout/stderr as it
@@ -108,12 +126,27 @@ def trace_file(path: str, argv: Sequence[str] = (), *, call: Optional[str] = Non
 def _failed_to_compile(error: BaseException, backend: str) -> Trace:
     info = ExceptionInfo(type(error).__name__, str(error))
     name = make_backend(backend).name
-    return Trace(steps=[], frames=[], backend=name, python=PYTHON,
-                 exception=info, exit_code=1, stderr=f"{info.type}: {info.message}\n")
+    return Trace(
+        steps=[],
+        frames=[],
+        backend=name,
+        python=PYTHON,
+        exception=info,
+        exit_code=1,
+        stderr=f"{info.type}: {info.message}\n",
+    )
 
 
-def _run(code: CodeType, namespace: dict, call_code: Optional[CodeType], backend_name: str,
-         caps: TraceLimits, stdin: Optional[str], echo: bool, capture: bool) -> Trace:
+def _run(
+    code: CodeType,
+    namespace: dict,
+    call_code: CodeType | None,
+    backend_name: str,
+    caps: TraceLimits,
+    stdin: str | None,
+    echo: bool,
+    capture: bool,
+) -> Trace:
     encoder = Encoder(caps.value_limits())
     backend = make_backend(backend_name)
     recorder = Recorder(encoder, caps.max_steps, caps.max_values, on_stop=backend.stop)
@@ -154,9 +187,17 @@ def _run(code: CodeType, namespace: dict, call_code: Optional[CodeType], backend
     if tampered:
         recorder.stop("tampered", "; ".join(tampered))
     return recorder.finish(
-        returned=returned, call_step=call_step, exception=exception, exit_code=exit_code,
-        backend=backend.name, stdout=out.getvalue(), stderr=err.getvalue(), stdout_more=out.more,
-        stderr_more=err.more, tampered=tampered)
+        returned=returned,
+        call_step=call_step,
+        exception=exception,
+        exit_code=exit_code,
+        backend=backend.name,
+        stdout=out.getvalue(),
+        stderr=err.getvalue(),
+        stdout_more=out.more,
+        stderr_more=err.more,
+        tampered=tampered,
+    )
 
 
 class _Passthrough(BoundedWriter):

@@ -14,7 +14,7 @@ exception raised in, or propagating through, a frame.
 
 from __future__ import annotations
 
-from typing import Literal, Optional
+from typing import Literal
 
 import msgspec
 
@@ -40,8 +40,8 @@ class Step(msgspec.Struct, omit_defaults=True, gc=False):
     hit: int  # the k-th time this line ran in this frame (line events so far)
     changes: dict[str, Value] = {}
     deleted: list[str] = []
-    value: Optional[Value] = None  # return and yield steps
-    exception: Optional[ExceptionInfo] = None  # exception steps; return steps that exit by exception
+    value: Value | None = None  # return and yield steps
+    exception: ExceptionInfo | None = None  # exception steps; return steps that exit by exception
 
 
 class Frame(msgspec.Struct, omit_defaults=True, gc=False):
@@ -56,8 +56,8 @@ class Frame(msgspec.Struct, omit_defaults=True, gc=False):
     thread: int = 0  # 0 = the thread that called trace(), then 1, 2 ... in order of first event
     locals: dict[str, Value] = {}  # final value of each local (as of the frame's last event)
     defined_at: dict[str, int] = {}  # line where each local was last assigned (the call's line for arguments)
-    value: Optional[Value] = None  # returned value
-    exception: Optional[ExceptionInfo] = None  # when the frame exited by an exception
+    value: Value | None = None  # returned value
+    exception: ExceptionInfo | None = None  # when the frame exited by an exception
     finished: bool = False  # False: still suspended or running when the trace ended
 
 
@@ -75,15 +75,15 @@ class Trace(msgspec.Struct, omit_defaults=True):
     frames: list[Frame]
     backend: str
     python: str  # "3.12.1"
-    returned: Optional[Value] = None  # value of the call expression, when one was given
+    returned: Value | None = None  # value of the call expression, when one was given
     call_step: int = -1  # index of the first step made by the call expression
-    exception: Optional[ExceptionInfo] = None  # the run's uncaught exception
+    exception: ExceptionInfo | None = None  # the run's uncaught exception
     exit_code: int = 0  # as the process would exit: SystemExit's code, 1 on an uncaught exception
     stdout: str = ""
     stderr: str = ""
     stdout_more: int = 0  # characters left out of stdout by the output cap
     stderr_more: int = 0
-    stopped: Optional[Stop] = None
+    stopped: Stop | None = None
     tampered: list[str] = []  # signs that the traced code interfered with the tracer
 
     def to_json(self) -> bytes:
@@ -93,11 +93,11 @@ class Trace(msgspec.Struct, omit_defaults=True):
         return _MSGPACK_ENCODER.encode(self)
 
     @classmethod
-    def from_json(cls, data: bytes | str) -> "Trace":
+    def from_json(cls, data: bytes | str) -> Trace:
         return _JSON_DECODER.decode(data)
 
     @classmethod
-    def from_msgpack(cls, data: bytes) -> "Trace":
+    def from_msgpack(cls, data: bytes) -> Trace:
         return _MSGPACK_DECODER.decode(data)
 
     def frame_steps(self, frame: int) -> list[Step]:

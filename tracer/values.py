@@ -24,11 +24,11 @@ import math
 import sys
 import types
 from collections import deque
-from typing import Any, NamedTuple, Optional, Union
+from typing import Any, NamedTuple
 
 import msgspec
 
-Payload = Union[bool, int, float, str, None]
+Payload = bool | int | float | str | None
 
 
 class Value(msgspec.Struct, omit_defaults=True, repr_omit_defaults=True, gc=False):
@@ -52,15 +52,15 @@ class Value(msgspec.Struct, omit_defaults=True, repr_omit_defaults=True, gc=Fals
 
     t: str
     v: Payload = None
-    type: Optional[str] = None
-    items: Optional[list["Value"]] = None
-    keys: Optional[list["Value"]] = None
-    attrs: Optional[dict[str, "Value"]] = None
+    type: str | None = None
+    items: list[Value] | None = None
+    keys: list[Value] | None = None
+    attrs: dict[str, Value] | None = None
     more: int = 0
     id: int = 0
 
 
-class Limits(msgspec.Struct, frozen=True):
+class EncodeLimits(msgspec.Struct, frozen=True):
     """Caps applied while encoding one value."""
 
     max_depth: int = 12
@@ -68,12 +68,24 @@ class Limits(msgspec.Struct, frozen=True):
     max_str: int = 10_000
 
 
-DEFAULT_LIMITS = Limits()
+DEFAULT_ENCODE_LIMITS = EncodeLimits()
 
 # Types whose value cannot change while the object lives: identity means equal.
 FROZEN_TYPES = frozenset(
-    {int, float, complex, bool, type(None), str, bytes, range, types.FunctionType,
-     types.BuiltinFunctionType, type, types.ModuleType}
+    {
+        int,
+        float,
+        complex,
+        bool,
+        type(None),
+        str,
+        bytes,
+        range,
+        types.FunctionType,
+        types.BuiltinFunctionType,
+        type,
+        types.ModuleType,
+    }
 )
 
 _INT64 = 1 << 63
@@ -89,8 +101,11 @@ _GETSET = types.GetSetDescriptorType
 _EXC_ARGS = BaseException.__dict__["args"].__get__
 _MEMBER = types.MemberDescriptorType
 # Exact stdlib value types whose repr runs no user code (their values hold only numbers).
-_SAFE_REPR = {"decimal": ("Decimal",), "fractions": ("Fraction",),
-              "datetime": ("date", "datetime", "time", "timedelta", "timezone")}
+_SAFE_REPR = {
+    "decimal": ("Decimal",),
+    "fractions": ("Fraction",),
+    "datetime": ("date", "datetime", "time", "timedelta", "timezone"),
+}
 _TYPE_MODULE = type.__dict__["__module__"].__get__
 
 
@@ -108,7 +123,7 @@ def type_name(cls: type) -> str:
     return name if type(name) is str else "?"
 
 
-def _big_int(e: "Encoder", n: int) -> Value:
+def _big_int(e: Encoder, n: int) -> Value:
     if -_INT64 <= n < _INT64:
         return Value("int", n)
     text = hex(n)  # hex has no digit limit and is linear time
@@ -116,7 +131,7 @@ def _big_int(e: "Encoder", n: int) -> Value:
     return Value("int", text) if len(text) <= cap else Value("int", text[:cap], more=len(text) - cap)
 
 
-def _float_payload(x: float) -> Union[float, str]:
+def _float_payload(x: float) -> float | str:
     if x != x:
         return "nan"
     if x in (math.inf, -math.inf):
@@ -137,12 +152,16 @@ def _class_attr(cls: type, name: str) -> Any:
 
 def _attribute_layout(cls: type) -> tuple[Any, list[tuple[str, Any]]]:
     """The builtin `__dict__` descriptor (or None) and the slot descriptors of a class."""
-    slots = [(name, d) for base in _TYPE_MRO(cls) for name, d in dict.items(dict(_TYPE_DICT(base)))
-             if type(d) is _MEMBER and type(name) is str and not (name[:2] == "__" and name[-2:] == "__")]
+    slots = [
+        (name, d)
+        for base in _TYPE_MRO(cls)
+        for name, d in dict.items(dict(_TYPE_DICT(base)))
+        if type(d) is _MEMBER and type(name) is str and not (name[:2] == "__" and name[-2:] == "__")
+    ]
     return _class_attr(cls, "__dict__"), slots
 
 
-def _instance_attrs(obj: Any, cls: type, layout: tuple) -> Optional[dict[str, Any]]:
+def _instance_attrs(obj: Any, cls: type, layout: tuple) -> dict[str, Any] | None:
     """The attributes of an instance, or None when they cannot be read safely."""
     descr, slots = layout
     if descr is None and not slots:
@@ -179,9 +198,9 @@ def _sort_key(value: Value) -> tuple:
 class Encoder:
     """Encodes objects under fixed caps; `nodes` counts Values made so far."""
 
-    __slots__ = ("limits", "nodes", "saw_defaultdict", "_memo", "_next_id", "_layouts")
+    __slots__ = ("_layouts", "_memo", "_next_id", "limits", "nodes", "saw_defaultdict")
 
-    def __init__(self, limits: Limits = DEFAULT_LIMITS):
+    def __init__(self, limits: EncodeLimits = DEFAULT_ENCODE_LIMITS):
         self.limits = limits
         self._layouts: dict[type, tuple] = {}
         self.nodes = 0
@@ -214,8 +233,14 @@ class Encoder:
         if kind is not None:
             return self._container(obj, kind, None, depth)
         if cls is range:
-            return Value("range", items=[self._encode(obj.start, depth + 1), self._encode(obj.stop, depth + 1),
-                                         self._encode(obj.step, depth + 1)])
+            return Value(
+                "range",
+                items=[
+                    self._encode(obj.start, depth + 1),
+                    self._encode(obj.stop, depth + 1),
+                    self._encode(obj.step, depth + 1),
+                ],
+            )
         if cls in _NAMED_KINDS:
             return Value(_NAMED_KINDS[cls], _name_of(obj))
         if cls in _VIEWS:
@@ -268,7 +293,7 @@ class Encoder:
             target.id = self._next_id
         return Value("ref", target.id)
 
-    def _container(self, obj: Any, kind: str, name: Optional[str], depth: int, walk: tuple = ()) -> Value:
+    def _container(self, obj: Any, kind: str, name: str | None, depth: int, walk: tuple = ()) -> Value:
         mutable = kind in ("list", "dict", "set")  # a cycle always passes through one of these
         if mutable:
             key = id(obj)
@@ -340,20 +365,36 @@ _ATOMS = {
 }
 # Builtin value of a subclass instance, taken through the base type's own slot.
 _BASE_VALUE = {
-    bool: bool.__bool__, int: int.__int__, float: float.__float__, complex: complex.__complex__,
-    str: str.__str__, bytes: lambda b: bytes.__getitem__(b, slice(None)), bytearray: bytearray.copy,
+    bool: bool.__bool__,
+    int: int.__int__,
+    float: float.__float__,
+    complex: complex.__complex__,
+    str: str.__str__,
+    bytes: lambda b: bytes.__getitem__(b, slice(None)),
+    bytearray: bytearray.copy,
 }
 _CONTAINERS = {list: "list", tuple: "tuple", set: "set", frozenset: "frozenset", dict: "dict"}
-_VIEWS = {deque: "deque", type({}.keys()): "dict_keys", type({}.values()): "dict_values",
-          type({}.items()): "dict_items"}
+_VIEWS = {
+    deque: "deque",
+    type({}.keys()): "dict_keys",
+    type({}.values()): "dict_values",
+    type({}.items()): "dict_items",
+}
 _BASE_ITER = {
-    "list": (list.__iter__, list.__len__), "tuple": (tuple.__iter__, tuple.__len__),
-    "set": (set.__iter__, set.__len__), "frozenset": (frozenset.__iter__, frozenset.__len__),
+    "list": (list.__iter__, list.__len__),
+    "tuple": (tuple.__iter__, tuple.__len__),
+    "set": (set.__iter__, set.__len__),
+    "frozenset": (frozenset.__iter__, frozenset.__len__),
 }
 _NAMED_KINDS = {
-    types.FunctionType: "function", types.LambdaType: "function", types.MethodType: "function",
-    types.BuiltinFunctionType: "function", types.BuiltinMethodType: "function",
-    types.ModuleType: "module", types.GeneratorType: "generator", types.CoroutineType: "coroutine",
+    types.FunctionType: "function",
+    types.LambdaType: "function",
+    types.MethodType: "function",
+    types.BuiltinFunctionType: "function",
+    types.BuiltinMethodType: "function",
+    types.ModuleType: "module",
+    types.GeneratorType: "generator",
+    types.CoroutineType: "coroutine",
     types.AsyncGeneratorType: "generator",
 }
 
@@ -370,8 +411,7 @@ def _name_of(obj: Any) -> str:
     return name if type(name) is str else "?"
 
 
-
-def encode(obj: Any, limits: Limits = DEFAULT_LIMITS) -> Value:
+def encode(obj: Any, limits: EncodeLimits = DEFAULT_ENCODE_LIMITS) -> Value:
     """Encode one object (see the module docstring)."""
     return Encoder(limits).encode(obj)
 
@@ -440,8 +480,17 @@ def _decode(value: Value, refs: dict[int, Any]) -> Any:
 # ---------------------------------------------------------------- literals
 
 MAX_LITERAL_CHARS = 1_000_000
-_LITERAL_CALLS = {"set": set, "frozenset": frozenset, "float": float, "complex": complex, "range": range,
-                  "bytearray": bytearray, "tuple": tuple, "list": list, "dict": dict}
+_LITERAL_CALLS = {
+    "set": set,
+    "frozenset": frozenset,
+    "float": float,
+    "complex": complex,
+    "range": range,
+    "bytearray": bytearray,
+    "tuple": tuple,
+    "list": list,
+    "dict": dict,
+}
 
 
 def from_literal(text: str) -> Any:
@@ -455,6 +504,7 @@ def from_literal(text: str) -> Any:
         raise ValueError(f"literal longer than {MAX_LITERAL_CHARS} characters")
     import ast
     import warnings
+
     try:
         with warnings.catch_warnings():  # odd escapes in model output are not worth a warning on stderr
             warnings.simplefilter("ignore")  # SyntaxWarning (3.12+) or DeprecationWarning (3.11)
@@ -469,8 +519,14 @@ def from_literal(text: str) -> Any:
 
 def _literal(node: Any) -> Any:
     import ast
-    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in _LITERAL_CALLS \
-            and not node.keywords and len(node.args) <= 3:
+
+    if (
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Name)
+        and node.func.id in _LITERAL_CALLS
+        and not node.keywords
+        and len(node.args) <= 3
+    ):
         args = [_literal(a) for a in node.args]
         if node.func.id == "float" and not (len(args) == 1 and type(args[0]) is str):
             raise ValueError("float() takes one string here, e.g. float('nan')")
@@ -518,9 +574,9 @@ class _RenderState(NamedTuple):
 def _collect_targets(value: Value, targets: dict[int, Value]) -> None:
     if value.id:
         targets[value.id] = value
-    for child in (value.items or ()):
+    for child in value.items or ():
         _collect_targets(child, targets)
-    for child in (value.keys or ()):
+    for child in value.keys or ():
         _collect_targets(child, targets)
     for child in (value.attrs or {}).values():
         _collect_targets(child, targets)
@@ -621,8 +677,9 @@ def _render_seq(value: Value, out: list[str], kinds: _RenderState) -> None:
     if t in ("set", "frozenset") and not items and not value.more:
         out.append("set()" if t == "set" else "frozenset()")
         return
-    opening, closing = {"list": ("[", "]"), "tuple": ("(", ")"), "set": ("{", "}"),
-                        "frozenset": ("frozenset({", "})")}[t]
+    opening, closing = {"list": ("[", "]"), "tuple": ("(", ")"), "set": ("{", "}"), "frozenset": ("frozenset({", "})")}[
+        t
+    ]
     out.append(opening)
     for i, item in enumerate(items):
         if i:

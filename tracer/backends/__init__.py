@@ -8,8 +8,9 @@ everywhere (`settrace.py`). Both produce the same trace for the same code.
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterable
 from types import CodeType
-from typing import Iterable, Protocol
+from typing import Protocol
 
 from ..recorder import Recorder
 
@@ -37,8 +38,10 @@ def make_backend(name: str = "auto") -> Backend:
         if sys.version_info < (3, 12):
             raise ValueError("the 'monitoring' backend needs Python 3.12+ (sys.monitoring); use 'settrace'")
         from .sysmon import MonitoringBackend
+
         return MonitoringBackend()
     if name == "settrace":
         from .settrace import SettraceBackend
+
         return SettraceBackend()
     raise ValueError(f"unknown backend {name!r}: choose one of 'auto', {', '.join(map(repr, BACKENDS))}")

@@ -11,8 +11,9 @@ from __future__ import annotations
 import dis
 import sys
 import threading
+from collections.abc import Iterable
 from types import CodeType, FrameType
-from typing import Any, Iterable, Optional
+from typing import Any
 
 from ..recorder import Recorder
 
@@ -39,7 +40,7 @@ class SettraceBackend:
         codes = frozenset(codes)
         rec = recorder
 
-        def local(frame: FrameType, event: str, arg: Any) -> Optional[Any]:
+        def local(frame: FrameType, event: str, arg: Any) -> Any | None:
             if not self._active:
                 return None
             try:
@@ -61,7 +62,7 @@ class SettraceBackend:
                 rec.stop("tracer_error", f"{type(error).__name__}: {error}")
             return local
 
-        def global_trace(frame: FrameType, event: str, arg: Any) -> Optional[Any]:
+        def global_trace(frame: FrameType, event: str, arg: Any) -> Any | None:
             if event != "call" or frame.f_code not in codes or not self._active:
                 return None
             try:

@@ -12,8 +12,9 @@ events of other code at once. Events of every thread are delivered.
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterable
 from types import CodeType
-from typing import Any, Iterable
+from typing import Any
 
 from ..codeinfo import line_of_offsets
 from ..recorder import Recorder
@@ -52,6 +53,7 @@ class MonitoringBackend:
                     rec.dropped += 1
                 except Exception as error:  # a bug of ours must not change the traced program
                     rec.stop("tracer_error", f"{type(error).__name__}: {error}")
+
             return callback
 
         def record_line(frame: Any, line: int) -> None:
