@@ -6,7 +6,6 @@ version the recorder's shortcut (re-read only the names a line can bind) is
 compared with an exhaustive re-check of every local at every event.
 """
 
-import sys
 import textwrap
 
 import pytest
@@ -14,9 +13,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import tracer
-from tracer import codeinfo, recorder
+from tests.conftest import BACKENDS
+from tracer import codeinfo, env, recorder
 
-needs_monitoring = pytest.mark.skipif(sys.version_info < (3, 12), reason="sys.monitoring needs Python 3.12+")
+needs_monitoring = pytest.mark.skipif(not env.HAS_MONITORING, reason="sys.monitoring needs Python 3.12+")
 
 
 def same_trace(a, b) -> bool:
@@ -99,7 +99,7 @@ def programs(draw):
 @given(programs())
 @settings(max_examples=60, deadline=None)
 def test_shortcut_equals_exhaustive_on_generated_programs(program):
-    for backend in ["settrace"] + (["monitoring"] if sys.version_info >= (3, 12) else []):
+    for backend in BACKENDS:
         fast = tracer.trace(program, "main()", backend=backend)
         full = exhaustive(program, "main()", backend=backend)
         assert fast == full, program

@@ -9,7 +9,7 @@ import sys
 import msgspec
 
 import tracer
-from tracer.cli import main
+from rewards.cli import main  # the `execalign` command
 
 PROGRAM = """
 import sys

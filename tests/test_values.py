@@ -9,7 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.strategies import same, values
-from tracer.values import EncodeLimits, Encoder, NotDecodable, Value, encode, from_literal, render, to_python
+from tracer import EncodeLimits, NotDecodable, Value, encode, from_literal, render, to_python
+from tracer.encode import Encoder
 
 
 @given(values)
