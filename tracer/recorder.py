@@ -127,7 +127,7 @@ class Recorder:
         self.threads: dict[int, int] = {threading.get_ident(): 0}
         self.stopped: Stop | None = None
         self.any_deleted = False
-        self.dropped = 0  # events skipped because the stack was at the recursion limit
+        self.dropped = 0  # events skipped because the stack was at the recursion limit (Trace.dropped)
 
     @property
     def step_count(self) -> int:

@@ -148,9 +148,6 @@ def _run(
     """Compile, run (recorded by the backend), evaluate the call, end as the module docstring says."""
     backend = make_backend(backend_name)
     recorder = Recorder(Encoder(caps.value_limits()), caps.max_steps, caps.max_values, on_stop=backend.stop)
-    program = namespace.get("__name__") == "__main__"
-    out = BoundedWriter(caps.max_output, sys.stdout if echo else None, "<stdout>")
-    err = BoundedWriter(caps.max_output, sys.stderr if echo else None, "<stderr>")
     try:
         code = compile(source, filename, "exec", dont_inherit=True)
         call_code = compile(call, "<call>", "eval", dont_inherit=True) if call is not None else None
@@ -160,6 +157,9 @@ def _run(
         if not capture:
             _Passthrough(sys.stderr).write(message)
         return recorder.finish(exception=info, exit_code=1, backend=backend.name, stderr=message if capture else "")
+    program = namespace.get("__name__") == "__main__"
+    out = BoundedWriter(caps.max_output, sys.stdout if echo else None, "<stdout>")
+    err = BoundedWriter(caps.max_output, sys.stderr if echo else None, "<stderr>")
     returned = None
     exception = None
     exit_code = 0
