@@ -21,7 +21,7 @@ step stores there is the recorder's business (whole values today).
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Literal
+from typing import Literal, get_args
 
 import msgspec
 
@@ -52,7 +52,7 @@ Kind = Literal[
     "ref",
     "deep",
 ]
-KINDS: tuple[Kind, ...] = Kind.__args__  # type: ignore[attr-defined]
+KINDS: tuple[Kind, ...] = get_args(Kind)
 Payload = bool | int | float | str | None
 
 
