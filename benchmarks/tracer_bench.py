@@ -152,7 +152,7 @@ def main(argv=None) -> int:
 
     tools = [("untraced", run_untraced)]
     tools.append(("execalign-settrace", lambda c: run_ours(c, "settrace")))
-    if sys.version_info >= (3, 12):
+    if tracer.env.HAS_MONITORING:
         tools.append(("execalign-monitoring", lambda c: run_ours(c, "monitoring")))
     if not args.no_baselines:
         try:

@@ -10,7 +10,6 @@ Values are encoded with the tracer's typed encoder, which runs no user code.
 
 from __future__ import annotations
 
-import builtins
 import os
 import sys
 from typing import Any
@@ -18,7 +17,7 @@ from typing import Any
 import msgspec
 
 import tracer
-from tracer import ExceptionInfo, TraceLimits, encode, exception_info, to_python
+from tracer import TraceLimits, encode, exception_info, to_python
 
 from .protocol import (
     CallRequest,
@@ -64,47 +63,28 @@ def read_spec(fd: int) -> JobSpec:
 
 
 def _run_program(spec: JobSpec) -> Returned:
-    limits = dict(spec.trace_limits)
+    """Run the code, then the call, by the tracer's runner (its rules: `tracer.run`), traced if asked."""
     sys.argv = [spec.filename, *spec.argv]
     module_name = "__main__" if spec.mode != "call" else "solution"  # a call does not run the main guard
-    if spec.trace:
-        t = tracer.trace(
-            spec.code, spec.call, filename=spec.filename, capture_output=False, module_name=module_name, **limits
-        )
-        return Returned(spec.nonce, t.returned, t.exception, t.to_msgpack(), t.exit_code)
-    namespace = {"__name__": module_name, "__builtins__": builtins}
-    caps = TraceLimits(**limits)
-    try:
-        exec(compile(spec.code, spec.filename, "exec", dont_inherit=True), namespace)
-        value = None
-        if spec.call is not None:
-            result = eval(compile(spec.call, "<call>", "eval", dont_inherit=True), namespace)
-            value = encode(result, caps.returned_limits())
-        return Returned(spec.nonce, value)
-    except SystemExit as stop:
-        code = stop.code if type(stop.code) is int else (0 if stop.code is None else 1)
-        exception = None if spec.mode != "call" else exception_info(stop)
-        return Returned(spec.nonce, exception=exception, exit_code=code)
-    except BaseException as error:
-        info = exception_info(error)
-        _print_exception(info)
-        return Returned(spec.nonce, exception=info, exit_code=1)
-
-
-def _print_exception(info: ExceptionInfo) -> None:
-    try:
-        sys.stderr.write(f"{info.type}: {info.message}\n")
-    except Exception:
-        pass
+    limits: dict[str, Any] = dict(spec.trace_limits)
+    t = tracer.trace(
+        spec.code,
+        spec.call,
+        backend="auto" if spec.trace else "none",
+        filename=spec.filename,
+        capture_output=False,
+        namespace={"__name__": module_name},
+        **limits,
+    )
+    return Returned(spec.nonce, t.returned, t.exception, t.to_msgpack() if spec.trace else None, t.exit_code)
 
 
 def _serve_asserts(spec: JobSpec, control_fd: int, result_fd: int) -> None:
-    namespace: dict[str, Any] = {"__name__": "solution", "__builtins__": builtins}
+    namespace: dict[str, Any] = {"__name__": "solution"}
     caps = TraceLimits(**dict(spec.trace_limits))
-    try:
-        exec(compile(spec.code, spec.filename, "exec", dont_inherit=True), namespace)
-    except BaseException as error:
-        write_frame(result_fd, Ready(spec.nonce, exception=exception_info(error)))
+    ran = tracer.trace(spec.code, backend="none", filename=spec.filename, capture_output=False, namespace=namespace)
+    if ran.exception is not None:
+        write_frame(result_fd, Ready(spec.nonce, exception=ran.exception))
         return
     callables = [n for n in spec.names if n in namespace and callable(namespace[n])]
     values = [n for n in spec.names if n in namespace and n not in callables]

@@ -377,8 +377,8 @@ def main(base: str, preload_list: str, fd: int, first_uid: int) -> None:
     import tracer
     import tracer.backends.settrace
 
-    if sys.version_info >= (3, 12):
-        import tracer.backends.sysmon  # noqa: F401
+    if tracer.env.HAS_MONITORING:
+        import tracer.backends.sysmon
     from . import child  # noqa: F401
 
     for module in preload:

@@ -2,11 +2,12 @@
 
 import json
 import pathlib
-import sys
 
 import pytest
 
-BACKENDS = ["settrace", "monitoring"] if sys.version_info >= (3, 12) else ["settrace"]
+from tracer import env
+
+BACKENDS = ["settrace", "monitoring"] if env.HAS_MONITORING else ["settrace"]
 CRUXEVAL = pathlib.Path(__file__).resolve().parents[1].parent / "shared" / "data" / "cruxeval.jsonl"
 
 

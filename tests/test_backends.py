@@ -3,10 +3,10 @@
 On 3.12+ every CRUXEval function and generated programs are traced with
 sys.monitoring and with sys.settrace and the traces compared whole. On every
 version the recorder's shortcut (re-read only the names a line can bind) is
-compared with an exhaustive re-check of every local at every event.
+compared with an exhaustive re-check of every local at every event, and
+`Trace.replay` ends each frame at its final locals.
 """
 
-import sys
 import textwrap
 
 import pytest
@@ -14,9 +14,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import tracer
-from tracer import codeinfo, recorder
+from tests.conftest import BACKENDS
+from tracer import codeinfo, env, recorder
 
-needs_monitoring = pytest.mark.skipif(sys.version_info < (3, 12), reason="sys.monitoring needs Python 3.12+")
+needs_monitoring = pytest.mark.skipif(not env.HAS_MONITORING, reason="sys.monitoring needs Python 3.12+")
 
 
 def same_trace(a, b) -> bool:
@@ -96,13 +97,28 @@ def programs(draw):
     )
 
 
+def replay_ends_at_frame_locals(t) -> bool:
+    """Trace.replay: the `after` of each frame's last step is the frame's final locals."""
+    last = {}
+    for state in t.replay():
+        last[state.step.frame] = state.after
+    return last == {frame.id: frame.locals for frame in t.frames}
+
+
 @given(programs())
 @settings(max_examples=60, deadline=None)
 def test_shortcut_equals_exhaustive_on_generated_programs(program):
-    for backend in ["settrace"] + (["monitoring"] if sys.version_info >= (3, 12) else []):
+    for backend in BACKENDS:
         fast = tracer.trace(program, "main()", backend=backend)
         full = exhaustive(program, "main()", backend=backend)
         assert fast == full, program
+
+
+@given(programs())
+@settings(max_examples=30, deadline=None)
+def test_replay_ends_at_each_frames_locals_on_generated_programs(program):
+    for backend in BACKENDS:
+        assert replay_ends_at_frame_locals(tracer.trace(program, "main()", backend=backend)), program
 
 
 @needs_monitoring
@@ -136,5 +152,14 @@ def test_shortcut_equals_exhaustive_on_cruxeval(cruxeval, backend):
         for row in cruxeval
         if tracer.trace(row["code"], f"f({row['input']})", backend=backend)
         != exhaustive(row["code"], f"f({row['input']})", backend=backend)
+    ]
+    assert differing == []
+
+
+def test_replay_ends_at_each_frames_locals_on_cruxeval(cruxeval, backend):
+    differing = [
+        row["id"]
+        for row in cruxeval
+        if not replay_ends_at_frame_locals(tracer.trace(row["code"], f"f({row['input']})", backend=backend))
     ]
     assert differing == []

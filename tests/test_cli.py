@@ -9,7 +9,7 @@ import sys
 import msgspec
 
 import tracer
-from tracer.cli import main
+from rewards.cli import main  # the `execalign` command
 
 PROGRAM = """
 import sys
@@ -91,6 +91,14 @@ def test_uncaught_exception_prints_the_programs_traceback(tmp_path, capsys):
     assert main(["trace", write(tmp_path, "def f():\n    raise KeyError('k')\nf()\n")]) == 1
     err = capsys.readouterr().err
     assert "Traceback (most recent call last)" in err and "KeyError: 'k'" in err
+
+
+def test_listing_says_when_events_were_dropped_at_the_recursion_limit(tmp_path, capsys):
+    program = "def down(n):\n    return down(n + 1)\ntry:\n    down(0)\nexcept RecursionError:\n    pass\n"
+    main(["trace", write(tmp_path, program)])
+    assert "events not recorded (the code was at the recursion limit)" in capsys.readouterr().err
+    main(["trace", write(tmp_path)])
+    assert "not recorded" not in capsys.readouterr().err
 
 
 def test_console_script_is_installed(tmp_path):

@@ -20,4 +20,4 @@ def test_every_cruxeval_return_value_matches_the_recorded_output(cruxeval, backe
 def test_rendered_return_value_parses_back_to_the_output(cruxeval):
     for row in cruxeval:
         t = tracer.trace(row["code"], f"f({row['input']})")
-        assert same(tracer.values.from_literal(tracer.render(t.returned)), ast.literal_eval(row["output"])), row["id"]
+        assert same(tracer.from_literal(tracer.render(t.returned)), ast.literal_eval(row["output"])), row["id"]

@@ -189,3 +189,22 @@ def test_comparator_accepts_its_own_normalisation(text):
     padded = "\n".join(line + "  " for line in text.split("\n")) + "\n\n"
     assert compare.matches(padded, text)
     assert compare.matches(text, text, float_tolerance=1e-9)
+
+
+@pytest.mark.parametrize(
+    "mode, code, call",
+    [
+        ("call", "import sys\ndef f():\n    sys.exit(3)", "f()"),  # a call that exits is an error
+        ("call", "def f():\n    return [1, 2]", "f()"),
+        ("call", "def f(:", "f()"),
+        ("call", "def f():\n    return 1 / 0", "f()"),
+        ("script", "import sys\nprint('a')\nsys.exit('bye')", None),  # a program may exit
+        ("script", "raise ValueError('v')", None),
+    ],
+)
+def test_a_job_ends_the_same_traced_or_not(pool, mode, code, call):
+    """Both run through the tracer's one runner: only `trace` differs."""
+    results = [pool.run(Job(mode=mode, code=code, call=call, trace=trace)) for trace in (False, True)]
+    untraced, traced = ((r.status, r.message, r.value, r.exception, r.exit_code, r.stdout, r.stderr) for r in results)
+    assert untraced == traced
+    assert results[0].trace is None and results[1].trace is not None

@@ -6,7 +6,7 @@ import textwrap
 import pytest
 
 import tracer
-from tracer import render, to_python
+from tracer import env, render, to_python
 
 
 def steps_of(t, function):
@@ -271,7 +271,7 @@ def test_comprehensions(backend):
     assert to_python(t.returned) == [2, 4]
     assert (3, {"ys": "[2, 4]"}) in changes(t, "f")
     comprehension_frames = [fr for fr in t.frames if "listcomp" in fr.function]
-    assert bool(comprehension_frames) == (sys.version_info < (3, 12))  # inlined since 3.12 (PEP 709)
+    assert bool(comprehension_frames) == (not env.INLINED_COMPREHENSIONS)  # PEP 709
 
 
 def test_one_line_loop_is_a_step_per_iteration(backend):
@@ -422,10 +422,167 @@ def test_json_and_msgpack_round_trip(backend):
 def test_tracer_is_off_after_trace(backend):
     tracer.trace("x = 1", backend=backend)
     assert sys.gettrace() is None
-    if sys.version_info >= (3, 12):
+    if env.HAS_MONITORING:
         assert all(sys.monitoring.get_tool(i) != "execalign" for i in range(6))
 
 
 def test_unknown_backend_is_a_clear_error():
     with pytest.raises(ValueError, match="unknown backend"):
         tracer.trace("x = 1", backend="ptrace")
+
+
+def rendered(variables):
+    return {k: render(v) for k, v in variables.items()}
+
+
+def states_of(t, function):
+    return [s for s in t.replay() if s.step.function.rsplit(".", 1)[-1] == function]
+
+
+def test_replay_keeps_each_frames_variables_across_its_callees(backend):
+    t = run(
+        """
+        def g(x):
+            x = x * 10
+            return x
+
+        def f():
+            a = 1
+            b = g(a)
+            del a
+            return b
+    """,
+        "f()",
+        backend=backend,
+    )
+    f = [(s.step.event, s.step.line, rendered(s.before), rendered(s.after)) for s in states_of(t, "f")]
+    assert f == [
+        ("call", 6, {}, {}),
+        ("line", 7, {}, {"a": "1"}),
+        ("line", 8, {"a": "1"}, {"a": "1", "b": "10"}),  # its changes come after g's steps, in f's frame
+        ("line", 9, {"a": "1", "b": "10"}, {"b": "10"}),  # deleted names leave `after`
+        ("line", 10, {"b": "10"}, {"b": "10"}),
+        ("return", 10, {"b": "10"}, {"b": "10"}),
+    ]
+    g = [(s.step.event, rendered(s.before), rendered(s.after), rendered(s.changed)) for s in states_of(t, "g")]
+    assert g == [
+        ("call", {}, {"x": "1"}, {"x": "1"}),  # a call step brings the arguments
+        ("line", {"x": "1"}, {"x": "10"}, {"x": "10"}),
+        ("line", {"x": "10"}, {"x": "10"}, {}),
+        ("return", {"x": "10"}, {"x": "10"}, {}),
+    ]
+    line8 = next(s for s in t.replay() if s.step.line == 8)
+    assert [s.step.function for s in t.replay()][line8.index + 1] == "g"  # the callee's steps come next
+    assert t.steps[line8.index] is line8.step
+
+
+def test_replay_of_a_generator_keeps_its_variables_across_resumptions(backend):
+    t = run(
+        """
+        def running(xs):
+            total = 0
+            for x in xs:
+                total += x
+                yield total
+
+        def f():
+            return list(running([1, 2, 3]))
+    """,
+        "f()",
+        backend=backend,
+    )
+    gen = states_of(t, "running")
+    resumed = [rendered(s.before) for s in gen if s.step.event == "call"]
+    assert resumed == [
+        {},
+        {"xs": "[1, 2, 3]", "total": "1", "x": "1"},
+        {"xs": "[1, 2, 3]", "total": "3", "x": "2"},
+        {"xs": "[1, 2, 3]", "total": "6", "x": "3"},
+    ]
+    assert rendered(gen[-1].after) == rendered(t.frames[gen[0].step.frame].locals)
+
+
+def test_replay_at_module_level_and_after_equals_frame_locals(backend):
+    t = run(
+        """
+        n = 1
+        items = []
+        items.append(n)
+        n += 1
+        del items
+    """,
+        backend=backend,
+    )
+    module = [(s.step.line, rendered(s.after)) for s in t.replay() if s.step.event == "line"]
+    assert module == [
+        (2, {"n": "1"}),
+        (3, {"n": "1", "items": "[]"}),
+        (4, {"n": "1", "items": "[1]"}),
+        (5, {"n": "2", "items": "[1]"}),
+        (6, {"n": "2"}),
+    ]
+    last = {}
+    for state in t.replay():
+        last[state.step.frame] = state.after
+    assert last == {frame.id: frame.locals for frame in t.frames}
+
+
+def test_dropped_events_at_the_recursion_limit_are_counted(backend):
+    t = run(
+        """
+        def down(n):
+            return down(n + 1)
+
+        def f():
+            try:
+                down(0)
+            except RecursionError:
+                return "deep"
+    """,
+        "f()",
+        backend=backend,
+    )
+    assert to_python(t.returned) == "deep"
+    assert t.dropped > 0
+    assert tracer.Trace.from_msgpack(t.to_msgpack()).dropped == t.dropped
+
+
+def test_system_exit_ends_a_program_and_is_an_exception_of_a_module():
+    program = tracer.trace("import sys\nprint('out')\nsys.exit('bye')")
+    assert (program.exit_code, program.exception, program.stdout, program.stderr) == (1, None, "out\n", "bye\n")
+    called = tracer.trace("import sys\ndef f():\n    sys.exit(3)", "f()", namespace={"__name__": "solution"})
+    assert called.exit_code == 3 and called.exception == tracer.ExceptionInfo("SystemExit", "3")
+    assert called.returned is None
+    bare = tracer.trace("raise SystemExit", namespace={"__name__": "solution"})
+    assert bare.exit_code == 0 and bare.exception == tracer.ExceptionInfo("SystemExit", "")
+
+
+OUTCOMES = [
+    ("def f(x):\n    return [x] * 2", "f(3)"),
+    ("print('a')\nimport sys\nsys.exit(4)", None),
+    ("import sys\nsys.stderr.write('e')\nsys.exit([1])", None),
+    ("def f():\n    raise KeyError('k')", "f()"),
+    ("def f(:\n", "f()"),
+    ("x = 1", "x +"),
+    ("def f():\n    return g()\ndef g():\n    return 1 / 0", "f()"),
+]
+
+
+@pytest.mark.parametrize("source, call", OUTCOMES)
+@pytest.mark.parametrize("name", ["__main__", "solution"])
+def test_a_run_ends_the_same_traced_or_not(backend, source, call, name):
+    """backend "none" is the same runner: only the steps and frames differ."""
+
+    def outcome(t):
+        return (t.returned, t.exception, t.exit_code, t.stdout, t.stderr, t.call_step >= 0)
+
+    traced = tracer.trace(source, call, backend=backend, namespace={"__name__": name})
+    untraced = tracer.trace(source, call, backend="none", namespace={"__name__": name})
+    assert outcome(untraced) == outcome(traced)
+    assert untraced.backend == "none" and not untraced.steps and not untraced.frames
+
+
+def test_the_namespace_keeps_the_names_the_code_defines():
+    namespace = {"__name__": "solution"}
+    t = tracer.trace("def f():\n    return 1\nif __name__ == '__main__':\n    x = 2", namespace=namespace)
+    assert t.exception is None and namespace["f"]() == 1 and "x" not in namespace

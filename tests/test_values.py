@@ -1,6 +1,7 @@
 """The value codec: lossless for builtins, capped, and never running user code."""
 
 import collections
+import decimal
 import math
 
 import msgspec
@@ -8,8 +9,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import tracer
 from tests.strategies import same, values
-from tracer.values import EncodeLimits, Encoder, NotDecodable, Value, encode, from_literal, render, to_python
+from tracer import EncodeLimits, NotDecodable, Value, encode, from_literal, render, to_python
+from tracer.encode import Encoder
+from tracer.schema import KINDS
 
 
 @given(values)
@@ -249,3 +253,57 @@ def test_library_types():
     point = collections.namedtuple("Point", "x y")(1, 2)
     assert render(encode(point)) == "Point((1, 2))"
     assert to_python(encode(point)) == (1, 2)
+
+
+def test_an_invented_kind_fails_at_decode():
+    forged = msgspec.msgpack.encode({"t": "evil", "v": 1})
+    with pytest.raises(msgspec.ValidationError, match="Invalid enum value 'evil'"):
+        msgspec.msgpack.decode(forged, type=Value)
+    trace = tracer.trace("x = 1")
+    wire = msgspec.to_builtins(trace)
+    wire["frames"][0]["locals"]["x"]["t"] = "evil"
+    with pytest.raises(msgspec.ValidationError):
+        tracer.Trace.from_msgpack(msgspec.msgpack.encode(wire))
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        Value("complex"),
+        Value("complex", items=[Value("float", 1.0)]),
+        Value("dict", items=[Value("int", 1)]),
+        Value("dict", keys=[Value("list", items=[])], items=[Value("int", 1)]),
+        Value("bytes", "zz"),
+        Value("float", "many"),
+        Value("list"),
+        Value("range", items=[Value("str", "a")]),
+    ],
+)
+def test_a_malformed_value_is_not_decodable(value):
+    with pytest.raises(NotDecodable, match="malformed"):
+        to_python(value)
+
+
+def test_every_kind_is_encoded_and_rendered():
+    async def coroutine():
+        pass
+
+    class Point:
+        def __init__(self):
+            self.x = 1
+
+    shared = [1]
+    made = [
+        None, True, 1, 1.5, 1j, "s", b"b", bytearray(b"a"), range(3), [shared, shared], (1,), {1}, frozenset({2}),
+        {"k": 1}, Point(), ValueError("e"), len, Point, math, (x for x in ()), coroutine(), decimal.Decimal("1.5"),
+    ]  # fmt: skip
+    values = [encode(obj) for obj in made] + [Encoder(EncodeLimits(max_depth=1)).encode([[1]])]
+    made[20].close()
+
+    def kinds(v: Value) -> set[str]:
+        inner = (v.items or []) + (v.keys or []) + list((v.attrs or {}).values())
+        return {v.t}.union(*(kinds(child) for child in inner))
+
+    assert set().union(*(kinds(v) for v in values)) == set(KINDS)
+    texts = [render(v) for v in values]
+    assert texts[9] == "[[1], [1]]" and texts[14] == "Point(x=1)" and texts[-1] == "[<list ...>]"

@@ -3,7 +3,13 @@
     import tracer
     t = tracer.trace("def f(x):\\n    y = x * 2\\n    return y + 1", call="f(3)")
     tracer.to_python(t.returned)          # 7
-    [(s.line, s.changes) for s in t.steps]
+    for s in t.replay():                  # every step, with its frame's variables before and after it
+        if s.index >= t.call_step:        # the steps of the call f(3)
+            print(s.step.event, s.step.line, {k: tracer.render(v) for k, v in s.after.items()})
+    # call 1 {'x': '3'}
+    # line 2 {'x': '3', 'y': '6'}         (s.before: {'x': '3'}; s.changed: {'y': '6'})
+    # line 3 {'x': '3', 'y': '6'}
+    # return 3 {'x': '3', 'y': '6'}
     t.to_json(); tracer.Trace.from_json(...)
 
 Public API (kept this small on purpose):
@@ -14,24 +20,38 @@ Public API (kept this small on purpose):
   runs a file as `__main__`.
 - `Trace`, `Step`, `Frame`, `Value`, `ExceptionInfo`, `Stop`: the msgspec schema
   (`Trace.to_json/from_json/to_msgpack/from_msgpack`).
+- `Trace.replay()`: per step, a `StepState` with the step's frame's variables
+  `before` and `after` it and the new values of those it `changed`. Read
+  variable values from here, never from `Step.changes`.
 - `encode(obj)`, `to_python(value)`, `render(value)`, `from_literal(text)`: the value codec.
 - `exception_info(exc)`: an exception's type and message, made without user code.
 - `TraceLimits`: the caps accepted as `**limits`; `EncodeLimits`: the caps of one value.
+- `env`: what differs between the Python versions (`env.HAS_MONITORING` ...).
 
-Backends: "monitoring" (sys.monitoring, Python 3.12+, the default there) and
-"settrace" (sys.settrace, the default before 3.12). Only the traced source's own
-code objects are recorded; calls into the standard library or installed
-packages are single steps. All threads that run the traced code are recorded
-(`Frame.thread` tells them apart).
+Backends: "monitoring" (sys.monitoring, Python 3.12+, the default there),
+"settrace" (sys.settrace, the default before 3.12), and "none" (run the code
+the same way without recording). Only the traced source's own code objects are
+recorded; calls into the standard library or installed packages are single
+steps. All threads that run the traced code are recorded (`Frame.thread` tells
+them apart).
 
 `trace` and `trace_file` run the code in the calling process: use them for
 trusted code or inside a sandbox child. Untrusted code goes through `sandbox`.
+
+Modules: `schema` (the Structs, `replay`), `encode` / `decode` / `render` /
+`literals` (values to and from objects and text), `run` (the one runner and
+how a run ends), `recorder` (frame events to steps), `codeinfo` (what each
+line can change), `backends/` (settrace, sysmon), `capture` (bounded output),
+`env` (version differences), `cli` (`execalign trace`).
 """
 
-from .recorder import exception_info
+from . import env
+from .decode import NotDecodable, to_python
+from .encode import EncodeLimits, encode, exception_info
+from .literals import from_literal
+from .render import render
 from .run import TraceLimits, trace, trace_file
-from .schema import ExceptionInfo, Frame, Step, Stop, Trace
-from .values import EncodeLimits, NotDecodable, Value, encode, from_literal, render, to_python
+from .schema import ExceptionInfo, Frame, Step, StepState, Stop, Trace, Value
 
 __all__ = [
     "EncodeLimits",
@@ -39,11 +59,13 @@ __all__ = [
     "Frame",
     "NotDecodable",
     "Step",
+    "StepState",
     "Stop",
     "Trace",
     "TraceLimits",
     "Value",
     "encode",
+    "env",
     "exception_info",
     "from_literal",
     "render",

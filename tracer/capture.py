@@ -27,7 +27,7 @@ class BoundedWriter(io.TextIOBase):
         return self._name
 
     @property
-    def encoding(self) -> str:
+    def encoding(self) -> str:  # type: ignore[override]  # read-only, as on a real text stream
         return "utf-8"
 
     def writable(self) -> bool:
@@ -40,7 +40,10 @@ class BoundedWriter(io.TextIOBase):
         if type(text) is not str:
             raise TypeError(f"write() argument must be str, not {type(text).__name__}")
         if self.echo is not None:
-            self.echo.write(text)
+            try:
+                self.echo.write(text)
+            except (ValueError, OSError):  # the stream we echo to was closed under us
+                pass
         room = self.limit - self.size
         if room >= len(text):
             self.parts.append(text)

@@ -6,6 +6,10 @@ status. The trace is shown afterwards on stderr, snoop-style: each executed line
 with its source and the variables it changed, calls and returns indented by
 depth, coloured when the stream is a terminal. `--format json|jsonl|msgpack`
 and `-o PATH` write the trace instead.
+
+The `execalign` command itself is `rewards.cli.main`; this module adds its
+`trace` subcommand (`add_parser`) and splits the traced program's arguments
+off at `--` (`dispatch`).
 """
 
 from __future__ import annotations
@@ -13,18 +17,19 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Sequence
-from typing import IO
+from typing import IO, Any
 
+import msgspec
+
+from .render import render
 from .run import trace_file
-from .schema import Step, Trace
-from .values import render
+from .schema import Step, Trace, Value
 
 _COLORS = {"dim": "\x1b[2m", "var": "\x1b[32m", "call": "\x1b[36m", "exc": "\x1b[31m", "off": "\x1b[0m"}
 _MAX_SHOWN = 200  # characters of one rendered value in the listing
 
 
-def add_parser(subparsers: argparse._SubParsersAction) -> None:
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = subparsers.add_parser(
         "trace",
         help="run a Python file and show what each line did",
@@ -60,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
         return _error(f"{args.file}: {result.exception.type}: {result.exception.message}", status=1)
     if args.function:
         result = only_function(result, args.function)
-    out: IO
+    out: IO[Any]
     if args.output:
         mode = "wb" if args.format == "msgpack" else "w"
         with open(args.output, mode) as out:
@@ -78,14 +83,12 @@ def _error(message: str, status: int = 2) -> int:
     return status
 
 
-def _write(result: Trace, args: argparse.Namespace, out: IO, color: bool) -> None:
+def _write(result: Trace, args: argparse.Namespace, out: IO[Any], color: bool) -> None:
     if args.format == "msgpack":
         out.write(result.to_msgpack())
     elif args.format == "json":
         out.write(result.to_json().decode() + "\n")
     elif args.format == "jsonl":
-        import msgspec
-
         for step in result.steps:
             out.write(msgspec.json.encode(step).decode() + "\n")
         summary = msgspec.structs.replace(result, steps=[])
@@ -105,8 +108,6 @@ def only_function(result: Trace, name: str) -> Trace:
         elif frame.function == name or frame.function.rsplit(".", 1)[-1] == name:
             keep.add(frame.id)
             base[frame.id] = frame.depth
-    import msgspec
-
     steps = [msgspec.structs.replace(s, depth=s.depth - base[s.frame]) for s in result.steps if s.frame in keep]
     return msgspec.structs.replace(result, steps=steps)
 
@@ -127,17 +128,18 @@ def listing(result: Trace, path: str | None, color: bool = False) -> str:
         return lines[step.line - 1].rstrip() if 0 < step.line <= len(lines) else ""
 
     out: list[str] = []
-    for step in result.steps:
+    for state in result.replay():
+        step = state.step
         pad = "    " * step.depth
         if step.event == "call":
-            args = ", ".join(f"{k}={_short(v)}" for k, v in step.changes.items())
+            args = ", ".join(f"{k}={_short(v)}" for k, v in state.changed.items())
             out.append(
                 f"{pad}{c['call']}>>> call {step.function}({args}){c['off']}  {c['dim']}line {step.line}{c['off']}"
             )
             continue
         if step.event == "line":
             out.append(f"{pad}{c['dim']}{step.line:>5} |{c['off']} {source_line(step)}")
-        elif step.event == "exception":
+        elif step.event == "exception" and step.exception is not None:
             out.append(f"{pad}{c['exc']}  !!! {step.exception.type}: {step.exception.message}{c['off']}")
         elif step.event == "return":
             if step.exception is not None:
@@ -145,7 +147,7 @@ def listing(result: Trace, path: str | None, color: bool = False) -> str:
             else:
                 what = f"return {_short(step.value)}" if step.value is not None else "return"
             out.append(f"{pad}{c['call']}<<< {what}{c['off']}  {c['dim']}{step.function}, line {step.line}{c['off']}")
-        for name, value in step.changes.items():
+        for name, value in state.changed.items():
             out.append(f"{pad}{c['dim']}      :{c['off']}   {c['var']}{name} = {_short(value)}{c['off']}")
         for name in step.deleted:
             out.append(f"{pad}{c['dim']}      :{c['off']}   {c['var']}del {name}{c['off']}")
@@ -153,6 +155,10 @@ def listing(result: Trace, path: str | None, color: bool = False) -> str:
         out.append(
             f"{c['exc']}... recording stopped ({result.stopped.reason}) after {result.stopped.steps} steps"
             f"{': ' + result.stopped.detail if result.stopped.detail else ''}{c['off']}"
+        )
+    if result.dropped:
+        out.append(
+            f"{c['exc']}... {result.dropped} events not recorded (the code was at the recursion limit){c['off']}"
         )
     if result.exception is not None:
         out.append(f"{c['exc']}uncaught {result.exception.type}: {result.exception.message}{c['off']}")
@@ -163,16 +169,9 @@ def listing(result: Trace, path: str | None, color: bool = False) -> str:
     return "\n".join(out) + "\n"
 
 
-def _short(value) -> str:
+def _short(value: Value) -> str:
     text = render(value)
     return text if len(text) <= _MAX_SHOWN else text[:_MAX_SHOWN] + f"...<{len(text) - _MAX_SHOWN} more chars>"
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="execalign")
-    subparsers = parser.add_subparsers(dest="command", required=True)
-    add_parser(subparsers)
-    return dispatch(parser, sys.argv[1:] if argv is None else list(argv))
 
 
 def dispatch(parser: argparse.ArgumentParser, argv: list[str]) -> int:
@@ -183,8 +182,5 @@ def dispatch(parser: argparse.ArgumentParser, argv: list[str]) -> int:
         argv, program_args = argv[:cut], argv[cut + 1 :]
     args = parser.parse_args(argv)
     args.program_args = program_args
-    return args.handler(args)
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    status: int = args.handler(args)
+    return status

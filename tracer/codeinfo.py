@@ -10,14 +10,14 @@ other line, or any step after other traced code ran, re-checks every local.
 from __future__ import annotations
 
 import dis
-import sys
 from collections.abc import Iterator
 from types import CodeType
 from typing import NamedTuple
 
 # Opcodes that never change an existing value in place (they may bind names,
 # which the recorder checks separately). Anything not listed here is assumed to
-# possibly mutate some object, so the whole frame is re-checked.
+# possibly mutate some object, so the whole frame is re-checked. The tables hold
+# the names of every supported version (3.11 to 3.13, and some of 3.14's).
 _PURE_OPS = frozenset(
     [
         "NOP",
@@ -177,7 +177,7 @@ def line_of_offsets(code: CodeType) -> dict[int, int]:
     return out
 
 
-_CACHE: dict[tuple, CodeInfo] = {}
+_CACHE: dict[tuple[object, ...], CodeInfo] = {}
 _CACHE_SIZE = 4096
 
 
@@ -191,7 +191,7 @@ def analyse(code: CodeType) -> CodeInfo:
         code.co_freevars,
         code.co_name,
         code.co_firstlineno,
-        code.co_linetable if hasattr(code, "co_linetable") else code.co_lnotab,
+        code.co_linetable,
     )
     info = _CACHE.get(key)
     if info is None:
@@ -251,6 +251,3 @@ def _analyse(code: CodeType) -> CodeInfo:
     }
     info[START_LINE] = LineInfo((), False, (), False)
     return CodeInfo(info, tuple(dict.fromkeys(globals_written)), is_module)
-
-
-HAS_MONITORING = sys.version_info >= (3, 12)

@@ -13,7 +13,6 @@ Raw steps are small lists while recording; `finish` builds the `Trace`.
 
 from __future__ import annotations
 
-import sys
 import threading
 from collections.abc import Callable
 from itertools import islice
@@ -22,50 +21,31 @@ from types import CodeType, FrameType
 from typing import Any
 
 from .codeinfo import START_LINE, CodeInfo, analyse
-from .schema import ExceptionInfo, Frame, Step, Stop, Trace
-from .values import _INT64, _SMALL_INTS, _TYPE_MODULE, FROZEN_TYPES, Encoder, Value, render, type_name
+from .encode import FROZEN_TYPES, INT64, SMALL_INTS, Encoder, exception_info
+from .env import PYTHON
+from .schema import Event, ExceptionInfo, Frame, Step, Stop, Trace, Value
 
-_DELETED = Value("deleted")  # marker inside raw changes; becomes Step.deleted (rare: only `del`)
+_DELETED = Value("other", "<deleted>")  # marker inside raw changes, told by identity; becomes Step.deleted
 _MISSING = object()
-_BUILTIN_EXC_ARGS = BaseException.__dict__["args"].__get__
 # Atoms whose builtin == is exact and safe (no user code: the types are exact builtins).
 _EQ_ATOMS = frozenset({int, str, bytes, bool, type(None), range})
-_EVENTS = ("line", "call", "return", "exception")
-PYTHON = "{}.{}.{}".format(*sys.version_info[:3])
+_EVENTS: tuple[Event, ...] = ("line", "call", "return", "exception")
 LINE, CALL, RETURN, EXCEPTION = range(4)
 
 
-def _held(obj: Any, cls: type, cap: int) -> list:
+Fingerprint = tuple[int, tuple[int, ...]]  # length and element ids of a list or dict
+
+
+def _held(obj: Any, cls: type, cap: int) -> list[Any]:
     """The elements (dict: keys and values) that an encoding of `obj` shows."""
     if cls is list:
         return list.__getitem__(obj, slice(cap))
     return [x for pair in islice(dict.items(obj), cap) for x in pair]
 
 
-def _fingerprint(obj: Any, cls: type, cap: int) -> tuple:
+def _fingerprint(obj: Any, cls: type, cap: int) -> Fingerprint:
     """Length and element identities of a list or dict (builtin methods only: no user code)."""
     return (list.__len__ if cls is list else dict.__len__)(obj), tuple(map(id, _held(obj, cls, cap)))
-
-
-def exception_info(exc: BaseException, encoder: Encoder | None = None) -> ExceptionInfo:
-    """Type and message of an exception without running user `__str__`.
-
-    Builtin exceptions whose arguments are builtin atoms use the builtin
-    `__str__` (so KeyError('k') says 'k' as Python does); otherwise the
-    arguments are rendered by our encoder.
-    """
-    cls = type(exc)
-    name = type_name(cls)
-    try:
-        args = _BUILTIN_EXC_ARGS(exc)
-    except Exception:
-        return ExceptionInfo(name, "")
-    if _TYPE_MODULE(cls) == "builtins" and all(type(a) in (str, int, float, bool, type(None)) for a in args):
-        return ExceptionInfo(name, cls.__str__(exc))
-    if len(args) == 1 and type(args[0]) is str:
-        return ExceptionInfo(name, args[0])
-    encoder = encoder or Encoder()
-    return ExceptionInfo(name, ", ".join(render(encoder.encode(a)) for a in args))
 
 
 def _same_atom(old: Any, new: Any) -> bool:
@@ -74,7 +54,8 @@ def _same_atom(old: Any, new: Any) -> bool:
     if type(old) is not t:
         return False
     if t in _EQ_ATOMS:
-        return old == new
+        equal: bool = old == new
+        return equal
     if t is float:
         return (old == new and copysign(1.0, old) == copysign(1.0, new)) or (old != old and new != new)
     if t is complex:
@@ -114,7 +95,7 @@ class FrameState:
         self.thread = thread
         self.snap: dict[str, Any] = {}  # name -> the object it held at the last check
         self.encs: dict[str, Value] = {}  # name -> encoding, for objects that can change in place
-        self.prints: dict[str, tuple] = {}  # name -> identity fingerprint of a flat list/dict of atoms
+        self.prints: dict[str, tuple[Fingerprint, list[Any]]] = {}  # name -> fingerprint of a flat list/dict of atoms
         self.pending = -1  # index of the step that changes are attributed to
         self.prev_line = START_LINE
         self.last = -1  # index of this frame's latest step
@@ -146,7 +127,7 @@ class Recorder:
         self.threads: dict[int, int] = {threading.get_ident(): 0}
         self.stopped: Stop | None = None
         self.any_deleted = False
-        self.dropped = 0  # events skipped because the stack was at the recursion limit
+        self.dropped = 0  # events skipped because the stack was at the recursion limit (Trace.dropped)
 
     @property
     def step_count(self) -> int:
@@ -258,7 +239,7 @@ class Recorder:
             or info.mutates
             or (info.subscript and self.encoder.saw_defaultdict)
         )
-        if not full and info.inplace:
+        if not full and info is not None and info.inplace:
             snap = st.snap
             for name in info.inplace:  # `x += ...` changes x in place unless x holds an immutable value
                 if type(snap.get(name)) not in FROZEN_TYPES:
@@ -266,10 +247,10 @@ class Recorder:
                     break
         if full:
             self._attach(st, self._diff_all(st, frame))
-        elif info.stores:
+        elif info is not None and info.stores:
             self._attach(st, self._diff_names(st, frame, info.stores))
 
-    def _attach(self, st: FrameState, changes: dict | None) -> None:
+    def _attach(self, st: FrameState, changes: dict[str, Any]) -> None:
         if not changes:
             return
         index = st.pending
@@ -283,9 +264,9 @@ class Recorder:
         for name in changes:
             defined[name] = line
 
-    def _diff_all(self, st: FrameState, frame: FrameType) -> dict | None:
+    def _diff_all(self, st: FrameState, frame: FrameType) -> dict[str, Any]:
         snap = st.snap
-        changes: dict = {}
+        changes: dict[str, Any] = {}
         seen = 0
         is_module = st.is_module
         check = self._check
@@ -304,14 +285,14 @@ class Recorder:
                 check(st, name, _MISSING, changes)
         return changes
 
-    def _diff_names(self, st: FrameState, frame: FrameType, names: tuple) -> dict | None:
+    def _diff_names(self, st: FrameState, frame: FrameType, names: tuple[tuple[str, bool], ...]) -> dict[str, Any]:
         local_names = frame.f_locals
-        changes: dict = {}
+        changes: dict[str, Any] = {}
         for name, is_global in names:
             self._check(st, name, (frame.f_globals if is_global else local_names).get(name, _MISSING), changes)
         return changes
 
-    def _check(self, st: FrameState, name: str, obj: Any, changes: dict) -> None:
+    def _check(self, st: FrameState, name: str, obj: Any, changes: dict[str, Any]) -> None:
         """Compare one name with the snapshot; record into `changes` what differs."""
         snap = st.snap
         old = snap.get(name, _MISSING)
@@ -377,11 +358,11 @@ class Recorder:
         """Build the Trace: encode the atoms kept as objects, count hits, make the Structs."""
         encode = self.encoder.encode
         hits: dict[int, int] = {}
-        where = [(_qualname(st.code), st.code.co_filename, st.depth) for st in self.frames]
+        where = [(st.code.co_qualname, st.code.co_filename, st.depth) for st in self.frames]
         changes_at, payloads, any_deleted = self.changes, self.payloads, self.any_deleted
         steps = []
         max_str = self.encoder.limits.max_str
-        small_ints = _SMALL_INTS
+        small_ints = SMALL_INTS
         for index, (event, fid, line) in enumerate(zip(self.events, self.fids, self.lines)):
             key = fid << 24 | line
             if event == LINE:
@@ -394,7 +375,7 @@ class Recorder:
             if changes:
                 for name, value in changes.items():  # atoms were kept as the objects themselves
                     cls = type(value)
-                    if cls is int and -_INT64 <= value < _INT64:
+                    if cls is int and -INT64 <= value < INT64:  # inline: most changes are small atoms
                         changes[name] = small_ints.get(value) or Value("int", value)
                     elif cls is str and len(value) <= max_str:
                         changes[name] = Value("str", value)
@@ -418,7 +399,7 @@ class Recorder:
             frame_list.append(
                 Frame(
                     st.fid,
-                    _qualname(code),
+                    code.co_qualname,
                     code.co_filename,
                     code.co_firstlineno,
                     st.depth,
@@ -431,8 +412,11 @@ class Recorder:
                     st.finished,
                 )
             )
-        return Trace(steps=steps, frames=frame_list, stopped=self.stopped, python=PYTHON, **trace_fields)
-
-
-def _qualname(code: CodeType) -> str:
-    return code.co_qualname if hasattr(code, "co_qualname") else code.co_name
+        return Trace(
+            steps=steps,
+            frames=frame_list,
+            stopped=self.stopped,
+            python=PYTHON,
+            dropped=self.dropped,
+            **trace_fields,
+        )

@@ -1,10 +1,24 @@
-"""Run code under a tracer backend in this process and return its `Trace`.
+"""The one runner: run code in this process, traced or not, and return its `Trace`.
 
 `trace` runs a snippet (then a call expression, if given); `trace_file` runs a
-file as `__main__`. Both run the code in the calling process with its stdin,
-stdout, stderr and argv swapped for the duration: they are for trusted code and
-for use inside a sandbox child. Untrusted code goes through `sandbox`.
-One trace runs at a time per process (a lock serialises callers).
+file as `__main__`; the sandbox child runs its jobs through `trace` (backend
+"none" when no trace is asked for). All of them compile, run and end the code
+the same way, in `_run`, with this process's stdin, stdout, stderr (and, for
+`trace_file`, argv and sys.path) swapped for the duration: they are for
+trusted code and for use inside a sandbox child. Untrusted code goes through
+`sandbox`. One run at a time per process (a lock serialises callers).
+
+How a run ends, for every caller:
+- normally: `exit_code` 0; `returned` is the call expression's value.
+- by an uncaught exception: it is `exception`, `exit_code` is 1, and Python's
+  traceback of the user frames goes to stderr. A source or call expression
+  that does not compile runs nothing; its error is `exception` the same way
+  (on stderr as one line, and not echoed: the CLI reports it itself).
+- by SystemExit: `exit_code` is what Python would exit with (no code: 0, an
+  int: itself, anything else: written to stderr, then 1). Code run as
+  `__main__` (a program) has simply ended. Code run under another module name
+  (the sandbox's call and asserts modes run it as "solution") was loaded for a
+  value or for its names, so the SystemExit is also the run's `exception`.
 """
 
 from __future__ import annotations
@@ -16,17 +30,17 @@ import threading
 import tokenize
 import traceback
 from collections.abc import Sequence
-from types import CodeType
-from typing import Any
+from typing import Any, TextIO
 
 import msgspec
 
 from .backends import make_backend
 from .capture import BoundedWriter, stdin_from
 from .codeinfo import walk_code
-from .recorder import PYTHON, Recorder
+from .encode import EncodeLimits, Encoder
+from .recorder import Recorder
+from .render import render
 from .schema import ExceptionInfo, Trace
-from .values import EncodeLimits, Encoder, render
 
 
 class TraceLimits(msgspec.Struct, frozen=True, kw_only=True):
@@ -55,6 +69,8 @@ class TraceLimits(msgspec.Struct, frozen=True, kw_only=True):
 
 
 _LOCK = threading.Lock()
+_EXIT_CODE = SystemExit.__dict__["code"].__get__  # SystemExit.code, read past any user property
+_TRACEBACK_LIMIT = 1000  # Python's default sys.tracebacklimit
 
 
 def trace(
@@ -65,27 +81,27 @@ def trace(
     stdin: str | None = None,
     filename: str = "<snippet>",
     capture_output: bool = True,
-    module_name: str = "__main__",
+    namespace: dict[str, Any] | None = None,
     **limits: Any,
 ) -> Trace:
     """Trace `source`, then the call expression `call` (e.g. "f([1, 2])") if given.
 
     `trace.returned` is the encoded value of `call`. An exception of the code
     (a SyntaxError too) is recorded in `trace.exception`, never raised.
-    `stdin` is the text `input()` reads (None: this process's own stdin).
-    With `capture_output=False` the code writes to this process's own
-    stdout/stderr and `trace.stdout`/`stderr` stay empty. `module_name` is the
-    snippet's `__name__` (another name keeps `if __name__ == "__main__":` blocks
-    from running before the call).
+    `backend` is "auto", "monitoring", "settrace", or "none" (run without
+    recording: the Trace has the outcome and no steps). `stdin` is the text
+    `input()` reads (None: this process's own stdin). With
+    `capture_output=False` the code writes to this process's own stdout/stderr
+    and `trace.stdout`/`stderr` stay empty. `namespace` is the module dict the
+    code runs in (default: a fresh `__main__`); pass one to keep the names the
+    code defines, or to run it under another `__name__` (then an
+    `if __name__ == "__main__":` block does not run, and SystemExit is an
+    exception: see the module docstring).
     """
     caps = TraceLimits(**limits)
-    try:
-        code = compile(source, filename, "exec", dont_inherit=True)
-        call_code = compile(call, "<call>", "eval", dont_inherit=True) if call is not None else None
-    except (SyntaxError, ValueError) as error:
-        return _failed_to_compile(error, backend)
-    namespace = {"__name__": module_name, "__builtins__": builtins}
-    return _run(code, namespace, call_code, backend, caps, stdin, echo=False, capture=capture_output)
+    namespace = {"__name__": "__main__"} if namespace is None else namespace
+    namespace.setdefault("__builtins__", builtins)
+    return _run(source, filename, call, namespace, backend, caps, stdin, echo=False, capture=capture_output)
 
 
 def trace_file(
@@ -107,52 +123,43 @@ def trace_file(
     path = os.path.abspath(path)
     with tokenize.open(path) as f:
         source = f.read()
-    try:
-        code = compile(source, path, "exec", dont_inherit=True)
-        call_code = compile(call, "<call>", "eval", dont_inherit=True) if call is not None else None
-    except (SyntaxError, ValueError) as error:
-        return _failed_to_compile(error, backend)
     namespace = {"__name__": "__main__", "__file__": path, "__builtins__": builtins}
     saved_argv, saved_path = sys.argv, list(sys.path)
     sys.argv = [path, *argv]
     sys.path.insert(0, os.path.dirname(path))  # as `python path` does: sibling modules import
     try:
-        return _run(code, namespace, call_code, backend, caps, stdin, echo=echo, capture=True)
+        return _run(source, path, call, namespace, backend, caps, stdin, echo=echo, capture=True)
     finally:
         sys.argv = saved_argv
         sys.path[:] = saved_path
 
 
-def _failed_to_compile(error: BaseException, backend: str) -> Trace:
-    info = ExceptionInfo(type(error).__name__, str(error))
-    name = make_backend(backend).name
-    return Trace(
-        steps=[],
-        frames=[],
-        backend=name,
-        python=PYTHON,
-        exception=info,
-        exit_code=1,
-        stderr=f"{info.type}: {info.message}\n",
-    )
-
-
 def _run(
-    code: CodeType,
-    namespace: dict,
-    call_code: CodeType | None,
+    source: str,
+    filename: str,
+    call: str | None,
+    namespace: dict[str, Any],
     backend_name: str,
     caps: TraceLimits,
     stdin: str | None,
     echo: bool,
     capture: bool,
 ) -> Trace:
-    encoder = Encoder(caps.value_limits())
+    """Compile, run (recorded by the backend), evaluate the call, end as the module docstring says."""
     backend = make_backend(backend_name)
-    recorder = Recorder(encoder, caps.max_steps, caps.max_values, on_stop=backend.stop)
+    recorder = Recorder(Encoder(caps.value_limits()), caps.max_steps, caps.max_values, on_stop=backend.stop)
+    try:
+        code = compile(source, filename, "exec", dont_inherit=True)
+        call_code = compile(call, "<call>", "eval", dont_inherit=True) if call is not None else None
+    except Exception as error:  # SyntaxError, ValueError (a null byte), RecursionError (too deeply nested)
+        info = ExceptionInfo(type(error).__name__, str(error))
+        message = f"{info.type}: {info.message}\n"
+        if not capture:
+            _Passthrough(sys.stderr).write(message)
+        return recorder.finish(exception=info, exit_code=1, backend=backend.name, stderr=message if capture else "")
+    program = namespace.get("__name__") == "__main__"
     out = BoundedWriter(caps.max_output, sys.stdout if echo else None, "<stdout>")
     err = BoundedWriter(caps.max_output, sys.stderr if echo else None, "<stderr>")
-    user_files = {code.co_filename}
     returned = None
     exception = None
     exit_code = 0
@@ -164,7 +171,7 @@ def _run(
         if capture:
             sys.stdout, sys.stderr = out, err
         else:
-            err = _Passthrough(saved[2], caps.max_output)  # tracebacks still go to the real stderr
+            err = _Passthrough(saved[2])  # tracebacks still go to the real stderr
         try:
             backend.start(recorder, walk_code(code))
             try:
@@ -175,10 +182,12 @@ def _run(
                     returned = Encoder(caps.returned_limits()).encode(result)
             except SystemExit as stop:
                 exit_code = _exit_code(stop, err)
+                if not program:
+                    exception = recorder.exception_info(stop)
             except BaseException as error:
                 exception = recorder.exception_info(error)
                 exit_code = 1
-                _print_traceback(error, exception, user_files, err)
+                _print_traceback(error, exception, {code.co_filename}, err)
             finally:
                 tampered = backend.intact()
                 backend.stop()
@@ -203,12 +212,12 @@ def _run(
 class _Passthrough(BoundedWriter):
     """Writes to a real stream and keeps nothing (capture_output=False)."""
 
-    def __init__(self, stream: Any, limit: int):
+    def __init__(self, stream: TextIO):
         super().__init__(0, stream)
 
 
 def _exit_code(stop: SystemExit, err: BoundedWriter) -> int:
-    code = stop.code
+    code = _EXIT_CODE(stop)
     if code is None:
         return 0
     if type(code) is int:
@@ -217,9 +226,18 @@ def _exit_code(stop: SystemExit, err: BoundedWriter) -> int:
     return 1
 
 
-def _print_traceback(error: BaseException, info: ExceptionInfo, user_files: set, err: BoundedWriter) -> None:
-    """Python's traceback of the user frames, with the message made by our encoder."""
-    frames = [f for f in traceback.extract_tb(error.__traceback__) if f.filename in user_files]
+def _print_traceback(error: BaseException, info: ExceptionInfo, user_files: set[str], err: BoundedWriter) -> None:
+    """Python's traceback of the user frames, with the message made by our encoder.
+
+    As Python does, only the innermost `_TRACEBACK_LIMIT` entries are shown: an
+    exception out of a deep recursion can have millions of them."""
+    tb, depth = error.__traceback__, 0
+    while tb is not None:
+        tb, depth = tb.tb_next, depth + 1
+    tb = error.__traceback__
+    for _ in range(depth - _TRACEBACK_LIMIT):
+        tb = tb.tb_next if tb is not None else None
+    frames = [f for f in traceback.extract_tb(tb) if f.filename in user_files]
     err.write("Traceback (most recent call last):\n")
     err.write("".join(traceback.format_list(frames)))
     err.write(f"{info.type}: {info.message}\n" if info.message else f"{info.type}\n")

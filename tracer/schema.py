@@ -2,6 +2,8 @@
 
 A `Trace` is what `tracer.trace` returns. It round-trips through JSON and
 MessagePack without loss (`to_json`/`from_json`, `to_msgpack`/`from_msgpack`).
+A `Value` is one encoded Python value (made by `tracer.encode`); its kind `t`
+is one of `KINDS`, so data with any other kind fails to decode.
 
 Step semantics: a `line` step is one execution of one source line; its
 `changes` are the variables that line changed (read when the frame's next event
@@ -10,17 +12,77 @@ A `call` step starts or resumes a frame (arguments in `changes`); a `return`
 step ends or suspends one, with `value` on a normal return or yield and
 `exception` set when the frame exits by an exception; an `exception` step is an
 exception raised in, or propagating through, a frame.
+
+`Trace.replay()` turns those changes into each step's variables before and
+after it (`StepState`). Read values from it, not from `Step.changes`: what a
+step stores there is the recorder's business (whole values today).
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from collections.abc import Iterator
+from typing import Literal, get_args
 
 import msgspec
 
-from .values import Value
-
 Event = Literal["line", "call", "return", "exception"]
+Kind = Literal[
+    "none",
+    "bool",
+    "int",
+    "float",
+    "complex",
+    "str",
+    "bytes",
+    "bytearray",
+    "range",
+    "list",
+    "tuple",
+    "set",
+    "frozenset",
+    "dict",
+    "object",
+    "exception",
+    "function",
+    "class",
+    "module",
+    "generator",
+    "coroutine",
+    "other",
+    "ref",
+    "deep",
+]
+KINDS: tuple[Kind, ...] = get_args(Kind)
+Payload = bool | int | float | str | None
+
+
+class Value(msgspec.Struct, omit_defaults=True, repr_omit_defaults=True, gc=False):
+    """One encoded value.
+
+    t      kind (`KINDS`): none bool int float complex str bytes bytearray range
+           list tuple set frozenset dict object exception function class module
+           generator coroutine other ref deep
+    v      payload of atoms (int as int, or hex text beyond 64 bits; float as
+           float, or "nan"/"inf"/"-inf"/"-0.0"; bytes as hex); name of
+           functions, classes, modules, generators; target id of a ref
+    type   type name when it is not the plain builtin of the kind
+           (a subclass such as `Counter`, a user class, the kind cut by depth)
+    items  elements (list, tuple, set, frozenset, dict values, complex parts,
+           range start/stop/step, exception args)
+    keys   dict keys, parallel to items
+    attrs  attributes of an object
+    more   elements, characters or attributes left out by a cap
+    id     set on a container that a `ref` elsewhere in the value points to
+    """
+
+    t: Kind
+    v: Payload = None
+    type: str | None = None
+    items: list[Value] | None = None
+    keys: list[Value] | None = None
+    attrs: dict[str, Value] | None = None
+    more: int = 0
+    id: int = 0
 
 
 class ExceptionInfo(msgspec.Struct, frozen=True, gc=False):
@@ -38,7 +100,7 @@ class Step(msgspec.Struct, omit_defaults=True, gc=False):
     frame: int  # index into Trace.frames
     depth: int  # traced frames above this one (0 = top level of the run)
     hit: int  # the k-th time this line ran in this frame (line events so far)
-    changes: dict[str, Value] = {}
+    changes: dict[str, Value] = {}  # what the step changed (read values through Trace.replay)
     deleted: list[str] = []
     value: Value | None = None  # return and yield steps
     exception: ExceptionInfo | None = None  # exception steps; return steps that exit by exception
@@ -70,20 +132,31 @@ class Stop(msgspec.Struct, frozen=True):
     detail: str = ""
 
 
+class StepState(msgspec.Struct, frozen=True):
+    """One step with its frame's variables around it (see `Trace.replay`); the dicts are read-only."""
+
+    index: int  # index into Trace.steps
+    step: Step
+    before: dict[str, Value]  # the step's frame's variables just before the step
+    after: dict[str, Value]  # just after it: before + the step's changes - its deletions
+    changed: dict[str, Value]  # full new values of the names the step changed (= after[name])
+
+
 class Trace(msgspec.Struct, omit_defaults=True):
     steps: list[Step]
     frames: list[Frame]
-    backend: str
+    backend: str  # "monitoring", "settrace", or "none" (the code ran without recording)
     python: str  # "3.12.1"
     returned: Value | None = None  # value of the call expression, when one was given
     call_step: int = -1  # index of the first step made by the call expression
-    exception: ExceptionInfo | None = None  # the run's uncaught exception
+    exception: ExceptionInfo | None = None  # the run's uncaught exception (SystemExit: see tracer.run)
     exit_code: int = 0  # as the process would exit: SystemExit's code, 1 on an uncaught exception
     stdout: str = ""
     stderr: str = ""
     stdout_more: int = 0  # characters left out of stdout by the output cap
     stderr_more: int = 0
     stopped: Stop | None = None
+    dropped: int = 0  # events left out because the traced code was at the recursion limit
     tampered: list[str] = []  # signs that the traced code interfered with the tracer
 
     def to_json(self) -> bytes:
@@ -100,8 +173,31 @@ class Trace(msgspec.Struct, omit_defaults=True):
     def from_msgpack(cls, data: bytes) -> Trace:
         return _MSGPACK_DECODER.decode(data)
 
-    def frame_steps(self, frame: int) -> list[Step]:
-        return [s for s in self.steps if s.frame == frame]
+    def replay(self) -> Iterator[StepState]:
+        """Each step in order with its frame's variables just before and just after it.
+
+        States are kept per frame, over the frame's own steps in order: a
+        caller's line step comes before its callee's steps, but its changes
+        belong to the caller's frame and show in the caller's next step. A
+        frame's first step starts from no variables (a call step brings the
+        arguments); a generator keeps its variables across resumptions; the
+        `after` of a frame's last step equals `Frame.locals`.
+        """
+        none: dict[str, Value] = {}
+        current: dict[int, dict[str, Value]] = {}
+        for index, step in enumerate(self.steps):
+            before = current.get(step.frame, none)
+            if not step.changes and not step.deleted:
+                yield StepState(index, step, before, before, none)
+                continue
+            # Step.changes holds whole values; if it comes to hold edits of values changed
+            # in place, they are applied to `before` here, and consumers see no difference.
+            changed = step.changes
+            after = {**before, **changed}
+            for name in step.deleted:
+                after.pop(name, None)
+            current[step.frame] = after
+            yield StepState(index, step, before, after, changed)
 
 
 _JSON_ENCODER = msgspec.json.Encoder()

@@ -3,15 +3,17 @@
 A backend delivers the events of user code objects, and only those, to a
 `Recorder`: `sys.monitoring` on Python 3.12+ (`sysmon.py`), `sys.settrace`
 everywhere (`settrace.py`). Both produce the same trace for the same code.
+"none" delivers nothing: the code runs untraced, and its Trace has the run's
+outcome (value, exception, exit code, output) without steps.
 """
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterable
 from types import CodeType
 from typing import Protocol
 
+from .. import env
 from ..recorder import Recorder
 
 
@@ -28,14 +30,29 @@ class Backend(Protocol):
         """Problems found if the traced code disabled or replaced the backend (empty = intact)."""
 
 
-BACKENDS = ("monitoring", "settrace")
+BACKENDS = ("monitoring", "settrace", "none")
+
+
+class NoBackend:
+    """Records nothing (backend "none")."""
+
+    name = "none"
+
+    def start(self, recorder: Recorder, codes: Iterable[CodeType]) -> None:
+        pass
+
+    def stop(self) -> None:
+        pass
+
+    def intact(self) -> list[str]:
+        return []
 
 
 def make_backend(name: str = "auto") -> Backend:
     if name == "auto":
-        name = "monitoring" if sys.version_info >= (3, 12) else "settrace"
+        name = "monitoring" if env.HAS_MONITORING else "settrace"
     if name == "monitoring":
-        if sys.version_info < (3, 12):
+        if not env.HAS_MONITORING:
             raise ValueError("the 'monitoring' backend needs Python 3.12+ (sys.monitoring); use 'settrace'")
         from .sysmon import MonitoringBackend
 
@@ -44,4 +61,6 @@ def make_backend(name: str = "auto") -> Backend:
         from .settrace import SettraceBackend
 
         return SettraceBackend()
+    if name == "none":
+        return NoBackend()
     raise ValueError(f"unknown backend {name!r}: choose one of 'auto', {', '.join(map(repr, BACKENDS))}")

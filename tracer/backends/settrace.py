@@ -8,24 +8,30 @@ while tracing are traced through `threading.settrace`.
 
 from __future__ import annotations
 
-import dis
 import sys
 import threading
 from collections.abc import Iterable
 from types import CodeType, FrameType
 from typing import Any
 
+from .. import env
 from ..recorder import Recorder
 
-_NORMAL_EXITS = frozenset(dis.opmap[n] for n in ("RETURN_VALUE", "RETURN_CONST") if n in dis.opmap)
-_YIELD = dis.opmap["YIELD_VALUE"]
-_RESUME = dis.opmap.get("RESUME", -1)
+_RETURNS = env.RETURN_OPCODES
+_YIELD = env.YIELD_OPCODE
+_RESUME = env.RESUME_OPCODE
 
+if env.YIELD_REPORTED_AT_RESUME:
 
-def _is_yield(code: bytes, lasti: int) -> bool:
-    """At a 'return' event: is the frame suspending? (3.13 reports the RESUME after the yield)"""
-    op = code[lasti]
-    return op == _YIELD or (op == _RESUME and lasti >= 2 and code[lasti - 2] == _YIELD)
+    def _is_yield(code: bytes, lasti: int) -> bool:
+        """At a 'return' event: is the frame suspending (at the RESUME after a YIELD_VALUE)?"""
+        return code[lasti] == _RESUME and lasti >= 2 and code[lasti - 2] == _YIELD
+
+else:
+
+    def _is_yield(code: bytes, lasti: int) -> bool:
+        """At a 'return' event: is the frame suspending (at a YIELD_VALUE)?"""
+        return code[lasti] == _YIELD
 
 
 class SettraceBackend:
@@ -50,7 +56,7 @@ class SettraceBackend:
                     code, lasti = frame.f_code.co_code, frame.f_lasti
                     if _is_yield(code, lasti):
                         rec.yielded(frame, arg)
-                    elif code[lasti] in _NORMAL_EXITS:
+                    elif code[lasti] in _RETURNS:
                         rec.returned(frame, arg)
                     else:
                         rec.unwound(frame, None)
@@ -83,7 +89,7 @@ class SettraceBackend:
         if self._active:
             self._active = False
             sys.settrace(self._previous)
-            threading.settrace(None)  # type: ignore[arg-type]
+            threading.settrace(None)
 
     def intact(self) -> list[str]:
         if self._active and sys.gettrace() is not self._global:

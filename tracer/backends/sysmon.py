@@ -12,13 +12,14 @@ events of other code at once. Events of every thread are delivered.
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from types import CodeType
 from typing import Any
 
 from ..codeinfo import line_of_offsets
 from ..recorder import Recorder
 
+_MONITORING: Any = sys.monitoring  # type: ignore[attr-defined]  # 3.12+ (mypy checks the code as 3.11)
 _TOOL_NAME = "execalign"
 _PREFERRED_IDS = (4, 3, 2, 1, 0)  # leave 5 (optimizer) alone; 0-2 are debugger, coverage, profiler
 
@@ -28,11 +29,11 @@ class MonitoringBackend:
 
     def __init__(self) -> None:
         self._tool: int = -1
-        self._codes: frozenset = frozenset()
+        self._codes: frozenset[CodeType] = frozenset()
         self._callbacks: dict[int, Any] = {}
 
     def start(self, recorder: Recorder, codes: Iterable[CodeType]) -> None:
-        mon = sys.monitoring
+        mon = _MONITORING
         ev = mon.events
         for tool in _PREFERRED_IDS:
             if mon.get_tool(tool) is None:
@@ -45,8 +46,8 @@ class MonitoringBackend:
         rec = recorder
         getframe = sys._getframe
 
-        def guarded(handler):
-            def callback(*args):
+        def guarded(handler: Callable[..., object]) -> Callable[..., None]:
+            def callback(*args: Any) -> None:
                 try:
                     handler(*args)
                 except RecursionError:
@@ -115,7 +116,7 @@ class MonitoringBackend:
     def stop(self) -> None:
         if self._tool < 0:
             return
-        mon = sys.monitoring
+        mon = _MONITORING
         tool, self._tool = self._tool, -1
         if mon.get_tool(tool) != _TOOL_NAME:
             return  # freed (or taken over) by the traced code: nothing of ours left to undo
@@ -129,7 +130,7 @@ class MonitoringBackend:
     def intact(self) -> list[str]:
         if self._tool < 0:
             return []
-        mon = sys.monitoring
+        mon = _MONITORING
         problems = []
         if mon.get_tool(self._tool) != _TOOL_NAME:
             problems.append("the sys.monitoring tool id was freed or taken over by the traced code")
