@@ -1,4 +1,4 @@
-"""rewards: the exact examples, parsing, comparison, alignment, statuses, batches and tasks."""
+"""rewards: the exact examples, parsing, comparison, alignment, statuses, batches, questions, tasks and test suites."""
 
 import math
 
