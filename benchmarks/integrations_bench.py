@@ -48,7 +48,7 @@ def server_load(rows: list, requests: int, concurrency: int, distinct: int) -> s
             "kind": "trace",
             "code": r["code"] + (f"\n# {i}" if distinct >= requests else ""),
             "tests": [f"f({r['input']})"],
-            "task": "output",
+            "question": "output",
         }
         bodies.append(
             json.dumps({"query": ["Q" + r["output"]], "prompts": ["Q"], "labels": [json.dumps(label)]}).encode()
@@ -75,7 +75,7 @@ def ray_scaling(rows: list) -> list[str]:
     from rewards.ray_backend import RayScorer
 
     items = [
-        {"code": r["code"], "tests": [f"f({r['input']})"], "predicted_trace": r["output"], "task": "output"}
+        {"code": r["code"], "tests": [f"f({r['input']})"], "predicted_trace": r["output"], "question": "output"}
         for r in rows
     ]
     out = []

@@ -90,7 +90,7 @@ def main(argv=None) -> int:
         for r in rows:
             for answer in (r["output"], corrupt(r["output"], rnd)):
                 out_items.append(
-                    {"code": r["code"], "tests": [f"f({r['input']})"], "predicted_trace": answer, "task": "output"}
+                    {"code": r["code"], "tests": [f"f({r['input']})"], "predicted_trace": answer, "question": "output"}
                 )
         seconds, scores = timed(out_items, pool=pool)
         lines.append(
@@ -98,18 +98,18 @@ def main(argv=None) -> int:
         )
 
         built = {}
-        for kind in ("final", "steps"):
-            gold = [tasks.build_task(r["code"], call=f"f({r['input']})", kind=kind, pool=pool) for r in rows]
-            built[kind] = [(r, t) for r, t in zip(rows, gold) if isinstance(t, tasks.AlignmentTask)]
+        for question in ("final", "steps"):
+            gold = [tasks.build_task(r["code"], call=f"f({r['input']})", question=question, pool=pool) for r in rows]
+            built[question] = [(r, t) for r, t in zip(rows, gold) if isinstance(t, tasks.AlignmentTask)]
             items = []
-            for _, t in built[kind]:
-                items.append({"code": t.code, "tests": t.tests, "predicted_trace": t.answer, "task": kind})
+            for _, t in built[question]:
+                items.append({"code": t.code, "tests": t.tests, "predicted_trace": t.answer, "question": question})
                 items.append(
-                    {"code": t.code, "tests": t.tests, "predicted_trace": corrupt(t.answer, rnd), "task": kind}
+                    {"code": t.code, "tests": t.tests, "predicted_trace": corrupt(t.answer, rnd), "question": question}
                 )
             seconds, scores = timed(items, pool=pool)
             lines.append(
-                f"| {kind} ({len(built[kind])} of 800 have a task) | {len(items)} | {seconds:.2f} | "
+                f"| {question} ({len(built[question])} of 800 have a task) | {len(items)} | {seconds:.2f} | "
                 f"{len(items) / seconds:.0f} | {summary(scores)} |"
             )
 
@@ -119,11 +119,11 @@ def main(argv=None) -> int:
             for k in range(16):
                 answer = r["output"] if k % 2 == 0 else corrupt(r["output"], rnd)
                 group.append(
-                    {"code": r["code"], "tests": [f"f({r['input']})"], "predicted_trace": answer, "task": "output"}
+                    {"code": r["code"], "tests": [f"f({r['input']})"], "predicted_trace": answer, "question": "output"}
                 )
         grpo_seconds, grpo_scores = timed(group, pool=pool)
         distinct = [
-            {"code": r["code"], "tests": [f"f({r['input']})"], "predicted_trace": r["output"], "task": "output"}
+            {"code": r["code"], "tests": [f"f({r['input']})"], "predicted_trace": r["output"], "question": "output"}
             for r in (rows * 2)[:1024]
         ]
         distinct = [dict(d, code=d["code"] + f"\n# {i}") for i, d in enumerate(distinct)]
@@ -133,7 +133,7 @@ def main(argv=None) -> int:
         [
             f"# Rewards benchmark, Python {python_version()}, {args.workers} sandbox workers on {os.cpu_count()} CPUs",
             "",
-            "| task | answers | seconds (cold cache) | scores/s | outcome |",
+            "| question | answers | seconds (cold cache) | scores/s | outcome |",
             "|---|---|---|---|---|",
             *lines,
             "",

@@ -4,7 +4,8 @@
     reward.custom_reward_function.name=compute_score          # or compute_score_async
 
 Each sample's `reward_model.ground_truth` is a dict (or JSON string) with its fields:
-{"kind": "trace", "code": ..., "tests": [...]} or {"kind": "rlvr", "tests": [...]}.
+{"kind": "trace", "code": ..., "tests": [...]} (optional: "question", "test_index", "variables",
+"mode") or {"kind": "rlvr", "tests": [...]}. Another kind is masked (invalid_task, logged with its name).
 Every call returns the same keys (rewards.integrations.VERL_KEYS); `masked` = 1.0 marks
 samples to drop (infra_error, invalid_task), whose score is 0.0.
 This script calls it the way verl's reward loop does, to show the shape.

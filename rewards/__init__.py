@@ -3,36 +3,49 @@
     import rewards
     code = "def f(x):\\n    y = x * 2\\n    return y + 1"
     rewards.score(code, ["f(3)"], '{"y": 6}').reward                  # 1.0: final values
-    rewards.score(code, ["f(3)"], "7", task="output").reward          # 1.0
+    rewards.score(code, ["f(3)"], "7", question="output").reward      # 1.0
     rewards.score(code, ["assert f(3) == 7"]).reward                   # 1.0: tests' pass rate
     rewards.score(code, ["f(3)"], 'Step by step ...\\n{"final_output": 7, "variables": {"y": 6}}').reward  # 1.0
     rewards.score_batch([{"code": code, "tests": ["f(3)"], "predicted_trace": "7"}] * 16)  # one sandbox run
 
-- `score(code, tests, predicted_trace=None, *, task="auto", ...) -> Score`
+- `score(code, tests, predicted_trace=None, *, question="auto", ...) -> Score` (`task=`: the old name)
 - `score_batch(items, ...) -> list[Score]` (order kept, one run per distinct code and test)
-- `Score`: reward (None when masked), status, task, components, details, prediction
+- `Score`: reward (None when masked), status, question, components, details, prediction
+- `QUESTIONS`: the questions an answer may predict, each with its scorer and gold answer
 - `tasks.build_task(code, call=...)`: an alignment task (prompt, gold answer) from code and an input
 - `parse.parse_answer(text)`: the answer found in free text
-See `rewards.score` for the tasks, rewards and statuses, `rewards.compare` for
-value equality, `rewards.align` for the trajectory alignment.
+
+Modules: `score` (scoring and batches), `questions` (the questions' scorers, gold answers and
+the helpers they share), `testcases` (a dataset's tests parsed into a `TestSuite`), `jobs`
+(the sandbox runs behind a score), `cache` (the shared result cache), `parse`, `compare` (value
+equality), `align` (trajectory alignment), `tasks`, `integrations` (trainer adapters),
+`server`, `ray_backend`, `cli`.
 """
 
 from . import tasks
+from .cache import CACHE, ResultCache
 from .compare import DEFAULT_RTOL, typed_equal
 from .parse import ParseError, parse_answer
-from .score import DEFAULT_WEIGHTS, Detail, Item, Score, score, score_batch
-from .truth import CACHE, InvalidTask
+from .questions import QUESTIONS, Detail, Question
+from .score import DEFAULT_WEIGHTS, Item, Score, score, score_batch
+from .testcases import InvalidTask, TestCase, TestSuite, parse_tests
 
 __all__ = [
     "CACHE",
     "DEFAULT_RTOL",
     "DEFAULT_WEIGHTS",
+    "QUESTIONS",
     "Detail",
     "InvalidTask",
     "Item",
     "ParseError",
+    "Question",
+    "ResultCache",
     "Score",
+    "TestCase",
+    "TestSuite",
     "parse_answer",
+    "parse_tests",
     "score",
     "score_batch",
     "tasks",

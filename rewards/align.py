@@ -37,4 +37,5 @@ def alignment_score(similarity: np.ndarray, predicted_length: int, actual_length
 def line_similarity(predicted: list[int], actual: list[int]) -> np.ndarray:
     p = np.asarray(predicted[:MAX_LENGTH], dtype=np.int64)
     a = np.asarray(actual[:MAX_LENGTH], dtype=np.int64)
-    return (p[:, None] == a[None, :]).astype(np.float64)
+    similarity: np.ndarray = (p[:, None] == a[None, :]).astype(np.float64)
+    return similarity

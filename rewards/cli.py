@@ -6,7 +6,8 @@
 
 `score` runs FILE's code in the sandbox, compares the prediction (text, or
 @PATH to read it from a file, or - for stdin) and prints the Score as JSON; the
-exit status is 0 when the status is ok, 1 otherwise.
+exit status is 0 when the status is ok, 1 otherwise. `--task` is the old name
+of `--question`.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ import msgspec
 
 from tracer import cli as tracer_cli
 
-from .score import TASKS, score
+from .questions import QUESTIONS
+from .score import score
 
 
 def _read(text: str | None) -> str | None:
@@ -33,7 +35,7 @@ def _read(text: str | None) -> str | None:
     return text
 
 
-def add_parser(subparsers: argparse._SubParsersAction) -> None:
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = subparsers.add_parser(
         "score",
         help="score a predicted execution of a file's code",
@@ -51,7 +53,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="a stdin/expected-stdout pair (repeatable)",
     )
     p.add_argument("--prediction", help="the model's answer: text, @PATH, or - for stdin")
-    p.add_argument("--task", choices=("auto", *TASKS), default="auto")
+    p.add_argument(
+        "--question", "--task", choices=("auto", *QUESTIONS), default="auto", help="what the prediction predicts"
+    )
     p.add_argument("--mode", choices=("typed", "coderl_plus"), default="typed")
     p.add_argument("--test-index", type=int, default=0)
     p.set_defaults(handler=run)
@@ -69,12 +73,12 @@ def run(args: argparse.Namespace) -> int:
     if not tests:
         print("execalign score: error: give at least one --test or --stdin-test", file=sys.stderr)
         return 2
-    result = score(code, tests, prediction, task=args.task, mode=args.mode, test_index=args.test_index)
+    result = score(code, tests, prediction, question=args.question, mode=args.mode, test_index=args.test_index)
     sys.stdout.write(msgspec.json.format(msgspec.json.encode(result)).decode() + "\n")
     return 0 if result.status == "ok" else 1
 
 
-def add_serve_parser(subparsers: argparse._SubParsersAction) -> None:
+def add_serve_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     from . import server
 
     p = subparsers.add_parser(
@@ -87,9 +91,12 @@ def add_serve_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--max-pending", type=int, default=64, help="requests in flight before answering 503")
     p.add_argument("--max-request-bytes", type=int, default=16 << 20)
-    p.set_defaults(
-        handler=lambda args: server.serve(args.host, args.port, args.max_pending, args.max_request_bytes) or 0
-    )
+
+    def handler(args: argparse.Namespace) -> int:
+        server.serve(args.host, args.port, args.max_pending, args.max_request_bytes)
+        return 0
+
+    p.set_defaults(handler=handler)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

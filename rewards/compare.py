@@ -28,8 +28,8 @@ def typed_equal(a: Any, b: Any, rtol: float = DEFAULT_RTOL) -> bool:
         return False
     if t is float:
         if a != a or b != b:
-            return a != a and b != b
-        return a == b or abs(a - b) <= rtol * max(abs(a), abs(b))
+            return bool(a != a and b != b)
+        return bool(a == b or abs(a - b) <= rtol * max(abs(a), abs(b)))
     if t is complex:
         return typed_equal(a.real, b.real, rtol) and typed_equal(a.imag, b.imag, rtol)
     if t is list or t is tuple:
@@ -41,7 +41,7 @@ def typed_equal(a: Any, b: Any, rtol: float = DEFAULT_RTOL) -> bool:
         return all((type(k), k) in keyed and typed_equal(v, keyed[(type(k), k)], rtol) for k, v in a.items())
     if t is set or t is frozenset:
         return len(a) == len(b) and {(type(x), x) for x in a} == {(type(y), y) for y in b}
-    return a == b
+    return bool(a == b)
 
 
 def to_json_value(value: Any) -> Any:

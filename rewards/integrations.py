@@ -1,18 +1,21 @@
 """execalign rewards as the plain callables trainers expect: TRL, verl, OpenRLHF, verifiers.
 
-Every adapter handles both tasks, routed per sample by a `kind` field, as
+Every adapter handles both kinds of sample, routed by a `kind` field, as
 CodeRL+ mixes them in one batch:
 - "rlvr":  the completion is code (the last ```python block, else the whole text),
            scored against `tests` (reward = pass rate);
 - "trace": the completion predicts the execution of `code` on `tests`
-           (reward = `rewards.score`'s, with `task`, `test_index`, `variables`, `mode`).
-When `kind` is absent it is "trace" if the sample has `code`, else "rlvr".
+           (reward = `rewards.score`'s, with `question`, `test_index`, `variables`,
+           `mode`; a `task` field is read as `question`, its old name).
+When `kind` is absent it is "trace" if the sample has `code`, else "rlvr". Any
+other kind is an invalid_task, and its message names it.
 
 Masked samples (status infra_error or invalid_task: ours, the machine's or the
 dataset's fault) never become a real 0: TRL gets None (it turns None into NaN
 and leaves it out of the mean); verl, OpenRLHF and verifiers, which need a
 number, get 0.0 and a flag: `masked` = 1.0 in verl's dict and in OpenRLHF's
-`extra_logs`. Drop flagged samples from the loss.
+`extra_logs`. Drop flagged samples from the loss. Why samples were masked is
+logged, once per batch, as a warning of the logger "rewards.integrations".
 
 All adapters are safe to call from threads and from Ray actors: nothing here
 uses signals. They use the shared default sandbox pool unless given one.
@@ -22,7 +25,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import re
+from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
@@ -30,6 +35,8 @@ from .score import Score, score_batch
 
 _FENCE = re.compile(r"```(?:python|py|python3)?[ \t]*\n(.*?)```", re.S)
 STATUS_FLAGS = ("parse_error", "error", "timeout", "memory_exceeded", "output_exceeded", "killed")
+KINDS = ("rlvr", "trace")
+_log = logging.getLogger(__name__)
 
 
 def extract_code(completion: str) -> str:
@@ -60,20 +67,37 @@ def _load(value: Any) -> Any:
     return value
 
 
-def make_item(completion: str, fields: dict) -> dict:
-    """A `score_batch` item from a completion and its sample's fields."""
+def make_item(completion: str, fields: dict[str, Any]) -> dict[str, Any] | Score:
+    """A `score_batch` item from a completion and its sample's fields, or the invalid_task
+    Score of a sample whose kind is unknown."""
     tests = _load(fields.get("tests"))
     code = fields.get("code")
     kind = fields.get("kind") or ("trace" if code else "rlvr")
     if kind == "rlvr":
         return {"code": extract_code(completion), "tests": tests}
     if kind != "trace":
-        return {"code": "", "tests": None, "predicted_trace": None, "task": f"unknown kind {kind!r}"}
+        message = f"unknown kind {kind!r}: choose {' or '.join(KINDS)}"
+        return Score(reward=None, status="invalid_task", message=message)
     item = {"code": code or "", "tests": tests, "predicted_trace": completion}
-    for key in ("task", "test_index", "variables", "mode"):
+    question = fields.get("question") if fields.get("question") is not None else fields.get("task")
+    if question is not None:
+        item["question"] = question
+    for key in ("test_index", "variables", "mode"):
         if fields.get(key) is not None:
             item[key] = _load(fields[key]) if key == "variables" else fields[key]
     return item
+
+
+def score_samples(items: Sequence[dict[str, Any] | Score], weights: dict[str, float] | None = None) -> list[Score]:
+    """`score_batch` over the items made by `make_item`, the samples already judged kept in place;
+    the reasons of the masked ones logged."""
+    scored = iter(score_batch([i for i in items if not isinstance(i, Score)], weights=weights))
+    scores = [i if isinstance(i, Score) else next(scored) for i in items]
+    masked = Counter(f"{s.status}: {s.message}" for s in scores if s.masked)
+    if masked:
+        reasons = "; ".join(f"{reason} (x{n})" for reason, n in masked.most_common(5))
+        _log.warning("%d of %d samples masked: %s", masked.total(), len(scores), reasons)
+    return scores
 
 
 def summary(scores: Sequence[Score]) -> dict[str, float]:
@@ -114,16 +138,16 @@ class TRLReward:
         self,
         columns: dict[str, str] | None = None,
         component: str = "reward",
-        weights: dict | None = None,
+        weights: dict[str, float] | None = None,
         name: str = "execalign",
     ):
-        self.columns = {k: k for k in ("kind", "code", "tests", "task", "test_index", "variables", "mode")}
+        self.columns = {k: k for k in ("kind", "code", "tests", "question", "task", "test_index", "variables", "mode")}
         self.columns.update(columns or {})
         self.component = component
         self.weights = weights
         self.__name__ = name  # TRL names the reward after the callable
 
-    def _items(self, completions: list, kwargs: dict) -> list[dict]:
+    def _items(self, completions: list[Any], kwargs: dict[str, Any]) -> list[dict[str, Any] | Score]:
         items = []
         for i, completion in enumerate(completions):
             fields = {
@@ -133,7 +157,7 @@ class TRLReward:
             items.append(make_item(completion_text(completion), fields))
         return items
 
-    def _finish(self, scores: list[Score], kwargs: dict) -> list[float | None]:
+    def _finish(self, scores: list[Score], kwargs: dict[str, Any]) -> list[float | None]:
         log_metric, log_extra = kwargs.get("log_metric"), kwargs.get("log_extra")
         if callable(log_metric):
             for key, value in summary(scores).items():
@@ -144,27 +168,27 @@ class TRLReward:
 
     def __call__(
         self,
-        prompts: list | None = None,
-        completions: list | None = None,
-        completion_ids: list | None = None,
+        prompts: list[Any] | None = None,
+        completions: list[Any] | None = None,
+        completion_ids: list[Any] | None = None,
         **kwargs: Any,
     ) -> list[float | None]:
-        scores = score_batch(self._items(completions or [], kwargs), weights=self.weights)
+        scores = score_samples(self._items(completions or [], kwargs), self.weights)
         return self._finish(scores, kwargs)
 
 
 class AsyncTRLReward(TRLReward):
     """The same, with `async def __call__`: TRL runs it concurrently with other async reward functions."""
 
-    async def __call__(
+    async def __call__(  # type: ignore[override]  # TRL awaits what a coroutine function returns
         self,
-        prompts: list | None = None,
-        completions: list | None = None,
-        completion_ids: list | None = None,
+        prompts: list[Any] | None = None,
+        completions: list[Any] | None = None,
+        completion_ids: list[Any] | None = None,
         **kwargs: Any,
     ) -> list[float | None]:
         items = self._items(completions or [], kwargs)
-        scores = await asyncio.to_thread(score_batch, items, weights=self.weights)
+        scores = await asyncio.to_thread(score_samples, items, self.weights)
         return self._finish(scores, kwargs)
 
 
@@ -185,10 +209,10 @@ def _verl_result(s: Score) -> dict[str, float]:
 
 
 def compute_score(
-    data_source: str, solution_str: str, ground_truth: Any, extra_info: dict | None = None, **kwargs: Any
+    data_source: str, solution_str: str, ground_truth: Any, extra_info: dict[str, Any] | None = None, **kwargs: Any
 ) -> dict[str, float]:
     """verl's `custom_reward_function` (name: compute_score). `ground_truth` is a dict or JSON
-    string with the sample's fields (kind, tests, code, task ...); `extra_info` may hold them too.
+    string with the sample's fields (kind, tests, code, question ...); `extra_info` may hold them too.
     Returns the same keys every call (VERL_KEYS); masked samples have score 0.0 and masked 1.0."""
     fields = dict(extra_info or {}) if isinstance(extra_info, dict) else {}
     truth = _load(ground_truth)
@@ -196,11 +220,11 @@ def compute_score(
         fields.update(truth)
     else:
         fields.setdefault("tests", truth)
-    return _verl_result(score_batch([make_item(solution_str, fields)])[0])
+    return _verl_result(score_samples([make_item(solution_str, fields)])[0])
 
 
 async def compute_score_async(
-    data_source: str, solution_str: str, ground_truth: Any, extra_info: dict | None = None, **kwargs: Any
+    data_source: str, solution_str: str, ground_truth: Any, extra_info: dict[str, Any] | None = None, **kwargs: Any
 ) -> dict[str, float]:
     """The async form (verl awaits it instead of running it in its executor)."""
     return await asyncio.to_thread(compute_score, data_source, solution_str, ground_truth, extra_info)
@@ -225,7 +249,7 @@ def openrlhf_reward(queries: list[str], prompts: list[str], labels: list[Any]) -
         if not isinstance(fields, dict):
             fields = {"tests": fields}
         items.append(make_item(_response(query, prompt), fields))
-    scores = score_batch(items)
+    scores = score_samples(items)
     rewards = [s.reward if s.reward is not None else 0.0 for s in scores]
     logs: dict[str, Any] = {
         "masked": [float(s.masked) for s in scores],
@@ -240,7 +264,7 @@ def openrlhf_reward(queries: list[str], prompts: list[str], labels: list[Any]) -
 
 
 async def verifiers_reward(
-    completion: Any = None, answer: Any = None, info: dict | None = None, **kwargs: Any
+    completion: Any = None, answer: Any = None, info: dict[str, Any] | None = None, **kwargs: Any
 ) -> float:
     """A verifiers rubric reward function (async): fields from `info` (or `answer` as JSON)."""
     fields = dict(info or {})
@@ -248,5 +272,5 @@ async def verifiers_reward(
     if isinstance(loaded, dict):
         fields = {**loaded, **fields}
     item = make_item(completion_text(completion), fields)
-    s = (await asyncio.to_thread(score_batch, [item]))[0]
+    s = (await asyncio.to_thread(score_samples, [item]))[0]
     return s.reward if s.reward is not None else 0.0

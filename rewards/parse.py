@@ -133,7 +133,7 @@ def parse_answer(text: Any) -> Parsed:
     raise ParseError("no Python or JSON value found (" + "; ".join(reasons[:3]) + ")")
 
 
-def parse_arguments(text: Any, entry_point: str | None = None) -> tuple[tuple, dict]:
+def parse_arguments(text: Any, entry_point: str | None = None) -> tuple[tuple[Any, ...], dict[str, Any]]:
     """CRUXEval-I answers: `'abc', 2` or `f('abc', 2)` (literals only) -> (args, kwargs)."""
     import ast
 

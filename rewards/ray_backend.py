@@ -36,13 +36,13 @@ def _actor_class(ray: Any) -> Any:
 
             self.pool = sandbox.Pool(workers)
 
-        def score(self, items: list, options: dict) -> bytes:
+        def score(self, items: list[dict[str, Any]], options: dict[str, Any]) -> bytes:
             from rewards import score_batch
 
             return msgspec.msgpack.encode(score_batch(items, pool=self.pool, **options))
 
         def node(self) -> str:
-            return ray.get_runtime_context().get_node_id()
+            return str(ray.get_runtime_context().get_node_id())
 
     return ScoringActor
 
@@ -71,9 +71,10 @@ class RayScorer:
         return self.actor_class.remote(self.workers)
 
     def nodes(self) -> list[str]:
-        return self.ray.get([a.node.remote() for a in self.actors])
+        nodes: list[str] = self.ray.get([a.node.remote() for a in self.actors])
+        return nodes
 
-    def _chunks(self, items: list[dict]) -> list[list[int]]:
+    def _chunks(self, items: list[dict[str, Any]]) -> list[list[int]]:
         """Indices grouped so that items about the same code and tests share a chunk."""
         groups: dict[bytes, list[int]] = {}
         for i, item in enumerate(items):
@@ -130,7 +131,7 @@ class RayScorer:
         return [s for s in results if s is not None]
 
     @staticmethod
-    def _fail(results: list, indices: list[int], message: str) -> None:
+    def _fail(results: list[Score | None], indices: list[int], message: str) -> None:
         for i in indices:
             results[i] = Score(reward=None, status="infra_error", message=message)
 

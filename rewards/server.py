@@ -2,7 +2,7 @@
 
     POST /            {"query": [...], "prompts": [...], "labels": [...]}
                       -> {"rewards": [...], "scores": [...], "extra_logs": {...}}  (OpenRLHF --reward.remote_url)
-    POST /batch       {"items": [{"code", "tests", "predicted_trace", "task", ...}, ...]}
+    POST /batch       {"items": [{"code", "tests", "predicted_trace", "question", ...}, ...]}
                       -> {"scores": [Score, ...]}
     GET  /health      -> {"status": "ok", "pending": n, "max_pending": m, "layers": "..."}
 
@@ -43,7 +43,7 @@ class RewardServer(ThreadingHTTPServer):
     @property
     def url(self) -> str:
         host, port = self.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{host!s}:{port}"
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -53,7 +53,7 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         pass
 
-    def _send(self, status: int, body: Any, headers: dict | None = None) -> None:
+    def _send(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
         data = msgspec.json.encode(body)
         self.send_response(status)
         self.send_header("Content-Type", "application/json")

@@ -115,3 +115,17 @@ def test_console_script_is_installed(tmp_path):
         env={**os.environ, "NO_COLOR": "1"},
     )
     assert run.returncode == 1 and run.stdout == "sum 4\n" and "s = 4" in run.stderr
+
+
+def test_score_prints_the_score_as_json_with_its_question(tmp_path, capsys, pool, monkeypatch):
+    from rewards.cli import main as execalign
+
+    monkeypatch.setattr("sandbox.default_pool", lambda: pool)
+    code = write(tmp_path, "def f(x):\n    y = x * 2\n    return y + 1\n")
+    assert execalign(["score", code, "--test", "f(3)", "--prediction", "7", "--question", "output"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert (printed["reward"], printed["status"], printed["question"]) == (1.0, "ok", "output")
+    assert execalign(["score", code, "--test", "f(3)", "--prediction", "{'y': 5}", "--task", "final"]) == 0
+    assert json.loads(capsys.readouterr().out)["components"] == {"prediction": 0.0}
+    assert execalign(["score", code, "--test", "f(3", "--prediction", "7"]) == 1
+    assert json.loads(capsys.readouterr().out)["status"] == "invalid_task"

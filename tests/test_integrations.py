@@ -13,7 +13,7 @@ from rewards import integrations
 from rewards.server import RewardServer
 
 CODE = "def f(x):\n    y = x * 2\n    return y + 1"
-TRACE_ROW = {"kind": "trace", "code": CODE, "tests": json.dumps(["f(3)"]), "task": "auto"}
+TRACE_ROW = {"kind": "trace", "code": CODE, "tests": json.dumps(["f(3)"]), "question": "auto"}
 RLVR_ROW = {"kind": "rlvr", "code": None, "tests": json.dumps(["assert f(3) == 7", "assert f(0) == 1"])}
 GOOD_CODE = "Here you go:\n```python\ndef f(x):\n    return 2 * x + 1\n```"
 
@@ -24,7 +24,7 @@ def on_test_pool(pool, monkeypatch):
 
 
 def columns(rows):
-    return {key: [row.get(key) for row in rows] for key in ("kind", "code", "tests", "task")}
+    return {key: [row.get(key) for row in rows] for key in ("kind", "code", "tests", "question", "task")}
 
 
 def test_trl_sync_call_shape_mixed_batch_and_logging():
@@ -120,6 +120,57 @@ def test_verifiers_reward_function():
     assert asyncio.run(integrations.verifiers_reward(completion="{'y': 6}", answer=json.dumps(TRACE_ROW))) == 1.0
 
 
+def test_a_samples_task_field_is_read_as_its_question():
+    reward = integrations.TRLReward()
+    rows = [{**TRACE_ROW, "question": None, "task": "output"}, {**TRACE_ROW, "question": "final", "task": "output"}]
+    extra = {}
+    out = reward(completions=["{'y': 6}", "{'y': 6}"], **columns(rows), log_extra=lambda c, v: extra.setdefault(c, v))
+    assert out == [0.0, 1.0]  # read as an output prediction (7), then as final values (question wins)
+    assert extra["execalign_status"] == ["ok", "ok"]
+    verl = integrations.compute_score("execalign", "7", {**TRACE_ROW, "question": None, "task": "output"})
+    assert verl["score"] == 1.0
+
+
+BAD_KIND = {"kind": "rvlr", "code": CODE, "tests": json.dumps(["f(3)"])}
+NAMED = "invalid_task: unknown kind 'rvlr': choose rlvr or trace"
+
+
+def adapters_on(row, completion):
+    """Each adapter called as its trainer calls it, with one sample: its reward and masked flag."""
+    trl = integrations.TRLReward()(completions=[completion], **columns([row]))[0]
+    trl_async = asyncio.run(integrations.AsyncTRLReward()(completions=[completion], **columns([row])))[0]
+    verl = integrations.compute_score(data_source="x", solution_str=completion, ground_truth=row, extra_info={})
+    verl_async = asyncio.run(integrations.compute_score_async("x", completion, json.dumps(row), {}))
+    openrlhf = integrations.openrlhf_reward(["P:" + completion], ["P:"], [json.dumps(row)])
+    verifiers = asyncio.run(integrations.verifiers_reward(completion=completion, info=row))
+    return {
+        "trl": (trl, trl is None),
+        "trl_async": (trl_async, trl_async is None),
+        "verl": (verl["score"], verl["masked"] == 1.0),
+        "verl_async": (verl_async["score"], verl_async["masked"] == 1.0),
+        "openrlhf": (openrlhf["rewards"][0], openrlhf["extra_logs"]["masked"] == [1.0]),
+        "verifiers": (verifiers, None),
+    }
+
+
+def test_an_unknown_kind_is_an_invalid_task_that_names_it_in_every_adapter(caplog):
+    with caplog.at_level("WARNING", logger="rewards.integrations"):
+        results = adapters_on(BAD_KIND, "{'y': 6}")
+    assert results == {
+        "trl": (None, True),
+        "trl_async": (None, True),
+        "verl": (0.0, True),
+        "verl_async": (0.0, True),
+        "openrlhf": (0.0, True),
+        "verifiers": (0.0, None),
+    }
+    warnings = [r.getMessage() for r in caplog.records]
+    assert len(warnings) == len(results) and all("1 of 1 samples masked" in w and NAMED in w for w in warnings)
+    assert "non-empty" not in " ".join(warnings)
+    good = adapters_on(TRACE_ROW, "{'y': 6}")
+    assert all(reward == 1.0 and not masked for reward, masked in good.values())
+
+
 # ---------------------------------------------------------------- the server
 
 
@@ -154,11 +205,22 @@ def test_server_openrlhf_json_batch_and_health(server):
     )
     assert status == 200 and body["rewards"] == [1.0, 1.0] and body["extra_logs"]["masked"] == [0.0, 0.0]
     status, body = post(
-        server.url + "/batch", {"items": [{"code": CODE, "tests": ["f(3)"], "predicted_trace": "7", "task": "output"}]}
+        server.url + "/batch",
+        {"items": [{"code": CODE, "tests": ["f(3)"], "predicted_trace": "7", "question": "output"}]},
     )
-    assert status == 200 and body["scores"][0]["reward"] == 1.0
+    assert status == 200 and body["scores"][0]["reward"] == 1.0 and body["scores"][0]["question"] == "output"
     with urllib.request.urlopen(server.url + "/health", timeout=30) as response:
         assert json.loads(response.read())["status"] == "ok"
+
+
+def test_server_names_an_unknown_kind(server, caplog):
+    with caplog.at_level("WARNING", logger="rewards.integrations"):
+        status, body = post(server.url + "/", {"query": ["P:7"], "prompts": ["P:"], "labels": [json.dumps(BAD_KIND)]})
+    assert status == 200 and body["rewards"] == [0.0] and body["extra_logs"]["masked"] == [1.0]
+    assert any(NAMED in r.getMessage() for r in caplog.records)
+    item = {"code": CODE, "tests": ["f(3)"], "predicted_trace": "7", "task": "output"}  # "task": the old name
+    status, body = post(server.url + "/batch", {"items": [item]})
+    assert body["scores"][0]["question"] == "output" and body["scores"][0]["reward"] == 1.0
 
 
 def test_server_rejects_bad_requests(server):
@@ -175,7 +237,7 @@ def test_server_backpressure_and_no_accepted_request_lost(server):
                 "code": "import time\ntime.sleep(1.5)\ndef f():\n    return 1",
                 "tests": ["f()"],
                 "predicted_trace": "1",
-                "task": "output",
+                "question": "output",
             }
         ]
     }
@@ -197,7 +259,7 @@ def test_server_graceful_shutdown_finishes_accepted_requests():
                 "code": "import time\ntime.sleep(1)\ndef f():\n    return 2",
                 "tests": ["f()"],
                 "predicted_trace": "2",
-                "task": "output",
+                "question": "output",
             }
         ]
     }
@@ -237,7 +299,7 @@ def test_execalign_serve_command_stops_gracefully_on_sigterm(tmp_path):
                     "code": "import time\ntime.sleep(1)\ndef f():\n    return 3",
                     "tests": ["f()"],
                     "predicted_trace": "3",
-                    "task": "output",
+                    "question": "output",
                 }
             ]
         }

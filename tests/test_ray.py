@@ -23,7 +23,7 @@ def items(n, sleep=0.0):
             "code": code + f"\n# variant {i % 12}",
             "tests": [f"f({i % 5})"],
             "predicted_trace": str(2 * (i % 5) + 1),
-            "task": "output",
+            "question": "output",
         }
         for i in range(n)
     ]

@@ -1,14 +1,15 @@
-"""rewards: the exact examples, parsing, comparison, alignment, statuses, batches and tasks."""
+"""rewards: the exact examples, parsing, comparison, alignment, statuses, batches, questions, tasks and test suites."""
 
 import math
 
+import msgspec
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import rewards
-from rewards import align, score, score_batch, tasks
+from rewards import align, questions, score, score_batch, tasks, testcases
 from rewards.compare import coderl_equal, typed_equal
 from rewards.parse import MAX_CHARS, ParseError, parse_answer, parse_arguments
 from tests.strategies import same, values
@@ -38,21 +39,21 @@ def on_test_pool(pool, monkeypatch):
 def test_the_examples_that_must_hold_exactly():
     assert score(CODE, ["f(3)"], '{"y": 6}').reward == 1.0
     assert score(CODE, ["f(3)"], '{"y": 5}').reward == 0.0
-    assert score(CODE, ["f(3)"], "7", task="output").reward == 1.0
-    assert score(CODE, ["f(3)"], "8", task="output").reward == 0.0
+    assert score(CODE, ["f(3)"], "7", question="output").reward == 1.0
+    assert score(CODE, ["f(3)"], "8", question="output").reward == 0.0
     assert score(CODE, ["assert f(3) == 7"]).reward == 1.0
     assert score(CODE, ["assert f(3) == 8"]).reward == 0.0
     coderl = score(CODE, ["f(3)"], 'Step by step ...\n{"final_output": 7, "variables": {"y": 6}}')
-    assert coderl.reward == 1.0 and coderl.task == "final"
+    assert coderl.reward == 1.0 and coderl.question == "final"
     garbled = score(CODE, ["f(3)"], "so the answer is {'y': 6")
     assert garbled.status == "parse_error" and garbled.reward == 0.0 and garbled.message
 
 
-def test_auto_says_which_task_it_chose():
-    assert score(CODE, ["f(3)"], "{'lines': [2, 3]}").task == "lines"
-    assert score(CODE, ["f(3)"], "[{'line': 2, 'changes': {'y': 6}}]").task == "steps"
-    assert score(CODE, ["f(3)"], "7").task == "output"
-    assert score(CODE, ["f(3)"], "{'y': 6}").task == "final"
+def test_auto_says_which_question_it_chose():
+    assert score(CODE, ["f(3)"], "{'lines': [2, 3]}").question == "lines"
+    assert score(CODE, ["f(3)"], "[{'line': 2, 'changes': {'y': 6}}]").question == "steps"
+    assert score(CODE, ["f(3)"], "7").question == "output"
+    assert score(CODE, ["f(3)"], "{'y': 6}").question == "final"
 
 
 def test_test_formats_and_test_index():
@@ -63,9 +64,9 @@ def test_test_formats_and_test_index():
     assert (
         score("print(int(input()) + 1)", [{"stdin": "1", "stdout": "2"}, {"stdin": "5", "stdout": "7"}]).reward == 0.5
     )
-    assert score(CODE, ["f(1)", "f(3)"], "7", task="output", test_index=1).reward == 1.0
+    assert score(CODE, ["f(1)", "f(3)"], "7", question="output", test_index=1).reward == 1.0
     assert score(CODE, ["assert f(1) == 3", "assert f(3) == 7"], "{'y': 6}", test_index=1).reward == 1.0
-    assert score(PROGRAM, [{"stdin": "3\n", "stdout": "5\n"}], "'5\\n'", task="output").reward == 1.0
+    assert score(PROGRAM, [{"stdin": "3\n", "stdout": "5\n"}], "'5\\n'", question="output").reward == 1.0
 
 
 def test_main_style_programs_final_values():
@@ -89,7 +90,7 @@ def test_typed_values_and_coderl_plus_leniency():
     assert score(
         code, ["f()"], "{'a': [1, 2], 'b': {'1': 1}, 'c': 1000000000000000000000000000000}"
     ).reward == pytest.approx(1 / 3)
-    assert score(code, ["f()"], "0.3", task="output").reward == 1.0  # relative tolerance
+    assert score(code, ["f()"], "0.3", question="output").reward == 1.0  # relative tolerance
     lenient = score(
         code,
         ["f()"],
@@ -112,20 +113,38 @@ def test_statuses_are_distinct_and_masked_ones_have_no_reward():
     bad = score(CODE, ["f(3"], "7")
     assert bad.status == "invalid_task" and bad.reward is None and bad.masked
     assert score(CODE, [], "7").status == "invalid_task"
-    assert score(CODE, ["f(3)"], "7", task="nonsense").status == "invalid_task"
+    assert score(CODE, ["f(3)"], "7", question="nonsense").status == "invalid_task"
     assert score(CODE, ["f(3)"], "7", test_index=5).status == "invalid_task"
 
 
 def test_batch_keeps_order_survives_bad_items_and_runs_each_code_once():
     rewards.CACHE.clear()
     misses = rewards.CACHE.misses
-    items = [{"code": CODE, "tests": ["f(4)"], "predicted_trace": str(v), "task": "output"} for v in range(5, 13)]
+    items = [{"code": CODE, "tests": ["f(4)"], "predicted_trace": str(v), "question": "output"} for v in range(5, 13)]
     items.insert(3, {"code": CODE, "tests": "not a list of tests at all", "predicted_trace": 1})
     items.insert(5, {"nonsense": True})
     scores = score_batch(items, progress=True)
     assert [s.reward for s in scores] == [0, 0, 0, None, 0, None, 1, 0, 0, 0]  # f(4) == 9
     assert scores[5].status == "invalid_task"
     assert rewards.CACHE.misses - misses == 1
+
+
+def test_task_is_the_old_name_of_question():
+    assert score(CODE, ["f(3)"], "7", task="output").question == "output"
+    assert score(CODE, ["f(3)"], "{'output': 7}", question="output", task="final").question == "output"
+    item = {"code": CODE, "tests": ["f(3)"], "predicted_trace": "{'y': 6}", "task": "output"}
+    assert score_batch([item])[0].question == "output"  # a dict item's "task" is read as "question"
+    assert score_batch([{**item, "question": "final"}])[0].question == "final"  # "question" wins
+    assert tasks.build_task(CODE, call="f(3)", kind="output").question == "output"
+    assert b'"question":"final"' in msgspec.json.encode(score(CODE, ["f(3)"], "{'y': 6}"))
+
+
+def test_unknown_question_names_it_and_the_valid_ones():
+    s = score(CODE, ["f(3)"], "7", question="nonsense")
+    assert (
+        s.status == "invalid_task" and "'nonsense'" in s.message and "output, final, steps, lines, input" in s.message
+    )
+    assert "'nonsense'" in tasks.build_task(CODE, call="f(3)", question="nonsense").reason
 
 
 def test_weights_mix_tests_and_prediction():
@@ -260,20 +279,20 @@ def small_programs(draw):
 @settings(max_examples=25, deadline=None)
 def test_real_trace_scores_one_and_corruption_lowers(program, xs, rnd):
     call = f"f({xs!r})"
-    built = {kind: tasks.build_task(program, call=call, kind=kind) for kind in ("steps", "lines", "output")}
+    built = {kind: tasks.build_task(program, call=call, question=kind) for kind in ("steps", "lines", "output")}
     for kind, task in built.items():
         assert isinstance(task, tasks.AlignmentTask), task
-        perfect = score(program, [call], "Reasoning.\n" + task.answer, task=kind)
+        perfect = score(program, [call], "Reasoning.\n" + task.answer, question=kind)
         assert perfect.reward == 1.0, (kind, perfect)
     steps = built["steps"].gold["steps"]
     if steps:
         broken = [dict(s) for s in steps]
         k = rnd.randrange(len(broken))
         broken[k] = {"line": broken[k]["line"] + 1000, "changes": {}}
-        corrupted = score(program, [call], tasks.as_text({"steps": broken}), task="steps")
+        corrupted = score(program, [call], tasks.as_text({"steps": broken}), question="steps")
         assert 0.0 <= corrupted.reward < 1.0
         del broken[k]
-        assert 0.0 <= score(program, [call], tasks.as_text({"steps": broken}), task="steps").reward < 1.0
+        assert 0.0 <= score(program, [call], tasks.as_text({"steps": broken}), question="steps").reward < 1.0
 
 
 # ---------------------------------------------------------------- building tasks
@@ -301,3 +320,139 @@ def test_interesting_variables_skip_constants_arguments_and_functions():
     code = "import math\ndef f(x, y):\n    LIMIT = 10\n    y = y + 1\n    z = math.sqrt(x)\n    g = len\n    return z\n"
     task = tasks.build_task(code, call="f(4, 1)", max_variables=10)
     assert task.variables == ["y", "z"]
+
+
+# ---------------------------------------------------------------- every gold answer scores 1.0
+
+LOOP = """
+def f(xs):
+    best = None
+    seen = []
+    for x in xs:
+        if best is None or x > best:
+            best = x
+        seen.append(best)
+    return best, seen
+"""
+PRINTER = """
+import sys
+words = sys.stdin.read().split()
+count = {}
+for w in words:
+    count[w] = count.get(w, 0) + 1
+print(sorted(count.items()))
+"""
+INPUTS = [
+    (CODE, {"call": "f(3)"}),
+    (LOOP, {"call": "f([3, 1, 4, 1, 5])"}),
+    (PROGRAM, {"stdin": "21\n"}),
+    (PRINTER, {"stdin": "a b a\nc\n"}),
+]
+ASKABLE = [name for name, q in rewards.QUESTIONS.items() if q.gold is not None]
+
+
+def check_gold_scores_one(code, run_on, question, template):
+    task = tasks.build_task(code, **run_on, question=question, template=template)
+    assert isinstance(task, tasks.AlignmentTask), task
+    s = score(task.code, task.tests, task.answer, question=task.question, variables=task.variables, mode=task.mode)
+    assert (s.status, s.reward) == ("ok", 1.0), (question, template, task.answer, s)
+    return task
+
+
+@pytest.mark.parametrize("template", tasks.TEMPLATES)
+@pytest.mark.parametrize("question", ASKABLE)
+@pytest.mark.parametrize("code,run_on", INPUTS)
+def test_every_gold_answer_scores_one_with_its_own_fields(code, run_on, question, template):
+    check_gold_scores_one(code, run_on, question, template)
+
+
+def test_a_programs_output_is_what_it_printed():
+    task = tasks.build_task(PROGRAM, stdin="21\n", kind="output")
+    assert task.gold == "2870\n" and score(task.code, task.tests, task.answer, question="output").reward == 1.0
+    coderl = tasks.build_task(PROGRAM, stdin="21\n", template="coderl_plus")
+    assert coderl.gold["final_output"] == "2870\n"
+
+
+@given(small_programs(), st.lists(st.integers(-5, 5), min_size=1, max_size=5), st.sampled_from(ASKABLE))
+@settings(max_examples=12, deadline=None)
+def test_gold_answers_of_generated_programs_score_one(program, xs, question):
+    as_program = program + "\nprint(f([int(a) for a in input().split()]))\n"
+    for code, run_on in ((program, {"call": f"f({xs!r})"}), (as_program, {"stdin": " ".join(map(str, xs))})):
+        for template in tasks.TEMPLATES:
+            check_gold_scores_one(code, run_on, question, template)
+
+
+def test_a_question_is_one_entry_in_the_registry(monkeypatch):
+    def count_steps(answer, truth):
+        real = len(questions.line_steps(truth.trace))
+        return questions.Graded(float(answer == real), [questions.Detail("steps", float(answer == real))])
+
+    monkeypatch.setitem(
+        rewards.QUESTIONS,
+        "count",
+        questions.Question(
+            "count", count_steps, lambda truth: len(questions.line_steps(truth.trace)), "How many lines run{what}?"
+        ),
+    )
+    task = tasks.build_task(LOOP, call="f([2, 1])", question="count")
+    executed = tasks.build_task(LOOP, call="f([2, 1])", question="lines").gold["lines"]
+    assert task.gold == len(executed) and "How many lines run on `f([2, 1])`?" in task.prompt
+    assert score(LOOP, ["f([2, 1])"], task.answer, question="count").reward == 1.0
+    assert score(LOOP, ["f([2, 1])"], str(len(executed) - 1), question="count").reward == 0.0
+
+
+# ---------------------------------------------------------------- parsing tests
+
+
+def test_test_suites_forms_and_cases():
+    suite = testcases.parse_tests(["assert f(3) == 7", "assert g(1, k=2)", "assert f(2) > 1"])
+    assert suite.form == "asserts"
+    assert [(c.call, c.function, c.expected) for c in suite.cases] == [
+        ("f(3)", "f", "7"),
+        ("g(1, k=2)", "g", None),
+        ("f(2) > 1", None, None),
+    ]
+    assert testcases.parse_tests(["f(1)", "f( 2 )"]).cases[1].call == "f( 2 )"  # run as written
+    stdio = testcases.parse_tests([{"stdin": "1", "stdout": "2"}])
+    assert stdio.form == "stdio" and (stdio.cases[0].stdin, stdio.cases[0].stdout) == ("1", "2")
+    check = testcases.parse_tests(
+        {"check": "def check(candidate):\n    assert candidate(1, 2) == 3\n", "entry_point": "add"}
+    )
+    assert check.form == "check" and check.call(0) == "add(1, 2)" and check.entry_point == "add"
+    holes = testcases.parse_tests(["assert f(??) == [1, (2, 'x')]"])
+    assert holes.form == "input" and holes.cases[0].function == "f"
+    assert holes.cases[0].expected_value() == [1, (2, "x")]
+    assert testcases.parse_tests(["f(3)"], question="input").form == "input"
+
+
+@pytest.mark.parametrize(
+    "tests,message",
+    [
+        ([], "non-empty list"),
+        (["f(3"], "not valid Python"),
+        (["assert f(1) == 2", "f(1)"], "mix"),
+        ({"check": "def check(c):\n    assert c(1) ==", "entry_point": "f"}, "check block is not valid Python"),
+        ({"check": "def check(c): pass"}, "entry_point"),
+    ],
+)
+def test_malformed_tests_are_invalid_tasks(tests, message):
+    with pytest.raises(testcases.InvalidTask, match=message):
+        testcases.parse_tests(tests)
+    s = score(CODE, tests, "7")
+    assert s.status == "invalid_task" and s.reward is None and message.split()[0] in s.message
+
+
+def test_input_tests_need_an_equality_with_a_literal():
+    assert score(CODE, ["assert f(??) != 7"], "3").status == "invalid_task"  # no expected value stated
+    assert "not a literal" in score(CODE, ["assert f(??) == g(1)"], "3").message
+    assert "out of range" in score(CODE, ["assert f(??) == 7"], "3", test_index=1).message
+
+
+@given(st.lists(values, max_size=3), values)
+@settings(max_examples=150)
+def test_an_asserts_call_and_expected_value_parse_back(args, expected):
+    call = f"f({', '.join(render(encode(a)) for a in args)})"
+    case = testcases.parse_tests([f"assert {call} == {render(encode(expected))}"]).cases[0]
+    assert case.function == "f" and case.call is not None
+    assert same(case.expected_value(), expected)
+    assert testcases.parse_tests([case.call]).cases[0].function == "f"

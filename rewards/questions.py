@@ -1,0 +1,370 @@
+"""Questions: what an answer predicts about a run, how it is scored, and its gold answer.
+
+- "output": the value of the traced call (a program's stdout for stdin/stdout tests);
+- "final":  final values of variables ({"y": 6}), or the CodeRL+ answer
+            {"final_output": 7, "variables": {"y": 6}} (the output is one more item);
+- "steps":  the line-by-line trajectory, [{"line": 3, "changes": {"y": 6}}, ...];
+- "lines":  the sequence of executed line numbers, [2, 3, 4];
+- "input":  CRUXEval-I, arguments that make `f` return the asserted output.
+
+Each is a `Question` in the registry `QUESTIONS`: a scorer with the one
+signature `score(answer, truth) -> Graded` (the parsed answer, and the `Truth`:
+the sandbox's run plus what was asked), its gold answer from the same `Truth`
+(what `tasks.build_task` asks a model to write, which scores 1.0), and the
+prompt `build_task` asks it with. Adding a question is adding one entry.
+
+Scores lie in [0, 1]: output and input 1 or 0; final: correct items / items,
+where the items are the variables asked for (`Truth.variables`, else those
+worth asking about: `interesting_variables`) plus every other predicted name;
+steps and lines: the alignment score (`align`). `coderl_plus` is CodeRL+'s
+reward for a final answer: 0.1 for the format plus 0.9 * correct / (1 + n).
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+import msgspec
+import numpy as np
+
+import sandbox
+from sandbox import Result
+from tracer import Step, Trace, Value, encode, render
+
+from . import align
+from .compare import DEFAULT_RTOL, gold, matches
+from .parse import ParseError
+from .testcases import InvalidTask
+
+_NOT_ASKED = {"function", "class", "module", "generator", "coroutine"}
+
+
+class Detail(msgspec.Struct, frozen=True):
+    item: str  # "output", "y", "step 3 (line 5)", "lines"
+    score: float  # 1.0 right, 0.0 wrong, in between for partly right steps
+    predicted: str = ""
+    actual: str = ""
+
+
+class Graded(NamedTuple):
+    """A scorer's verdict on one answer."""
+
+    score: float  # in [0, 1]
+    details: list[Detail]
+
+
+@dataclass(frozen=True)
+class Truth:
+    """What an answer is checked against: the question's sandbox run, and what was asked."""
+
+    result: Result  # the traced run of the test (input: the run of the predicted call)
+    code: str = ""
+    stdio: bool = False  # the run is a program on stdin: its output is its stdout
+    variables: list[str] | None = None  # final: the names asked about (None: the interesting ones)
+    expected: Any = None  # input: the output the test asserts
+    mode: str = "typed"  # how values compare: typed, or coderl_plus (see `compare`)
+    rtol: float = DEFAULT_RTOL
+
+    @property
+    def trace(self) -> Trace:
+        if self.result.trace is None:
+            raise ValueError("the run has no trace")
+        return self.result.trace
+
+
+Scorer = Callable[[Any, Truth], Graded]
+
+
+@dataclass(frozen=True)
+class Question:
+    name: str
+    score: Scorer
+    gold: Callable[[Truth], Any] | None = None  # None: build_task cannot ask it
+    prompt: str = ""  # how build_task asks it ({what}: the input, {names}: the variables asked)
+    numbered: bool = False  # the prompt shows line numbers (the answer names lines)
+    component: str = "prediction"  # the answer's score's name in `Score.components`
+
+
+# ---------------------------------------------------------------- what the questions are about
+
+
+def target_frames(trace: Trace) -> set[int]:
+    """The frames a question is about: the traced call's own frame, or, for a
+    program, module level and the functions it calls directly (`main`)."""
+    if trace.call_step >= 0:
+        first = next((s for s in trace.steps[trace.call_step :] if s.event == "call"), None)
+        return {first.frame} if first is not None else set()
+    return {f.id for f in trace.frames if f.depth <= 1 and f.thread == 0}
+
+
+def _constant_only(code: str | None) -> set[str]:
+    """Names that the code only ever assigns a literal constant (not worth asking)."""
+    if not code:
+        return set()
+    try:
+        tree = ast.parse(code)
+    except SyntaxError:
+        return set()
+    constant: set[str] = set()
+    other: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Assign):
+            for target in node.targets:
+                if isinstance(target, ast.Name):
+                    (constant if isinstance(node.value, ast.Constant) else other).add(target.id)
+        elif isinstance(node, (ast.AugAssign, ast.AnnAssign, ast.For, ast.comprehension, ast.NamedExpr)):
+            for name in ast.walk(node.target):
+                if isinstance(name, ast.Name):
+                    other.add(name.id)
+    return constant - other
+
+
+def interesting_variables(trace: Trace, code: str | None = None) -> list[str]:
+    """Variables worth asking about, in a stable order: they changed during the run, are not
+    an argument left as passed, and are not only ever assigned a constant."""
+    frames = target_frames(trace)
+    constants = _constant_only(code)
+    names: dict[str, None] = {}
+    for frame in trace.frames:
+        if frame.id not in frames:
+            continue
+        arguments: set[str] = set()
+        for step in trace.steps:
+            if step.frame == frame.id and step.event == "call":
+                arguments = set(step.changes)
+                break
+        for name, value in frame.locals.items():
+            if value.t in _NOT_ASKED or name in constants or name.startswith("__"):
+                continue
+            if name in arguments and frame.defined_at.get(name) == frame.line:
+                continue  # an argument never reassigned: a copy of the input
+            names[name] = None
+    return list(names)
+
+
+def final_values(trace: Trace) -> dict[str, Value]:
+    """Each name's final value, preferring the traced call's frame, then module level, then the rest."""
+    values: dict[str, Value] = {}
+    primary = target_frames(trace)
+    for frame in sorted(trace.frames, key=lambda f: (f.id in primary, -f.depth, f.id)):
+        values.update(frame.locals)
+    return values
+
+
+def line_steps(trace: Trace) -> list[Step]:
+    """The line steps of the traced execution (of the call, when there is one)."""
+    return [s for s in trace.steps[max(trace.call_step, 0) :] if s.event == "line"]
+
+
+def asked_variables(truth: Truth) -> list[str]:
+    """The variables a final answer is asked about."""
+    if truth.variables is not None:
+        return list(truth.variables)
+    return interesting_variables(truth.trace, truth.code)
+
+
+# ---------------------------------------------------------------- scorers
+
+
+def _short(text: str, limit: int = 300) -> str:
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _show(value: Any) -> str:
+    try:
+        return _short(render(encode(value)))
+    except Exception:  # never let a display problem fail a score
+        return "?"
+
+
+def score_output(answer: Any, truth: Truth) -> Graded:
+    """Against the call's value, or against the program's stdout for stdin/stdout tests."""
+    if truth.stdio:
+        real = truth.result.stdout
+        ok = isinstance(answer, str) and sandbox.matches(answer, real)
+        return Graded(float(ok), [Detail("output", float(ok), _show(answer), _short(repr(real)))])
+    trace = truth.trace
+    actual = trace.returned if trace.returned is not None else encode(None)
+    ok = matches(answer, actual, truth.mode, truth.rtol)
+    return Graded(float(ok), [Detail("output", float(ok), _show(answer), _short(render(actual)))])
+
+
+def score_final(answer: Any, truth: Truth) -> Graded:
+    if not isinstance(answer, dict):
+        raise ParseError(f"a final-values answer is a dict of names, got {type(answer).__name__}")
+    values = answer.get("variables", answer) if ("variables" in answer or "final_output" in answer) else answer
+    if not isinstance(values, dict):
+        raise ParseError("'variables' must be a dict of names")
+    asked = asked_variables(truth)
+    names = asked + [n for n in values if isinstance(n, str) and n not in asked and n != "final_output"]
+    real = final_values(truth.trace)
+    details = score_output(answer["final_output"], truth).details if "final_output" in answer else []
+    for name in names:
+        actual = real.get(name)
+        if name not in values or actual is None:
+            shown = _show(values[name]) if name in values else ""
+            details.append(Detail(name, 0.0, shown, render(actual) if actual is not None else "<no such variable>"))
+            continue
+        ok = matches(values[name], actual, truth.mode, truth.rtol)
+        details.append(Detail(name, float(ok), _show(values[name]), _short(render(actual))))
+    total = len(details)
+    return Graded(sum(d.score for d in details) / total if total else 1.0, details)
+
+
+def _predicted_steps(answer: Any) -> list[tuple[int | None, dict[Any, Any]]]:
+    if not isinstance(answer, list):
+        raise ParseError(
+            f"a steps answer is a list of {{'line': ..., 'changes': {{...}}}}, got {type(answer).__name__}"
+        )
+    steps = []
+    for item in answer:
+        changes: Any
+        if isinstance(item, dict):
+            line = item.get("line")
+            changes = next((item[k] for k in ("changes", "variables", "vars", "state") if k in item), {})
+        elif isinstance(item, (list, tuple)) and len(item) == 2:
+            line, changes = item
+        else:
+            raise ParseError(f"a step must be a dict with 'line' (and 'changes'), got {_show(item)}")
+        steps.append((line if type(line) is int else None, changes if isinstance(changes, dict) else {}))
+    return steps
+
+
+def score_steps(answer: Any, truth: Truth) -> Graded:
+    predicted = _predicted_steps(answer)[: align.MAX_LENGTH]
+    real = line_steps(truth.trace)
+    actual = real[: align.MAX_LENGTH]
+    by_line: dict[int, list[int]] = {}
+    for j, step in enumerate(actual):
+        by_line.setdefault(step.line, []).append(j)
+    similarity = np.zeros((len(predicted), len(actual)))
+    for i, (line, changes) in enumerate(predicted):
+        for j in by_line.get(line, ()) if line is not None else ():
+            real_changes = actual[j].changes
+            names = set(real_changes) | {k for k in changes if isinstance(k, str)}
+            if not names:
+                similarity[i, j] = 1.0
+                continue
+            right = sum(
+                1 for n in real_changes if n in changes and matches(changes[n], real_changes[n], truth.mode, truth.rtol)
+            )
+            similarity[i, j] = right / len(names)
+    score = align.alignment_score(similarity, len(predicted), len(real))
+    best = similarity.max(axis=1) if similarity.size else np.zeros(len(predicted))
+    return Graded(score, [Detail(f"step {i} (line {line})", float(best[i])) for i, (line, _) in enumerate(predicted)])
+
+
+def score_lines(answer: Any, truth: Truth) -> Graded:
+    if not isinstance(answer, list) or not all(type(x) is int for x in answer):
+        raise ParseError("a lines answer is a list of line numbers")
+    real = [s.line for s in line_steps(truth.trace)]
+    score = align.alignment_score(align.line_similarity(answer, real), len(answer), len(real))
+    return Graded(score, [Detail("lines", score, _short(str(answer)), _short(str(real)))])
+
+
+def score_input(answer: Any, truth: Truth) -> Graded:
+    """The run is of the predicted call: does it return the output the test asserts?"""
+    real = truth.result.value
+    ok = real is not None and matches(truth.expected, real, truth.mode, truth.rtol)
+    return Graded(
+        float(ok), [Detail("output", float(ok), _show(truth.expected), render(real) if real is not None else "")]
+    )
+
+
+def coderl_plus(answer: Any, truth: Truth) -> tuple[float, list[Detail], dict[str, float]]:
+    """CodeRL+'s reward for an answer {"final_output": ..., "variables": {...}} (values compared
+    leniently): the reward, the details, and the components (format, values)."""
+    details = score_final(answer, truth).details
+    asked = len(asked_variables(truth))
+    correct = sum(d.score for d in details[: 1 + asked])  # CodeRL+ counts the output and the asked variables only
+    return 0.1 + 0.9 * correct / (1 + asked), details, {"format": 1.0, "values": correct / (1 + asked)}
+
+
+# ---------------------------------------------------------------- gold answers
+
+
+def gold_output(truth: Truth) -> Any:
+    if truth.stdio:
+        return truth.result.stdout  # the sandbox lets a program write to its real stdout
+    returned = truth.trace.returned
+    return gold(returned) if returned is not None else None
+
+
+def gold_final(truth: Truth) -> dict[str, Any]:
+    values = final_values(truth.trace)
+    return {name: gold(values[name]) for name in truth.variables or [] if name in values}
+
+
+def gold_coderl_plus(truth: Truth) -> dict[str, Any]:
+    return {"final_output": gold_output(truth), "variables": gold_final(truth)}
+
+
+def gold_steps(truth: Truth) -> dict[str, Any]:
+    steps = line_steps(truth.trace)
+    return {"steps": [{"line": s.line, "changes": {k: gold(v) for k, v in s.changes.items()}} for s in steps]}
+
+
+def gold_lines(truth: Truth) -> dict[str, Any]:
+    return {"lines": [s.line for s in line_steps(truth.trace)]}
+
+
+# ---------------------------------------------------------------- the registry
+
+QUESTIONS: dict[str, Question] = {
+    q.name: q
+    for q in (
+        Question(
+            "output",
+            score_output,
+            gold_output,
+            "What does the code produce{what}? Think step by step, then write the value as a Python literal "
+            "on the last line.",
+        ),
+        Question(
+            "final",
+            score_final,
+            gold_final,
+            "After the code runs{what}, what are the final values of {names}? Think step by step, then write "
+            "a Python dict literal mapping each name to its value on the last line.",
+        ),
+        Question(
+            "steps",
+            score_steps,
+            gold_steps,
+            "Trace the execution{what} line by line: for each executed line, the variables it changes. Think "
+            "step by step, then write {{'steps': [{{'line': n, 'changes': {{name: value}}}}, ...]}} on the last "
+            "line.",
+            numbered=True,
+        ),
+        Question(
+            "lines",
+            score_lines,
+            gold_lines,
+            "Which line numbers execute{what}, in order? Think step by step, then write {{'lines': [...]}} on "
+            "the last line.",
+            numbered=True,
+        ),
+        Question("input", score_input, component="input"),
+    )
+}
+_WRAPPED = ("steps", "lines", "output")  # answers that may come as {"steps": [...]} and so on
+
+
+def resolve(question: str, value: Any) -> tuple[str, Any]:
+    """The question an answer is for ("auto": from its shape), and the part of the answer that matters."""
+    if question != "auto" and question not in QUESTIONS:
+        raise InvalidTask(f"unknown question {question!r}: choose auto, {', '.join(QUESTIONS)}")
+    if isinstance(value, dict) and len(value) == 1:
+        ((key, inner),) = value.items()
+        if key in _WRAPPED and question in ("auto", key):
+            return key, inner
+    if question != "auto":
+        return question, value
+    if isinstance(value, dict) and value and all(isinstance(k, str) for k in value):
+        return "final", value
+    if isinstance(value, list) and value and all(isinstance(s, dict) and "line" in s for s in value):
+        return "steps", value
+    return "output", value
