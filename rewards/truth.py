@@ -204,9 +204,7 @@ class ResultCache:
                     future.add_done_callback(lambda f, k=key: self._store(k, f))
                     waiting.append(future)
         if progress:
-            from sandbox.pool import _with_progress
-
-            return _with_progress([w if isinstance(w, Future) else _done(w) for w in waiting])
+            return sandbox.track([w if isinstance(w, Future) else _done(w) for w in waiting], "sandbox")
         return [w.result() if isinstance(w, Future) else w for w in waiting]
 
     def _store(self, key: bytes, future: Future) -> None:
