@@ -39,7 +39,7 @@ class Execution:
         self.job = job
         self.limits = job.limits
         self.nonce = secrets.token_bytes(16)
-        self.decoder = wire.Decoder[wire.FromChild](wire.FromChild, job.limits.result)
+        self.decoder: wire.Decoder[wire.FromChild] = wire.Decoder(wire.FromChild, job.limits.result)
         self.messages: list[Ready | Returned] = []  # from the child, with the job's nonce
         self.out = bytearray()
         self.err = bytearray()
@@ -204,17 +204,16 @@ class Execution:
                     names=solution_names(tests, job.entry_point) if job.mode == "asserts" else [],
                 )
             )
+            answer: Ready | Returned | None
             if job.mode == "asserts":
-                ready, tests_run = serve(self, job)
-                returned = None
+                answer, tests_run = serve(self, job)
             else:
-                answer = self.receive()
-                ready, tests_run = None, TestsRun()
-                returned = answer if isinstance(answer, Returned) else None
+                received = self.receive()
+                answer, tests_run = (received if isinstance(received, Returned) else None), TestsRun()
             self._pump(lambda: not self.pending_ctrl)  # deliver what is queued (DoneRequest)
             self._close_control()  # the child's next read ends: it cannot wait for us forever
             self._pump(lambda: False)  # drain output until every pipe closes
-            return self._finish(ready or returned, tests_run)
+            return self._finish(answer, tests_run)
         finally:
             self.selector.close()
             for fd in (self.res_r, self.out_r, self.err_r, self.in_w, self.ctrl_w):
@@ -275,7 +274,7 @@ class Execution:
         stdout: str = "",
         leftovers: int = 0,
     ) -> Result:
-        """The one place a Result is made: the verdict's status and message, and the evidence."""
+        """The job's Result: the verdict's status and message, with the evidence behind them."""
         status, message = classify(evidence)
         outcomes = evidence.tests.outcomes
         if evidence.mode == "stdio" and status in ("passed", "failed"):

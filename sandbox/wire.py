@@ -157,6 +157,7 @@ Message = ToZygote | FromZygote | ToChild | FromChild
 
 _HEADER = struct.Struct(">I")
 _ENCODER = msgspec.msgpack.Encoder()
+_MSGPACK: dict[Any, msgspec.msgpack.Decoder[Any]] = {}  # one per direction, shared by its readers
 M = TypeVar("M")
 
 
@@ -193,7 +194,9 @@ class Decoder(Generic[M]):
 
     def __init__(self, kind: Any, limit: int):
         self.limit = limit
-        self._decoder: msgspec.msgpack.Decoder[M] = msgspec.msgpack.Decoder(kind)
+        if kind not in _MSGPACK:
+            _MSGPACK[kind] = msgspec.msgpack.Decoder(kind)
+        self._decoder: msgspec.msgpack.Decoder[M] = _MSGPACK[kind]
         self._buffer = bytearray()
 
     def _size(self, header: bytes | bytearray) -> int:

@@ -15,7 +15,7 @@ import pytest
 import sandbox
 from sandbox import Job, Limits
 from tests.conftest import CRUXEVAL
-from tests.sandbox_util import quick, job_processes
+from tests.sandbox_util import job_processes, quick
 
 FAST = Limits(
     wall_time=3, cpu_time=2, memory=256 << 20, output=64 << 10, file_size=1 << 20, open_files=32, processes=16
