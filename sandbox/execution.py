@@ -26,7 +26,18 @@ from . import compare, wire
 from .asserts import serve, solution_names
 from .job import Job, Result
 from .verdict import Evidence, TestsRun, classify
-from .wire import CHILD_FDS, CONTROL_FD, RESULT_FD, JobSpec, Ready, Returned, SetupDone
+from .wire import (
+    CHILD_FDS,
+    CONTROL_FD,
+    RESULT_FD,
+    STDERR_FD,
+    STDIN_FD,
+    STDOUT_FD,
+    JobSpec,
+    Ready,
+    Returned,
+    SetupDone,
+)
 
 _EXIT_GRACE = 5.0  # seconds to wait for the zygote's exit report once a job's pipes closed
 
@@ -50,10 +61,10 @@ class Execution:
         self.start = time.monotonic()
         self.deadline = self.start + job.limits.wall_time
         pipes = {fd: os.pipe() for fd in CHILD_FDS}  # (read end, write end) of each of the child's fds
-        child_reads = (CONTROL_FD, 0)  # the child reads these; it writes the others
+        child_reads = (CONTROL_FD, STDIN_FD)  # the child reads these; it writes the others
         child_ends = [pipes[fd][0 if fd in child_reads else 1] for fd in CHILD_FDS]
-        self.ctrl_w, self.in_w = pipes[CONTROL_FD][1], pipes[0][1]
-        self.res_r, self.out_r, self.err_r = pipes[RESULT_FD][0], pipes[1][0], pipes[2][0]
+        self.ctrl_w, self.in_w = pipes[CONTROL_FD][1], pipes[STDIN_FD][1]
+        self.res_r, self.out_r, self.err_r = pipes[RESULT_FD][0], pipes[STDOUT_FD][0], pipes[STDERR_FD][0]
         try:
             self.handle = client.spawn(slot, job.limits, child_ends)
         finally:

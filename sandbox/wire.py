@@ -33,9 +33,10 @@ from tracer import ExceptionInfo, Value
 from .isolation import Layers
 from .job import Limits, Mode
 
+STDIN_FD, STDOUT_FD, STDERR_FD = 0, 1, 2  # the child's, each a pipe to the judge
 CONTROL_FD = 3  # in the child: where it reads ToChild messages
 RESULT_FD = 4  # in the child: where it writes FromChild messages
-CHILD_FDS = (CONTROL_FD, RESULT_FD, 0, 1, 2)  # where the child gets the pipe ends sent with Spawn, in order
+CHILD_FDS = (CONTROL_FD, RESULT_FD, STDIN_FD, STDOUT_FD, STDERR_FD)  # the pipe ends sent with Spawn, in order
 SETUP_FAILED = 121  # exit status of a child whose isolation could not be set up (before any code ran)
 PACKET_LIMIT = 1 << 16  # largest message on the zygote's socket
 CONTROL_LIMIT = 64 << 20  # largest message to a child

@@ -179,7 +179,7 @@ class Zygote:
             os.setsid()
             high = [fcntl.fcntl(fd, fcntl.F_DUPFD, 10) for fd in fds]  # above every target below
             for target, fd in zip(CHILD_FDS, high):
-                os.dup2(fd, target, inheritable=target <= 2)
+                os.dup2(fd, target, inheritable=target not in (CONTROL_FD, RESULT_FD))
             os.chdir(directory)
             os.environ.clear()
             os.environ.update(
