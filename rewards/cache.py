@@ -9,9 +9,7 @@ flight. infra_error results are never cached.
 from __future__ import annotations
 
 import hashlib
-import sys
 import threading
-import time
 from collections import OrderedDict
 from concurrent.futures import Future
 from functools import partial
@@ -58,7 +56,7 @@ class ResultCache:
         for key, future in started.items():  # outside the lock: a future already done calls back at once
             future.add_done_callback(partial(self._store, key))
         if progress:
-            return _with_progress(waiting)
+            return sandbox.track(waiting, "sandbox")
         return [w.result() for w in waiting]
 
     def _store(self, key: bytes, future: Future[Result]) -> None:
@@ -81,21 +79,6 @@ def _done(result: Result) -> Future[Result]:
     future: Future[Result] = Future()
     future.set_result(result)
     return future
-
-
-def _with_progress(futures: list[Future[Result]]) -> list[Result]:
-    """Results in order, with a progress line on stderr. A local stand-in for the sandbox's
-    public progress facility, used here until it lands."""
-    total, start = len(futures), time.monotonic()
-    results = []
-    for done, future in enumerate(futures, 1):
-        results.append(future.result())
-        if done == total or done % max(1, total // 100) == 0:
-            rate = done / max(time.monotonic() - start, 1e-9)
-            sys.stderr.write(f"\rsandbox: {done}/{total} jobs, {rate:.0f}/s")
-            sys.stderr.flush()
-    sys.stderr.write("\n")
-    return results
 
 
 CACHE = ResultCache()

@@ -8,12 +8,19 @@
         r.status, r.passed, r.total                     # 'passed', 1, 1
     print(pool.layers.describe())                       # which isolation layers this machine allows
 
-`sandbox.run(task)` uses a shared default pool. Modes: call, asserts, stdio,
+`sandbox.run(job)` uses a shared default pool. Modes: call, asserts, stdio,
 script (see `Job`). Statuses: ok (ran, no verdict asked), passed, failed,
 error, timeout, memory_exceeded, output_exceeded, killed, infra_error (ours or
-the machine's: mask it, never score it). The judge (this process) holds tests
-and expected values; the code runs in a child forked from a zygote that never
-sees them. See `sandbox.isolation` for the layers and their fallbacks.
+the machine's: mask it, never score it); `sandbox.verdict` decides them.
+`sandbox.track(futures, label)` waits for a batch and shows its progress. The
+judge (this process) holds tests and expected values; the code runs in a child
+forked from a zygote that never sees them. See `sandbox.isolation` for the
+layers and their fallbacks.
+
+Modules: job (Job, Limits, Result), pool (the judge's workers and its client of
+the zygote), execution (one job's pipes), asserts (asserts mode in the judge),
+verdict (the status), wire (every message and its framing), zygote and child
+(the processes that run the code), isolation, compare, progress.
 """
 
 from __future__ import annotations
@@ -25,9 +32,9 @@ from tracer import to_python
 
 from .compare import matches
 from .isolation import Layers
+from .job import STATUSES, Job, Limits, Result, TestOutcome
 from .pool import Pool
-from .protocol import STATUSES, Limits
-from .result import Job, Result, TestOutcome
+from .progress import track
 
 Task = Job  # the name the README used before 0.2: kept as an alias of `Job`
 
@@ -44,6 +51,7 @@ __all__ = [
     "matches",
     "run",
     "to_python",
+    "track",
 ]
 
 _default: Pool | None = None

@@ -1,10 +1,13 @@
 """Asserts mode, judge side: dataset tests run here, the solution's names are proxies.
 
-Each `assert` is rewritten so that it records an outcome instead of raising
-(every assertion counts, one failure does not hide the next), and `assert a == b`
-reports "expected b, got a". A proxy call sends typed values to the child and
-turns the answer back into builtin objects; what has no builtin form (an object,
-a function, an AlwaysEqual trick) becomes an `Opaque` that equals nothing.
+`serve(channel, job)` takes the child's `Ready` (which of the names the tests
+need the solution defines), fetches plain values, and runs the tests with a
+proxy for each solution function. Each `assert` is rewritten so that it records
+an outcome instead of raising (every assertion counts, one failure does not hide
+the next), and `assert a == b` reports "expected b, got a". A proxy call sends
+typed values to the child and turns the answer back into builtin objects; what
+has no builtin form (an object, a function, an AlwaysEqual trick) becomes an
+`Opaque` that equals nothing. What the tests found goes to `sandbox.verdict`.
 """
 
 from __future__ import annotations
@@ -12,13 +15,25 @@ from __future__ import annotations
 import ast
 import builtins
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from tracer import ExceptionInfo, NotDecodable, Value, encode, render, to_python
 
-from .result import TestOutcome
+from .job import Job, TestOutcome
+from .verdict import TestsRun
+from .wire import CallRequest, DoneRequest, FetchRequest, Ready, Returned, ToChild
 
 RECORD = "__execalign_assert__"
+
+
+class Channel(Protocol):
+    """The judge's end of a child's pipes (`sandbox.execution.Execution`)."""
+
+    def send(self, message: ToChild) -> None: ...
+
+    def receive(self) -> Ready | Returned | None:
+        """The child's next message; None once it is gone (ended, killed, or its channel broken)."""
+        ...
 
 
 class ChildGone(Exception):
@@ -51,6 +66,56 @@ class Opaque:
 
     def __repr__(self) -> str:
         return render(self.value)
+
+
+def serve(channel: Channel, job: Job) -> tuple[Ready | None, TestsRun]:
+    """Asserts mode once the child has its spec: its `Ready` (None if it never came), and the tests' run."""
+    ready = channel.receive()
+    if not isinstance(ready, Ready):
+        return None, TestsRun()
+    if ready.exception is not None:  # the child has ended
+        return ready, TestsRun()
+    tests = job.tests if job.tests is not None else []
+    names: dict[str, Any] = {name: _Proxy(channel, name) for name in ready.callable}
+    try:
+        for name in ready.values:
+            names[name] = from_child(_ask(channel, FetchRequest(name)).value)
+    except ChildGone:
+        return ready, TestsRun(lost=True)
+    missing = [n for n in ([job.entry_point] if job.entry_point else []) if n not in names]
+    if missing:
+        channel.send(DoneRequest())
+        return ready, TestsRun(missing=missing)
+    outcomes, lost = run_tests(tests, job.entry_point, names)
+    if not lost:
+        channel.send(DoneRequest())
+    return ready, TestsRun(outcomes=outcomes, lost=lost)
+
+
+def _ask(channel: Channel, request: CallRequest | FetchRequest) -> Returned:
+    channel.send(request)
+    answer = channel.receive()
+    if not isinstance(answer, Returned):
+        raise ChildGone()
+    return answer
+
+
+class _Proxy:
+    """Stands for a solution function in the judge's test namespace."""
+
+    def __init__(self, channel: Channel, name: str):
+        self._channel = channel
+        self._name = name
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        request = CallRequest(self._name, [encode(a) for a in args], {k: encode(v) for k, v in kwargs.items()})
+        answer = _ask(self._channel, request)
+        if answer.exception is not None:
+            raise_from_child(answer.exception)
+        return from_child(answer.value)
+
+    def __repr__(self) -> str:
+        return f"<solution function {self._name}>"
 
 
 def from_child(value: Value | None) -> Any:
@@ -100,7 +165,8 @@ def solution_names(tests: list[str] | str, entry_point: str | None) -> list[str]
     """Names the tests read but never bind: those come from the solution."""
     source = tests if isinstance(tests, str) else "\n".join(tests)
     tree = ast.parse(source)
-    bound, loaded = set(), []
+    bound: set[str] = set()
+    loaded: list[str] = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Name):
             (bound.add if isinstance(node.ctx, (ast.Store, ast.Del)) else loaded.append)(node.id)
@@ -116,17 +182,22 @@ def solution_names(tests: list[str] | str, entry_point: str | None) -> list[str]
     return names
 
 
-def run_tests(tests: list[str] | str, entry_point: str | None, names: dict[str, Any]) -> tuple[list[TestOutcome], str]:
+def run_tests(tests: list[str] | str, entry_point: str | None, names: dict[str, Any]) -> tuple[list[TestOutcome], bool]:
     """Run the tests with `names` (proxies and fetched values) in scope.
 
-    Returns the outcomes and, if the child was lost in the middle (died, timed
-    out), why; the outcomes so far are kept.
+    Returns the outcomes and whether the child was lost in the middle (died,
+    timed out); the outcomes so far are kept.
     """
     outcomes: list[TestOutcome] = []
 
-    def record(test: Callable, text: str, left: Callable | None = None, right: Callable | None = None) -> None:
+    def record(
+        test: Callable[[], Any],
+        text: str,
+        left: Callable[[], Any] | None = None,
+        right: Callable[[], Any] | None = None,
+    ) -> None:
         try:
-            if left is not None:
+            if left is not None and right is not None:
                 got = left()
                 expected = right()
                 passed = bool(got == expected)
@@ -159,6 +230,6 @@ def run_tests(tests: list[str] | str, entry_point: str | None, names: dict[str, 
                 raise
             except Exception as error:
                 outcomes.append(TestOutcome("check(candidate)", False, f"{type(error).__name__}: {error}"))
-    except ChildGone as gone:
-        return outcomes, str(gone) or "the solution process was lost"
-    return outcomes, ""
+    except ChildGone:
+        return outcomes, True
+    return outcomes, False

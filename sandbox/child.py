@@ -1,11 +1,12 @@
-"""What runs inside a task child, after isolation is in place.
+"""What runs inside a job's child, after isolation is in place.
 
 The child reads its `JobSpec` from the control pipe, runs the code, and writes
-result frames to the result pipe: `Returned` for call, script and stdio modes;
-for asserts mode a `Ready` frame, then one `Returned` per call request until
-`DoneRequest`. It ends with `os._exit`, so atexit hooks, excepthook rewrites and
-daemon threads of the code cannot change anything after the frame is written.
-Values are encoded with the tracer's typed encoder, which runs no user code.
+messages (`sandbox.wire`) to the result pipe: `Returned` for call, script and
+stdio modes; for asserts mode `Ready`, then one `Returned` per call or fetch
+request until `DoneRequest`. It ends with `os._exit`, so atexit hooks, excepthook
+rewrites and daemon threads of the code cannot change anything after the message
+is written. Values are encoded with the tracer's typed encoder, which runs no
+user code.
 """
 
 from __future__ import annotations
@@ -14,24 +15,13 @@ import os
 import sys
 from typing import Any
 
-import msgspec
-
 import tracer
 from tracer import TraceLimits, encode, exception_info, to_python
 
-from .protocol import (
-    CallRequest,
-    DoneRequest,
-    FetchRequest,
-    JobSpec,
-    Ready,
-    Returned,
-    read_exact,
-    read_request,
-    write_frame,
-)
+from . import wire
+from .wire import CallRequest, DoneRequest, FetchRequest, JobSpec, Ready, Returned
 
-_SPEC_LIMIT = 64 << 20
+_CONTROL = wire.Decoder[wire.ToChild](wire.ToChild, wire.CONTROL_LIMIT)
 
 
 def _flush() -> None:
@@ -43,23 +33,18 @@ def _flush() -> None:
 
 
 def run(control_fd: int, result_fd: int) -> None:
-    """Serve one task; never returns."""
-    spec = read_spec(control_fd)
-    try:
+    """Serve one job; never returns."""
+    try:  # whatever happens, this process ends here: it never returns into the zygote's code
+        spec = _CONTROL.read(control_fd)
+        if not isinstance(spec, JobSpec):
+            raise wire.ChannelError(f"expected the job's spec first, got {type(spec).__name__}")
         if spec.mode == "asserts":
             _serve_asserts(spec, control_fd, result_fd)
         else:
-            write_frame(result_fd, _run_program(spec))
+            wire.write(result_fd, _run_program(spec))
     finally:
         _flush()
         os._exit(0)
-
-
-def read_spec(fd: int) -> JobSpec:
-    size = int.from_bytes(read_exact(fd, 4), "big")
-    if size > _SPEC_LIMIT:
-        raise ValueError(f"task spec of {size} bytes is over the cap")
-    return msgspec.msgpack.decode(read_exact(fd, size), type=JobSpec)
 
 
 def _run_program(spec: JobSpec) -> Returned:
@@ -84,25 +69,26 @@ def _serve_asserts(spec: JobSpec, control_fd: int, result_fd: int) -> None:
     caps = TraceLimits(**dict(spec.trace_limits))
     ran = tracer.trace(spec.code, backend="none", filename=spec.filename, capture_output=False, namespace=namespace)
     if ran.exception is not None:
-        write_frame(result_fd, Ready(spec.nonce, exception=ran.exception))
+        wire.write(result_fd, Ready(spec.nonce, exception=ran.exception))
         return
     callables = [n for n in spec.names if n in namespace and callable(namespace[n])]
     values = [n for n in spec.names if n in namespace and n not in callables]
-    write_frame(result_fd, Ready(spec.nonce, callable=callables, values=values))
+    wire.write(result_fd, Ready(spec.nonce, callable=callables, values=values))
     while True:
-        request = read_request(control_fd, _SPEC_LIMIT)
+        request = _CONTROL.read(control_fd)
         if isinstance(request, DoneRequest):
             return
         if isinstance(request, FetchRequest):
-            write_frame(result_fd, Returned(spec.nonce, encode(namespace.get(request.name), caps.returned_limits())))
+            wire.write(result_fd, Returned(spec.nonce, encode(namespace.get(request.name), caps.returned_limits())))
             continue
-        assert isinstance(request, CallRequest)
+        if not isinstance(request, CallRequest):
+            raise wire.ChannelError(f"unexpected {type(request).__name__} during the tests")
         try:
             args = [to_python(a) for a in request.args]
             kwargs = {k: to_python(v) for k, v in request.kwargs.items()}
             value = namespace[request.name](*args, **kwargs)
-            frame = Returned(spec.nonce, encode(value, caps.returned_limits()))
+            answer = Returned(spec.nonce, encode(value, caps.returned_limits()))
         except BaseException as error:  # SystemExit too: the code does not get to end the session
-            frame = Returned(spec.nonce, exception=exception_info(error))
+            answer = Returned(spec.nonce, exception=exception_info(error))
         _flush()
-        write_frame(result_fd, frame)
+        wire.write(result_fd, answer)

@@ -1,9 +1,12 @@
-"""One task on the judge's side, from spawn to verdict.
+"""One job on the judge's side: the pipes between spawn and exit, then the verdict.
 
-`Execution` sends the task spec to the child, feeds its stdin, reads stdout,
-stderr and result frames without blocking (capping output and result size),
-watches the wall clock and has the zygote kill the task at the deadline, runs
-asserts-mode tests against proxies, then classifies the outcome into a status.
+`Execution` has the zygote fork a child, sends it the `JobSpec`, feeds its
+stdin, reads stdout, stderr and messages without blocking (capping output and
+message size), watches the wall clock and has the zygote kill the job at the
+deadline. Asserts mode's tests run through it (`sandbox.asserts.serve`). When
+every pipe has closed and the zygote has reported the child's end, what was
+seen becomes an `Evidence`, `sandbox.verdict.classify` gives the status, and
+the `Result` is built once.
 """
 
 from __future__ import annotations
@@ -11,61 +14,63 @@ from __future__ import annotations
 import os
 import secrets
 import selectors
-import signal
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Literal
 
 import msgspec
 
 import tracer
 
-from . import compare
-from .asserts import ChildGone, from_child, raise_from_child, run_tests, solution_names
-from .protocol import (
-    SETUP_DONE,
-    CallRequest,
-    ChannelError,
-    DoneRequest,
-    FetchRequest,
-    FrameReader,
+from . import compare, wire
+from .asserts import serve, solution_names
+from .job import Job, Result
+from .verdict import Evidence, TestsRun, classify
+from .wire import (
+    CHILD_FDS,
+    CONTROL_FD,
+    RESULT_FD,
+    STDERR_FD,
+    STDIN_FD,
+    STDOUT_FD,
     JobSpec,
     Ready,
     Returned,
-    pack,
+    SetupDone,
 )
-from .result import Job, Result
-from .zygote import FD_COUNT, SETUP_FAILED
 
-_EXIT_GRACE = 5.0  # seconds to wait for the zygote's exit report once a task's pipes closed
+_EXIT_GRACE = 5.0  # seconds to wait for the zygote's exit report once a job's pipes closed
 
 
 class Execution:
-    """One task from spawn to verdict, on the calling worker thread."""
+    """One job from spawn to verdict, on the calling worker thread."""
 
-    def __init__(self, client: Any, slot: int, task: Job):
+    def __init__(self, client: Any, slot: int, job: Job):
         self.client = client
-        self.task = task
-        self.limits = task.limits
+        self.job = job
+        self.limits = job.limits
         self.nonce = secrets.token_bytes(16)
-        self.reader = FrameReader(task.limits.result)
-        self.frames: list = []
+        self.decoder: wire.Decoder[wire.FromChild] = wire.Decoder(wire.FromChild, job.limits.result)
+        self.messages: list[Ready | Returned] = []  # from the child, with the job's nonce
         self.out = bytearray()
         self.err = bytearray()
         self.out_more = self.err_more = 0
-        self.killed_for: str | None = None  # "timeout" or "output_exceeded"
+        self.killed_for: Literal["timeout", "output_exceeded"] | None = None
         self.tampered: list[str] = []
         self.setup_done = False
         self.start = time.monotonic()
-        self.deadline = self.start + task.limits.wall_time
-        pipes = [os.pipe() for _ in range(FD_COUNT)]
-        (ctrl_r, self.ctrl_w), (self.res_r, res_w), (in_r, self.in_w), (self.out_r, out_w), (self.err_r, err_w) = pipes
-        child_ends = [ctrl_r, res_w, in_r, out_w, err_w]
+        self.deadline = self.start + job.limits.wall_time
+        pipes = {fd: os.pipe() for fd in CHILD_FDS}  # (read end, write end) of each of the child's fds
+        child_reads = (CONTROL_FD, STDIN_FD)  # the child reads these; it writes the others
+        child_ends = [pipes[fd][0 if fd in child_reads else 1] for fd in CHILD_FDS]
+        self.ctrl_w, self.in_w = pipes[CONTROL_FD][1], pipes[STDIN_FD][1]
+        self.res_r, self.out_r, self.err_r = pipes[RESULT_FD][0], pipes[STDOUT_FD][0], pipes[STDERR_FD][0]
         try:
-            self.handle = client.spawn(slot, task.limits, child_ends)
+            self.handle = client.spawn(slot, job.limits, child_ends)
         finally:
             for fd in child_ends:
                 os.close(fd)
-        self.pending_stdin = memoryview(task.stdin.encode())
+        self.pending_stdin = memoryview(job.stdin.encode())
         self.pending_ctrl = bytearray()
         self.selector = selectors.DefaultSelector()
         for fd in (self.res_r, self.out_r, self.err_r):
@@ -77,9 +82,16 @@ class Execution:
 
     # ------------------------------------------------------------ plumbing
 
-    def _send(self, message: Any) -> None:
-        self.pending_ctrl += pack(message)
+    def send(self, message: wire.ToChild) -> None:
+        """Queue a message for the child (written as its control pipe takes it)."""
+        self.pending_ctrl += wire.pack(message)
         self._watch_writes()
+
+    def receive(self) -> Ready | Returned | None:
+        """The child's next message; None once it is gone (ended, killed, or its channel broken)."""
+        count = len(self.messages)
+        self._pump(lambda: len(self.messages) > count)
+        return self.messages[count] if len(self.messages) > count else None
 
     def _watch_writes(self) -> None:
         for fd, pending in ((self.ctrl_w, self.pending_ctrl), (self.in_w, self.pending_stdin)):
@@ -99,8 +111,8 @@ class Execution:
             os.close(self.in_w)
             self.in_w = -1
 
-    def _pump(self, until) -> None:
-        """Move bytes until `until()` holds, the task's pipes all close, or a limit kills it."""
+    def _pump(self, until: Callable[[], bool]) -> None:
+        """Move bytes until `until()` holds, the job's pipes all close, or a limit kills it."""
         while not until() and self.open_reads:
             remaining = self.deadline - time.monotonic()
             if remaining <= 0:
@@ -121,7 +133,7 @@ class Execution:
                     self.open_reads -= 1
                     continue
                 if fd == self.res_r:
-                    self._take_frames(data)
+                    self._take_messages(data)
                 else:
                     self._take_output(fd, data)
 
@@ -149,18 +161,18 @@ class Execution:
             self.pending_stdin = self.pending_stdin[n:]
         self._watch_writes()
 
-    def _take_frames(self, data: bytes) -> None:
+    def _take_messages(self, data: bytes) -> None:
         try:
-            for frame in self.reader.feed(data):
-                if frame == SETUP_DONE:
+            for message in self.decoder.feed(data):
+                if isinstance(message, SetupDone):
                     if self.setup_done:
                         self.tampered.append("a second setup marker on the result channel")
                     self.setup_done = True
-                elif frame.nonce != self.nonce:
-                    self.tampered.append("a result frame without the task's nonce")
+                elif message.nonce != self.nonce:
+                    self.tampered.append("a message without the job's nonce on the result channel")
                 else:
-                    self.frames.append(frame)
-        except ChannelError as error:
+                    self.messages.append(message)
+        except wire.ChannelError as error:
             self.tampered.append(str(error))
             self.selector.unregister(self.res_r)
             self.open_reads -= 1
@@ -176,43 +188,43 @@ class Execution:
                 self.err_more += len(data) - max(room, 0)
             self._kill("output_exceeded")
 
-    def _kill(self, reason: str) -> None:
+    def _kill(self, reason: Literal["timeout", "output_exceeded"]) -> None:
         if self.killed_for is None:
             self.killed_for = reason
             self.client.kill(self.handle)
-
-    def _next_frame(self) -> Any | None:
-        count = len(self.frames)
-        self._pump(lambda: len(self.frames) > count)
-        return self.frames[count] if len(self.frames) > count else None
 
     # ------------------------------------------------------------ the run
 
     def run(self) -> Result:
         try:
+            job = self.job
             if not self.handle.spawned.wait(timeout=self.limits.wall_time + 30) or self.handle.failure:
-                return Result(status="infra_error", message=f"spawn failed: {self.handle.failure or 'no answer'}")
-            task = self.task
-            names = solution_names(task.tests, task.entry_point) if task.mode == "asserts" else []
-            self._send(
+                failure = Evidence(mode=job.mode, limits=self.limits, spawned=False, zygote_failure=self.handle.failure)
+                return self._result(failure)
+            tests = job.tests if job.tests is not None else []
+            self.send(
                 JobSpec(
-                    mode=task.mode,
-                    code=task.code,
+                    mode=job.mode,
+                    code=job.code,
                     nonce=self.nonce,
-                    call=task.call,
-                    trace=task.trace,
-                    filename=task.filename,
-                    argv=list(task.argv),
-                    trace_limits=dict(task.trace_limits),
-                    names=names,
+                    call=job.call,
+                    trace=job.trace,
+                    filename=job.filename,
+                    argv=list(job.argv),
+                    trace_limits=dict(job.trace_limits),
+                    names=solution_names(tests, job.entry_point) if job.mode == "asserts" else [],
                 )
             )
-            self._watch_writes()
-            result = self._asserts() if task.mode == "asserts" else self._program()
+            answer: Ready | Returned | None
+            if job.mode == "asserts":
+                answer, tests_run = serve(self, job)
+            else:
+                received = self.receive()
+                answer, tests_run = (received if isinstance(received, Returned) else None), TestsRun()
             self._pump(lambda: not self.pending_ctrl)  # deliver what is queued (DoneRequest)
             self._close_control()  # the child's next read ends: it cannot wait for us forever
             self._pump(lambda: False)  # drain output until every pipe closes
-            return self._finish(result)
+            return self._finish(answer, tests_run)
         finally:
             self.selector.close()
             for fd in (self.res_r, self.out_r, self.err_r, self.in_w, self.ctrl_w):
@@ -222,167 +234,82 @@ class Execution:
                     except OSError:
                         pass
 
-    def _program(self) -> Result:
-        frame = self._next_frame()
-        if not isinstance(frame, Returned):
-            return Result(status="error")
-        result = Result(status="ok", value=frame.value, exception=frame.exception, exit_code=frame.exit_code)
-        if frame.trace is not None:
+    def _finish(self, answer: Ready | Returned | None, tests_run: TestsRun) -> Result:
+        """Wait for the zygote's exit report, then judge what was seen."""
+        self.handle.exited.wait(timeout=_EXIT_GRACE)
+        exited: wire.Exited | None = self.handle.exit
+        if exited is None:
+            self.client.kill(self.handle)
+        trace = None
+        if isinstance(answer, Returned) and answer.trace is not None:
             try:
-                result.trace = tracer.Trace.from_msgpack(frame.trace)
+                trace = tracer.Trace.from_msgpack(answer.trace)
             except msgspec.DecodeError as error:
                 self.tampered.append(f"malformed trace: {error}")
             else:
-                self.tampered.extend(result.trace.tampered)
-        return result
-
-    def _asserts(self) -> Result:
-        task = self.task
-        ready = self._next_frame()
-        if not isinstance(ready, Ready):
-            return Result(status="error")
-        if ready.exception is not None:
-            return Result(
-                status="error",
-                exception=ready.exception,
-                message=f"the solution raised before the tests: {ready.exception.type}: {ready.exception.message}",
-            )
-        names: dict[str, Any] = {name: _Proxy(self, name) for name in ready.callable}
-        for name in ready.values:
-            self._send(FetchRequest(name))
-            frame = self._answer()
-            names[name] = from_child(frame.value)
-        missing = [n for n in ([task.entry_point] if task.entry_point else []) if n not in names]
-        if missing:
-            self._send(DoneRequest())
-            return Result(status="failed", message=f"the solution does not define {', '.join(missing)}")
-        outcomes, lost = run_tests(task.tests, task.entry_point, names)
-        passed = sum(o.passed for o in outcomes)
-        if lost:
-            return Result(status="error", message=lost, tests=outcomes, passed=passed, total=len(outcomes))
-        self._send(DoneRequest())
-        first_failure = next((o for o in outcomes if not o.passed), None)
-        status = "passed" if outcomes and first_failure is None else "failed"
-        message = (
-            "no assertion ran"
-            if not outcomes
-            else f"{first_failure.test}: {first_failure.message}"
-            if first_failure
-            else ""
+                self.tampered.extend(trace.tampered)
+        stdout = self.out.decode("utf-8", "replace")
+        job = self.job
+        evidence = Evidence(
+            mode=job.mode,
+            limits=self.limits,
+            zygote_failure=self.handle.failure,
+            wait_status=exited.status if exited else None,
+            setup_done=self.setup_done,
+            stderr=self.err.decode("utf-8", "replace"),
+            cpu_time=exited.cpu_time if exited else 0.0,
+            peak_memory=exited.peak_memory if exited else 0,
+            killed_for=self.killed_for,
+            tampered=self.tampered,
+            answered=answer is not None,
+            exception=answer.exception if answer else None,
+            exit_code=answer.exit_code if isinstance(answer, Returned) else None,
+            stdout_mismatch=(
+                compare.explain(stdout, job.expected_stdout or "", job.float_tolerance) if job.mode == "stdio" else None
+            ),
+            tests=tests_run,
         )
-        return Result(status=status, message=message, tests=outcomes, passed=passed, total=len(outcomes))
-
-    def _answer(self) -> Returned:
-        frame = self._next_frame()
-        if not isinstance(frame, Returned):
-            raise ChildGone(self._why_gone())
-        return frame
-
-    def _why_gone(self) -> str:
-        if self.killed_for == "timeout":
-            return f"time limit of {self.limits.wall_time:g} s reached during the tests"
-        if self.killed_for:
-            return self.killed_for.replace("_", " ")
-        return "the solution process ended during the tests"
-
-    def call(self, name: str, args: tuple, kwargs: dict) -> Any:
-        self._send(
-            CallRequest(name, [tracer.encode(a) for a in args], {k: tracer.encode(v) for k, v in kwargs.items()})
+        return self._result(
+            evidence,
+            value=answer.value if isinstance(answer, Returned) else None,
+            trace=trace,
+            stdout=stdout,
+            leftovers=exited.leftovers if exited else 0,
         )
-        frame = self._answer()
-        if frame.exception is not None:
-            raise_from_child(frame.exception)
-        return from_child(frame.value)
 
-    def _finish(self, result: Result) -> Result:
-        handle = self.handle
-        handle.exited.wait(timeout=_EXIT_GRACE)
-        exit_report = handle.exit
-        result.wall_time = time.monotonic() - self.start
-        result.stdout = self.out.decode("utf-8", "replace")
-        result.stderr = self.err.decode("utf-8", "replace")
-        result.stdout_more, result.stderr_more = self.out_more, self.err_more
-        result.tampered = self.tampered + [t for t in result.tampered if t not in self.tampered]
-        if exit_report is None:
-            self._kill("lost")
-            result.status, result.message = "infra_error", handle.failure or "the zygote did not report the task's end"
-            return result
-        result.cpu_time, result.peak_memory, result.leftovers = (
-            exit_report.cpu_time,
-            exit_report.peak_memory,
-            exit_report.leftovers,
-        )
-        status = exit_report.status
-        if os.WIFSIGNALED(status):
-            result.signal = os.WTERMSIG(status)
-        elif os.WIFEXITED(status) and result.exit_code is None:
-            result.exit_code = os.WEXITSTATUS(status)
-        if not self.setup_done:
-            result.status = "infra_error"
-            result.message = (
-                "the child could not set up its isolation"
-                if os.WIFEXITED(status) and os.WEXITSTATUS(status) == SETUP_FAILED
-                else "the child died before its setup ended"
-            )
-            result.message += f": {result.stderr.strip()}" if result.stderr.strip() else ""
-            return result
-        self._classify(result, status)
-        return result
-
-    def _classify(self, result: Result, status: int) -> None:
-        limits = self.limits
-        if self.killed_for == "timeout":
-            result.status, result.message = "timeout", f"wall time limit of {limits.wall_time:g} s"
-        elif self.killed_for == "output_exceeded":
-            result.status, result.message = "output_exceeded", f"output over {limits.output} bytes"
-        elif result.signal in (signal.SIGXCPU,) or (
-            result.signal == signal.SIGKILL and result.cpu_time >= limits.cpu_time - 0.05
-        ):
-            result.status, result.message = "timeout", f"CPU time limit of {limits.cpu_time:g} s"
-        elif self._memory_error(result):
-            result.status, result.message = "memory_exceeded", f"memory budget of {limits.memory >> 20} MiB"
-        elif self.tampered:
-            result.status, result.message = (
-                "error",
-                "the code tampered with the result channel or the tracer: " + "; ".join(self.tampered),
-            )
-        elif (
-            result.signal is not None and result.signal != signal.SIGPIPE and result.status not in ("passed", "failed")
-        ):
-            result.status, result.message = "killed", f"killed by signal {signal.Signals(result.signal).name}"
-        elif self.task.mode == "asserts" and result.status in ("passed", "failed", "error"):
-            pass  # decided by the tests (or by the solution failing before them)
-        elif not self.frames:
-            result.status = "error"
-            result.message = f"the program ended without a result (exit status {result.exit_code})"
-        elif result.exception is not None and (result.exception.type != "SystemExit" or self.task.mode == "call"):
-            result.status = "error"
-            result.message = f"{result.exception.type}: {result.exception.message}"
-        elif self.task.mode == "stdio":
-            explanation = compare.explain(result.stdout, self.task.expected_stdout or "", self.task.float_tolerance)
-            result.status = "passed" if explanation is None else "failed"
-            result.message = explanation or ""
-            result.passed, result.total = int(explanation is None), 1
+    def _result(
+        self,
+        evidence: Evidence,
+        value: tracer.Value | None = None,
+        trace: tracer.Trace | None = None,
+        stdout: str = "",
+        leftovers: int = 0,
+    ) -> Result:
+        """The job's Result: the verdict's status and message, with the evidence behind them."""
+        status, message = classify(evidence)
+        outcomes = evidence.tests.outcomes
+        if evidence.mode == "stdio" and status in ("passed", "failed"):
+            passed, total = int(status == "passed"), 1
         else:
-            result.status = "ok"
-
-    def _memory_error(self, result: Result) -> bool:
-        """MemoryError, or a failure (signal or exception) after using 90% of the memory budget."""
-        if result.exception is not None and result.exception.type == "MemoryError":
-            return True
-        failed = result.signal in (signal.SIGKILL, signal.SIGSEGV, signal.SIGABRT) or result.exception is not None
-        return failed and result.peak_memory >= 0.9 * self.limits.memory
-
-
-class _Proxy:
-    """Stands for a solution function in the judge's test namespace."""
-
-    def __init__(self, execution: Execution, name: str):
-        self._execution = execution
-        self._name = name
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return self._execution.call(self._name, args, kwargs)
-
-    def __repr__(self) -> str:
-        return f"<solution function {self._name}>"
+            passed, total = sum(o.passed for o in outcomes), len(outcomes)
+        return Result(
+            status=status,
+            message=message,
+            value=value,
+            exception=evidence.exception,
+            trace=trace,
+            tests=outcomes,
+            passed=passed,
+            total=total,
+            stdout=stdout,
+            stderr=evidence.stderr,
+            stdout_more=self.out_more,
+            stderr_more=self.err_more,
+            exit_code=evidence.exit_status,
+            signal=evidence.signal,
+            wall_time=time.monotonic() - self.start,
+            cpu_time=evidence.cpu_time,
+            peak_memory=evidence.peak_memory,
+            leftovers=leftovers,
+            tampered=list(evidence.tampered),
+        )

@@ -4,18 +4,18 @@ Layers, strongest first (each used when the machine allows it; `detect()`
 reports what is on and why anything is off, never silently):
 
 - namespaces (root): the zygote lives in its own PID, network and mount
-  namespace with a fresh /proc: tasks see no process of the host, have no
+  namespace with a fresh /proc: jobs see no process of the host, have no
   network interface at all (not even loopback), and die with the zygote;
-- a uid per worker slot (root): tasks run unprivileged and cannot signal or
+- a uid per worker slot (root): jobs run unprivileged and cannot signal or
   read one another; RLIMIT_NPROC bounds their processes;
-- Landlock (Linux 5.13+): a task may read the Python installation and system
+- Landlock (Linux 5.13+): a job may read the Python installation and system
   libraries, write only its own directory; from ABI 4 TCP bind/connect are
-  refused, from ABI 6 signals and abstract sockets stay inside the task;
+  refused, from ABI 6 signals and abstract sockets stay inside the job;
 - always: own session and process group, rlimits (address space, CPU, file
   size, open files, no core), a throwaway working directory, a clean
   environment, isolated `sys.path`.
 seccomp is not used: the namespaces and Landlock already cut the network and the
-filesystem, and a BPF filter from Python would add cost to every task.
+filesystem, and a BPF filter from Python would add cost to every job.
 """
 
 from __future__ import annotations
@@ -99,7 +99,9 @@ def mount_private_proc() -> None:
 
 
 def _mount(source: str | None, target: str, fstype: str | None, flags: int, data: str | None) -> None:
-    enc = lambda x: None if x is None else x.encode()
+    def enc(text: str | None) -> bytes | None:
+        return None if text is None else text.encode()
+
     if _libc.mount(enc(source), enc(target), enc(fstype), flags, enc(data)) != 0:
         raise OSError(ctypes.get_errno(), f"mount {source} on {target}: {_errno_text()}")
 
@@ -114,12 +116,12 @@ def _hidden_ancestor(path: str) -> str | None:
     return None
 
 
-def expose_to_tasks(paths: Iterable[str]) -> list[str]:
-    """Make `paths` reachable by unprivileged task uids (in our own mount namespace only).
+def expose_to_jobs(paths: Iterable[str]) -> list[str]:
+    """Make `paths` reachable by unprivileged job uids (in our own mount namespace only).
 
     When Python lives under a directory others cannot search (pyenv under
     /root), that directory is covered with an empty tmpfs and the paths are bound
-    back read-only: tasks reach Python, and nothing else that was there.
+    back read-only: jobs reach Python, and nothing else that was there.
     Returns the directories covered.
     """
     groups: dict[str, list[str]] = {}
@@ -174,17 +176,17 @@ def detect() -> Layers:
         if why:
             notes.append(f"no namespaces: {why}")
     else:
-        notes.append("not root: no namespaces and no uid per slot; tasks run as this user")
+        notes.append("not root: no namespaces and no uid per slot; jobs run as this user")
     abi = landlock_abi()
     if abi == 0:
-        notes.append("no Landlock: tasks can read (and, as this user, write) files outside their directory")
+        notes.append("no Landlock: jobs can read (and, as this user, write) files outside their directory")
     if namespaces:
         network = "network namespace with no interface"
     elif abi >= 4:
         network = "Landlock refuses TCP bind/connect (UDP and Unix sockets are not covered)"
     else:
         network = "NOT cut: no network namespace and no Landlock ABI 4"
-        notes.append("network is reachable from tasks")
+        notes.append("network is reachable from jobs")
     return Layers(root, namespaces, root, abi, network, notes)
 
 
@@ -197,7 +199,7 @@ LOCK_DIR = "/run/execalign"
 
 
 def claim_uid_block() -> tuple[int, int]:
-    """A block of task uids that no other pool on this host holds: (its first uid, the fd of its lock).
+    """A block of job uids that no other pool on this host holds: (its first uid, the fd of its lock).
 
     Each block has a lock file in LOCK_DIR, held with flock while the fd stays
     open (the judge holds it, and the zygote inherits it); the kernel releases it
@@ -217,7 +219,7 @@ def claim_uid_block() -> tuple[int, int]:
 # ---------------------------------------------------------------- Landlock
 
 _FS_READ = (1 << 0) | (1 << 2) | (1 << 3)  # execute, read file, read dir
-_FS_FILE = (1 << 0) | (1 << 1) | (1 << 2)  # execute, write, read: for the device files a task may use
+_FS_FILE = (1 << 0) | (1 << 1) | (1 << 2)  # execute, write, read: for the device files a job may use
 _FILE_RIGHTS = _FS_FILE | (1 << 14) | (1 << 15)  # the only rights a rule on a non-directory may carry
 
 
@@ -282,7 +284,7 @@ def landlock_ruleset(abi: int, read: Iterable[str], write: Iterable[str], files:
     except BaseException:
         os.close(ruleset)
         raise
-    return ruleset
+    return int(ruleset)
 
 
 def landlock_enforce(ruleset: int) -> None:
@@ -293,7 +295,7 @@ def landlock_enforce(ruleset: int) -> None:
 
 
 def readable_roots(extra: Iterable[str] = ()) -> list[str]:
-    """What a task may read: the Python installation, system libraries, our own packages."""
+    """What a job may read: the Python installation, system libraries, our own packages."""
     roots = {
         sys.prefix,
         sys.base_prefix,

@@ -1,11 +1,14 @@
-"""The judge: a pool of workers that run tasks through one warm zygote.
+"""The judge: a pool of workers that run jobs through one warm zygote.
 
 `Pool(workers)` starts the zygote (its isolation layers are in `pool.layers`),
-then runs tasks on `workers` threads, each with its own slot (its own uid with
-root). `submit` returns a Future, `map` keeps the order, `run_async` awaits.
-Safe to call from many threads at once.
+then runs jobs on `workers` threads, each with its own slot (its own uid with
+root, from a block of uids this pool alone holds: `pool.uids`). `submit`
+returns a Future, `map` keeps the order (`progress=True` shows it, see
+`sandbox.track`), `run_async` awaits. Safe to call from many threads at once.
+`ZygoteClient` owns the zygote process and its socket (messages in
+`sandbox.wire`); `Execution` runs one job.
 
-Deadlines are the judge's: the wall clock is watched here and the whole task is
+Deadlines are the judge's: the wall clock is watched here and the whole job is
 killed by the zygote (SIGKILL to its process group, then every process it left);
 CPU time is an rlimit. Nothing here uses signals or `signal.alarm`.
 """
@@ -20,17 +23,17 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
 from collections.abc import Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
-import msgspec
-
-from . import isolation
+from . import isolation, wire
 from .execution import Execution
-from .result import Job, Result
-from .zygote import DEFAULT_PRELOAD, Exited, FromZygote, Hello, Kill, Spawn, Spawned, SpawnFailed
+from .job import Job, Limits, Result
+from .progress import track
+from .verdict import Evidence, classify
+from .wire import Exited, Hello, Kill, Spawn, Spawned, SpawnFailed
+from .zygote import DEFAULT_PRELOAD
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -38,8 +41,8 @@ _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 class _Handle:
     """The judge's view of one spawned child: filled in by the zygote's messages."""
 
-    def __init__(self, task_id: int):
-        self.id = task_id
+    def __init__(self, job_id: int):
+        self.id = job_id
         self.spawned = threading.Event()
         self.exited = threading.Event()
         self.failure: str | None = None
@@ -56,13 +59,12 @@ class ZygoteClient:
         self.lock = threading.Lock()
         self.handles: dict[int, _Handle] = {}
         self.next_id = 0
-        self.layers = None
         self._start()
 
     def _start(self) -> None:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         self.base = base = tempfile.mkdtemp(prefix="execalign-")  # the slots' working directories live here
-        os.chmod(base, 0o711)  # tasks (other uids) reach their own directory only
+        os.chmod(base, 0o711)  # jobs (other uids) reach their own directory only
         env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             "PYTHONPATH": _ROOT,
@@ -91,19 +93,18 @@ class ZygoteClient:
         )
         theirs.close()
         self.sock = ours
-        self.decoder = msgspec.msgpack.Decoder(FromZygote)
-        self.encoder = msgspec.msgpack.Encoder()
-        hello = self.decoder.decode(self._recv_blocking(timeout=60))
+        self.decoder = wire.Decoder[wire.FromZygote](wire.FromZygote, wire.PACKET_LIMIT)
+        hello = self.decoder.unpack(self._recv_blocking(timeout=60))
         if not isinstance(hello, Hello):
             raise RuntimeError(f"zygote said {hello!r} instead of hello")
-        self.layers = hello.layers
+        self.layers: isolation.Layers = hello.layers
         self.reader = threading.Thread(target=self._dispatch, name="execalign-zygote-reader", daemon=True)
         self.reader.start()
 
     def _recv_blocking(self, timeout: float) -> bytes:
         self.sock.settimeout(timeout)
         try:
-            data = self.sock.recv(1 << 16)
+            data = self.sock.recv(wire.PACKET_LIMIT + 4)
         finally:
             self.sock.settimeout(None)
         if not data:
@@ -114,12 +115,14 @@ class ZygoteClient:
         sock = self.sock
         while True:
             try:
-                data = sock.recv(1 << 16)
+                data = sock.recv(wire.PACKET_LIMIT + 4)
             except OSError:
                 data = b""
             if not data:
                 break
-            message = self.decoder.decode(data)
+            message = self.decoder.unpack(data)
+            if isinstance(message, Hello):
+                continue
             with self.lock:
                 handle = self.handles.get(message.id)
             if handle is None:
@@ -136,14 +139,14 @@ class ZygoteClient:
                     self.handles.pop(message.id, None)
                 handle.spawned.set()
                 handle.exited.set()
-        with self.lock:  # the zygote is gone: every task in flight is lost
+        with self.lock:  # the zygote is gone: every job in flight is lost
             lost, self.handles = list(self.handles.values()), {}
         for handle in lost:
             handle.failure = handle.failure or "the zygote died"
             handle.spawned.set()
             handle.exited.set()
 
-    def spawn(self, slot: int, limits: Any, fds: list[int]) -> _Handle:
+    def spawn(self, slot: int, limits: Limits, fds: list[int]) -> _Handle:
         with self.lock:
             if not self.reader.is_alive():
                 self._restart_locked()
@@ -151,7 +154,7 @@ class ZygoteClient:
             handle = _Handle(self.next_id)
             self.handles[handle.id] = handle
             try:
-                socket.send_fds(self.sock, [self.encoder.encode(Spawn(handle.id, slot, limits))], fds)
+                socket.send_fds(self.sock, [wire.pack(Spawn(handle.id, slot, limits))], fds)
             except OSError as error:
                 self.handles.pop(handle.id, None)
                 handle.failure = f"cannot reach the zygote: {error}"
@@ -162,7 +165,7 @@ class ZygoteClient:
     def kill(self, handle: _Handle) -> None:
         with self.lock:
             try:
-                self.sock.send(self.encoder.encode(Kill(handle.id)))
+                self.sock.send(wire.pack(Kill(handle.id)))
             except OSError:
                 pass
 
@@ -193,7 +196,7 @@ class ZygoteClient:
 
 
 class Pool:
-    """Run sandboxed tasks on `workers` threads (default: one per core) through one zygote."""
+    """Run sandboxed jobs on `workers` threads (default: one per core) through one zygote."""
 
     def __init__(self, workers: int | None = None, preload: Iterable[str] = DEFAULT_PRELOAD):
         self.workers = workers or os.cpu_count() or 1
@@ -225,41 +228,32 @@ class Pool:
             self.executor.shutdown(wait=True)
             self.client.close()
 
-    def run(self, task: Job) -> Result:
-        return self.submit(task).result()
+    def run(self, job: Job) -> Result:
+        return self.submit(job).result()
 
-    def submit(self, task: Job) -> Future[Result]:
+    def submit(self, job: Job) -> Future[Result]:
         if self.closed:
             raise RuntimeError("the pool is closed")
-        return self.executor.submit(self._execute, task)
+        return self.executor.submit(self._execute, job)
 
-    async def run_async(self, task: Job) -> Result:
-        return await asyncio.wrap_future(self.submit(task))
+    async def run_async(self, job: Job) -> Result:
+        return await asyncio.wrap_future(self.submit(job))
 
-    def map(self, tasks: Iterable[Job], progress: bool = False) -> list[Result]:
-        futures = [self.submit(t) for t in tasks]
+    def map(self, jobs: Iterable[Job], progress: bool = False) -> list[Result]:
+        """Results in the order of `jobs`; `progress=True` shows how far it got on stderr (`sandbox.track`)."""
+        futures = [self.submit(j) for j in jobs]
         if not progress:
             return [f.result() for f in futures]
-        return _with_progress(futures)
+        return track(futures, "sandbox")
 
-    def _execute(self, task: Job) -> Result:
+    def _execute(self, job: Job) -> Result:
         slot = self.slots.get()
         try:
-            return Execution(self.client, slot, task).run()
+            return Execution(self.client, slot, job).run()
         except Exception as error:  # a bug of ours: reported as such, never as the code's failure
-            return Result(status="infra_error", message=f"judge error: {type(error).__name__}: {error}")
+            status, message = classify(
+                Evidence(mode=job.mode, limits=job.limits, judge_error=f"{type(error).__name__}: {error}")
+            )
+            return Result(status=status, message=message)
         finally:
             self.slots.put(slot)
-
-
-def _with_progress(futures: list) -> list[Result]:
-    total, start = len(futures), time.monotonic()
-    results = []
-    for done, future in enumerate(futures, 1):
-        results.append(future.result())
-        if done == total or done % max(1, total // 100) == 0:
-            rate = done / max(time.monotonic() - start, 1e-9)
-            sys.stderr.write(f"\rsandbox: {done}/{total} tasks, {rate:.0f}/s")
-            sys.stderr.flush()
-    sys.stderr.write("\n")
-    return results

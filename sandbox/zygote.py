@@ -1,20 +1,22 @@
-"""The zygote: a warm process that forks one isolated child per task.
+"""The zygote: a warm process that forks one isolated child per job.
 
 Started by the judge (`sandbox.zygote.main(BASE_DIR, PRELOAD, FD, FIRST_UID)`)
-before any task data exists, with a clean environment and the judge's socket as
+before any job data exists, with a clean environment and the judge's socket as
 FD; with root, the job of slot n runs as uid FIRST_UID + n (a block of uids the
 judge holds for this pool alone: `isolation.claim_uid_block`). With
 root it moves into new PID, network and mount namespaces (it is PID 1 there,
 with its own /proc); otherwise it becomes a child subreaper. It pre-imports the
-tracer and common modules, then serves the judge:
+tracer and common modules, then serves the judge (messages in `sandbox.wire`):
 
   Spawn(id, slot, limits) + 5 fds -> forks a child, replies Spawned
-  Kill(id)                        -> SIGKILL to the task's process group
-  (child ends)                    -> kills whatever the task left, removes its
+  Kill(id)                        -> SIGKILL to the job's process group
+  (child ends)                    -> kills whatever the job left, removes its
                                      directory, replies Exited with the wait
                                      status and the child's CPU time and peak RSS
 
-It never decodes a task's code: the judge sends that straight to the child.
+The forked child puts the pipe ends at `wire.CHILD_FDS`, isolates itself, writes
+`SetupDone` and runs `sandbox.child`. The zygote never decodes a job's code: the
+judge sends that straight to the child.
 """
 
 from __future__ import annotations
@@ -29,54 +31,16 @@ import signal
 import socket
 import sys
 import time
+from typing import Any
 
 import msgspec
 import psutil
 
-from . import isolation
-from .protocol import Limits
+from . import isolation, wire
+from .wire import CHILD_FDS, CONTROL_FD, RESULT_FD, SETUP_FAILED, Exited, Hello, Spawn, Spawned, SpawnFailed
 
-FD_COUNT = 5  # control (read), result (write), stdin (read), stdout (write), stderr (write)
-SETUP_FAILED = 121  # exit status of a child whose isolation could not be set up (before any user code)
-
-
-class Hello(msgspec.Struct, tag="hello"):
-    layers: isolation.Layers
-    pid: int
-
-
-class Spawn(msgspec.Struct, tag="spawn"):
-    id: int
-    slot: int
-    limits: Limits
-
-
-class Kill(msgspec.Struct, tag="kill"):
-    id: int
-
-
-class Spawned(msgspec.Struct, tag="spawned"):
-    id: int
-    pid: int
-
-
-class SpawnFailed(msgspec.Struct, tag="spawn_failed"):
-    id: int
-    reason: str
-
-
-class Exited(msgspec.Struct, tag="exited"):
-    id: int
-    status: int  # os.wait status
-    cpu_time: float
-    peak_memory: int  # bytes
-    leftovers: int  # processes the task left behind, killed
-
-
-ToZygote = Spawn | Kill
-FromZygote = Hello | Spawned | SpawnFailed | Exited
 # Modules imported once in the zygote. Each adds to every fork's cost (page tables),
-# so only what most generated code uses; others are imported by the task itself.
+# so only what most generated code uses; others are imported by the job itself.
 DEFAULT_PRELOAD = (
     "collections",
     "itertools",
@@ -95,6 +59,8 @@ DEFAULT_PRELOAD = (
 
 
 class Child(msgspec.Struct):
+    """A forked process running job `id` in slot `slot`."""
+
     id: int
     slot: int
     pid: int
@@ -102,7 +68,7 @@ class Child(msgspec.Struct):
 
 
 class Slot(msgspec.Struct):
-    """A worker slot: its uid (root), its working directory (emptied after every task), its Landlock rules."""
+    """A worker slot: its uid (root), its working directory (emptied after every job), its Landlock rules."""
 
     uid: int | None
     directory: str
@@ -115,16 +81,15 @@ class Zygote:
         self.base = base
         self.layers = layers
         self.first_uid = first_uid
-        self.tasks: dict[int, Child] = {}  # pid -> task
+        self.children: dict[int, Child] = {}  # by pid
         self.by_id: dict[int, Child] = {}
         self.slots: dict[int, Slot] = {}
-        self.encoder = msgspec.msgpack.Encoder()
-        self.decoder = msgspec.msgpack.Decoder(ToZygote)
+        self.decoder = wire.Decoder[wire.ToZygote](wire.ToZygote, wire.PACKET_LIMIT)
         self.readable = isolation.readable_roots()
         self.sys_path = [p for p in sys.path if p and os.path.isabs(p) and p != os.getcwd()]
 
-    def send(self, message: msgspec.Struct) -> None:
-        self.sock.sendall(self.encoder.encode(message))
+    def send(self, message: wire.FromZygote) -> None:
+        self.sock.sendall(wire.pack(message))
 
     def serve(self) -> None:
         wake_r, wake_w = os.pipe()
@@ -154,18 +119,18 @@ class Zygote:
     def _read_requests(self) -> bool:
         while True:
             try:
-                data, fds, _, _ = socket.recv_fds(self.sock, 1 << 16, FD_COUNT)
+                data, fds, _, _ = socket.recv_fds(self.sock, wire.PACKET_LIMIT + 4, len(CHILD_FDS))
             except BlockingIOError:
                 return True
             if not data:
                 return False
-            request = self.decoder.decode(data)
+            request = self.decoder.unpack(data)
             if isinstance(request, Spawn):
                 self._spawn(request, fds)
             else:
-                task = self.by_id.get(request.id)
-                if task is not None:
-                    self._kill_group(task.pid)
+                child = self.by_id.get(request.id)
+                if child is not None:
+                    self._kill_group(child.pid)
 
     def _slot(self, number: int) -> Slot:
         slot = self.slots.get(number)
@@ -185,10 +150,10 @@ class Zygote:
 
     def _spawn(self, request: Spawn, fds: list[int]) -> None:
         try:
-            if len(fds) != FD_COUNT:
-                raise ValueError(f"expected {FD_COUNT} file descriptors, got {len(fds)}")
+            if len(fds) != len(CHILD_FDS):
+                raise ValueError(f"expected {len(CHILD_FDS)} file descriptors, got {len(fds)}")
             slot = self._slot(request.slot)
-            if request.slot in {t.slot for t in self.tasks.values()}:
+            if request.slot in {c.slot for c in self.children.values()}:
                 raise RuntimeError(f"slot {request.slot} is busy")
             pid = os.fork()
         except Exception as error:
@@ -197,24 +162,24 @@ class Zygote:
             self.send(SpawnFailed(request.id, f"{type(error).__name__}: {error}"))
             return
         if pid == 0:
-            self._become_task(request, fds, slot)
+            self._become_child(request, fds, slot)
         for fd in fds:
             os.close(fd)
-        task = Child(request.id, request.slot, pid, slot.directory)
-        self.tasks[pid] = task
-        self.by_id[request.id] = task
+        child = Child(request.id, request.slot, pid, slot.directory)
+        self.children[pid] = child
+        self.by_id[request.id] = child
         self.send(Spawned(request.id, pid))
 
-    def _become_task(self, request: Spawn, fds: list[int], slot: Slot) -> None:
-        """In the forked child: isolate, then run the task. Never returns."""
+    def _become_child(self, request: Spawn, fds: list[int], slot: Slot) -> None:
+        """In the forked child: isolate, then run the job. Never returns."""
         directory, uid = slot.directory, slot.uid
         try:
             signal.set_wakeup_fd(-1)
             signal.signal(signal.SIGCHLD, signal.SIG_DFL)
             os.setsid()
             high = [fcntl.fcntl(fd, fcntl.F_DUPFD, 10) for fd in fds]  # above every target below
-            for target, fd in zip((3, 4, 0, 1, 2), high):
-                os.dup2(fd, target, inheritable=target <= 2)
+            for target, fd in zip(CHILD_FDS, high):
+                os.dup2(fd, target, inheritable=target not in (CONTROL_FD, RESULT_FD))
             os.chdir(directory)
             os.environ.clear()
             os.environ.update(
@@ -230,7 +195,8 @@ class Zygote:
                 }
             )
             if "tempfile" in sys.modules:
-                sys.modules["tempfile"].tempdir = directory
+                tempfile: Any = sys.modules["tempfile"]
+                tempfile.tempdir = directory
             limits = request.limits
             isolation.apply_rlimits(
                 limits.memory,
@@ -241,7 +207,7 @@ class Zygote:
             )
             if slot.ruleset >= 0:
                 isolation.landlock_enforce(slot.ruleset)
-            os.closerange(5, 1 << 16)  # the zygote's socket, pipes and rulesets
+            os.closerange(max(CHILD_FDS) + 1, 1 << 16)  # the zygote's socket, pipes and rulesets
             if uid is not None:
                 os.setgroups([])
                 os.setgid(uid)
@@ -249,13 +215,13 @@ class Zygote:
             sys.path[:] = self.sys_path
             from . import child
 
-            os.write(4, b"\0\0\0\0")  # an empty frame: isolation is in place, the code starts now
+            wire.write(RESULT_FD, wire.SetupDone())  # isolation is in place, the code starts now
         except BaseException as error:
             try:
                 os.write(2, f"execalign sandbox setup failed: {type(error).__name__}: {error}\n".encode())
             finally:
                 os._exit(SETUP_FAILED)
-        child.run(3, 4)
+        child.run(CONTROL_FD, RESULT_FD)
 
     def _kill_group(self, pid: int) -> None:
         for kill in (os.killpg, os.kill):
@@ -272,23 +238,23 @@ class Zygote:
                 return
             if dead is None or dead.si_pid == 0:
                 return
-            task = self.tasks.get(dead.si_pid)
-            leftovers = self._kill_leftovers(task) if task is not None else 0
+            child = self.children.get(dead.si_pid)
+            leftovers = self._kill_leftovers(child) if child is not None else 0
             pid, status, usage = os.wait4(dead.si_pid, 0)
-            if task is None:
-                continue  # a leftover of some task, now reaped
-            del self.tasks[pid], self.by_id[task.id]
-            _empty(task.directory)
-            self.send(Exited(task.id, status, usage.ru_utime + usage.ru_stime, usage.ru_maxrss * 1024, leftovers))
+            if child is None:
+                continue  # a leftover of some job, now reaped
+            del self.children[pid], self.by_id[child.id]
+            _empty(child.directory)
+            self.send(Exited(child.id, status, usage.ru_utime + usage.ru_stime, usage.ru_maxrss * 1024, leftovers))
 
-    def _kill_leftovers(self, task: Child) -> int:
-        """Kill what the task started: its process group, then any process of its uid, then orphans."""
+    def _kill_leftovers(self, child: Child) -> int:
+        """Kill what the job started: its process group, then any process of its uid, then orphans."""
         killed = 0
-        self._kill_group(task.pid)
-        uid = self.first_uid + task.slot if self.layers.uid_per_slot else None
+        self._kill_group(child.pid)
+        uid = self.first_uid + child.slot if self.layers.uid_per_slot else None
         for attempt in range(50):
             if uid is not None and self.layers.namespaces:  # in our PID namespace: a short /proc
-                victims = [p for p in _pids_of_uid(uid) if p not in self.tasks]
+                victims = [p for p in _pids_of_uid(uid) if p not in self.children]
             else:
                 victims = self._orphans()
             if not victims:
@@ -304,12 +270,12 @@ class Zygote:
         return killed
 
     def _orphans(self) -> list[int]:
-        """Children of the zygote that are not running tasks (leftovers it adopted as subreaper)."""
+        """Children of the zygote that are not running jobs (leftovers it adopted as subreaper)."""
         try:
-            children = [p.pid for p in psutil.Process().children()]
+            pids = [p.pid for p in psutil.Process().children()]
         except psutil.Error:
             return []
-        return [p for p in children if p not in self.tasks]
+        return [p for p in pids if p not in self.children]
 
     def _reap_orphans(self) -> None:
         for pid in self._orphans():
@@ -319,17 +285,17 @@ class Zygote:
                 pass
 
     def _shutdown(self) -> None:
-        for task in list(self.tasks.values()):
-            self._kill_group(task.pid)
+        for child in list(self.children.values()):
+            self._kill_group(child.pid)
         deadline = time.monotonic() + 2
-        while self.tasks and time.monotonic() < deadline:
+        while self.children and time.monotonic() < deadline:
             self._reap()
             time.sleep(0.005)
         shutil.rmtree(self.base, ignore_errors=True)
 
 
 def _empty(directory: str) -> None:
-    """Remove everything a task left in its slot directory (and give the directory back to its owner)."""
+    """Remove everything a job left in its slot directory (and give the directory back to its owner)."""
     with os.scandir(directory) as entries:
         for entry in entries:
             if entry.is_dir(follow_symlinks=False):
@@ -367,13 +333,13 @@ def main(base: str, preload_list: str, fd: int, first_uid: int) -> None:
             os._exit(os.waitstatus_to_exitcode(status) & 0xFF)
         isolation.prctl(isolation.PR_SET_PDEATHSIG, signal.SIGKILL)
         isolation.mount_private_proc()
-        for covered in isolation.expose_to_tasks(isolation.readable_roots()):
-            layers.notes.append(f"{covered} is hidden from tasks; only the Python installation in it is bound back")
+        for covered in isolation.expose_to_jobs(isolation.readable_roots()):
+            layers.notes.append(f"{covered} is hidden from jobs; only the Python installation in it is bound back")
     else:
         try:
             isolation.prctl(isolation.PR_SET_CHILD_SUBREAPER, 1)
         except OSError:
-            layers.notes.append("not a child subreaper: processes that escape their task's group may outlive it")
+            layers.notes.append("not a child subreaper: processes that escape their child's group may outlive it")
     import tracer
     import tracer.backends.settrace
 
@@ -388,6 +354,6 @@ def main(base: str, preload_list: str, fd: int, first_uid: int) -> None:
             pass
     zygote = Zygote(sock, base, layers, first_uid)
     gc.collect()
-    gc.freeze()  # children's collections never walk the shared heap: fewer copy-on-write faults per task
+    gc.freeze()  # children's collections never walk the shared heap: fewer copy-on-write faults per child
     zygote.send(Hello(layers, os.getpid()))
     zygote.serve()

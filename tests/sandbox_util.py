@@ -1,11 +1,11 @@
-"""Helpers for sandbox tests: find what a task may have left behind."""
+"""Helpers for sandbox tests: find what a job may have left behind."""
 
 import psutil
 
 from sandbox import Job
 
 
-def task_processes(pool) -> list:
+def job_processes(pool) -> list:
     """Processes running as one of the pool's job uids (host view), i.e. anything a job left alive."""
     uids = pool.uids
     found = []

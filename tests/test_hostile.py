@@ -15,7 +15,7 @@ import pytest
 import sandbox
 from sandbox import Job, Limits
 from tests.conftest import CRUXEVAL
-from tests.sandbox_util import quick, task_processes
+from tests.sandbox_util import job_processes, quick
 
 FAST = Limits(
     wall_time=3, cpu_time=2, memory=256 << 20, output=64 << 10, file_size=1 << 20, open_files=32, processes=16
@@ -28,11 +28,11 @@ MARKER = "/tmp/execalign-hostile-marker"
 def nothing_left_behind(pool):
     yield
     deadline = time.monotonic() + 5
-    while task_processes(pool) and time.monotonic() < deadline:
+    while job_processes(pool) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert task_processes(pool) == []
+    assert job_processes(pool) == []
     assert not os.path.exists(MARKER)
-    assert quick(pool).status == "ok"  # the next task is unaffected
+    assert quick(pool).status == "ok"  # the next job is unaffected
 
 
 def run(pool, code, mode="call", call=None, tests=None, **kw):
@@ -91,7 +91,7 @@ def test_fd_exhaustion(pool):
     assert r.status == "error" and r.exception.type == "OSError" and "Too many open files" in r.exception.message
 
 
-def test_threads_and_daemons_that_outlive_the_task(pool):
+def test_threads_and_daemons_that_outlive_the_job(pool):
     code = (
         "import os, threading, time\nthreading.Thread(target=time.sleep, args=(30,), daemon=True).start()\n"
         "if os.fork() == 0:\n    os.setsid()\n    if os.fork() == 0:\n        time.sleep(30)\n        os._exit(0)\n"
@@ -194,7 +194,7 @@ def test_network_is_unreachable(pool):
     assert r.status == "ok" and sandbox.to_python(r.value) != "connected"
 
 
-def test_secrets_and_files_outside_the_task_dir(pool, monkeypatch):
+def test_secrets_and_files_outside_the_job_dir(pool, monkeypatch):
     monkeypatch.setenv("EXECALIGN_TEST_SECRET", "hunter2")
     targets = [
         f"/proc/{os.getppid()}/environ",
@@ -215,7 +215,7 @@ def test_secrets_and_files_outside_the_task_dir(pool, monkeypatch):
     assert r.status == "ok" and sandbox.to_python(r.value) == []
 
 
-def test_poisoning_later_tasks(pool):
+def test_poisoning_later_jobs(pool):
     code = (
         "import os, site, sys\nfor d in [os.getcwd()] + sys.path + [site.getusersitepackages()]:\n"
         "    for name in ('sitecustomize.py', 'usercustomize.py', 'numpy.py', 'json.py', 'evil.pth'):\n"
@@ -240,3 +240,90 @@ def test_tracer_tampering_is_marked(pool):
     )
     r = pool.run(Job(mode="call", code=code, call="f(2)", trace=True, limits=FAST))
     assert r.status == "error" and r.tampered and r.trace is not None and r.trace.tampered
+
+
+PROBE = """
+import ctypes, errno, os
+
+def probe(pids, path):
+    libc = ctypes.CDLL(None, use_errno=True)
+    found = {"me": os.getuid()}
+    for pid in pids:
+        seen = {}
+        try:
+            seen["owner"] = os.stat(f"/proc/{pid}").st_uid  # who this number names, as this job sees it
+        except OSError:
+            seen["owner"] = None
+        try:
+            os.kill(pid, 0)  # signal 0: the permission check of every signal, harmless if it passes
+            seen["kill"] = "allowed"
+        except OSError as e:
+            seen["kill"] = errno.errorcode[e.errno]
+        if libc.ptrace(16, pid, None, None) == 0:  # PTRACE_ATTACH
+            libc.ptrace(17, pid, None, None)  # PTRACE_DETACH
+            seen["ptrace"] = "allowed"
+        else:
+            seen["ptrace"] = errno.errorcode[ctypes.get_errno()]
+        for name in ("environ", "cwd/secret.txt"):
+            try:
+                seen[name] = open(f"/proc/{pid}/{name}", "rb").read(40)
+            except OSError as e:
+                seen[name] = errno.errorcode[e.errno]
+        found[pid] = seen
+    try:
+        found["file"] = open(path).read()
+    except OSError as e:
+        found["file"] = errno.errorcode[e.errno]
+    return found
+"""
+WAIT_FOR_GO = (
+    "import os, time\nopen('secret.txt', 'w').write('the secret of B')\nopen('pid', 'w').write(str(os.getpid()))\n"
+    "deadline = time.monotonic() + 20\nwhile not os.path.exists('go') and time.monotonic() < deadline:\n"
+    "    time.sleep(0.02)\nsecret = open('secret.txt').read()\n"
+)
+
+
+def test_a_job_cannot_reach_a_running_job_of_another_pool(pool):
+    """Two pools at once: a job of A cannot signal, ptrace or read the files of a running job of B.
+
+    Which layer holds it: each zygote has its own PID namespace, so no pid number a job of A
+    uses names B's job (kill and ptrace: ESRCH; /proc/PID is A's own /proc); without namespaces,
+    B's job runs as a uid of B's block, so kill and ptrace get EPERM; B's directory belongs to
+    that uid (mode 0700) and Landlock lets A read only the Python installation (EACCES).
+    B's job waits for a file the test writes, and ends by itself after 20 s whatever happens.
+    """
+    if os.geteuid() != 0:
+        pytest.skip("uids per slot and namespaces need root")
+    with sandbox.Pool(1) as other:
+        slot = pathlib.Path(other.client.base) / "slot0"
+        running = other.submit(Job(mode="call", code=WAIT_FOR_GO, call="secret", limits=Limits(wall_time=30)))
+        deadline = time.monotonic() + 20
+        while not _read(slot / "pid") and time.monotonic() < deadline:
+            time.sleep(0.02)
+        if not _read(slot / "pid"):
+            pytest.skip(f"{slot} is not where B's job writes in this host's view")
+        host_pids = [p["pid"] for p in job_processes(other)]
+        assert host_pids and not running.done()
+        pids = [*host_pids, int(_read(slot / "pid"))]  # as the host sees B's job, and as B's zygote does
+        r = run(pool, PROBE, call=f"probe({pids!r}, {str(slot / 'secret.txt')!r})")
+        (slot / "go").write_text("")
+        assert running.result().status == "ok" and sandbox.to_python(running.result().value) == "the secret of B"
+    assert r.status == "ok", r.message
+    found = sandbox.to_python(r.value)
+    assert found["file"] in ("EACCES", "EPERM")
+    for pid in pids:
+        seen = found[pid]
+        if seen["owner"] == found["me"]:
+            continue  # in A's PID namespace this number names the probing job itself
+        if pool.layers.namespaces:  # B's job has no pid in A's namespace: no number names a process of B
+            assert seen["owner"] not in other.uids, seen
+        assert seen["kill"] in ("ESRCH", "EPERM") and seen["ptrace"] in ("ESRCH", "EPERM"), seen
+        assert seen["environ"] in ("ENOENT", "EACCES", "EPERM", "ESRCH"), seen
+        assert seen["cwd/secret.txt"] in ("ENOENT", "EACCES", "EPERM", "ESRCH"), seen
+
+
+def _read(path: pathlib.Path) -> str:
+    try:
+        return path.read_text()
+    except OSError:
+        return ""

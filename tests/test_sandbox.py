@@ -1,16 +1,24 @@
 """The sandbox's grading modes, statuses, comparator and pool API."""
 
 import asyncio
+import io
 import os
+import signal
 import threading
+import time
+from concurrent.futures import Future
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import sandbox
-from sandbox import Job, Limits, compare
+import tracer
+from sandbox import Job, Limits, compare, wire
+from sandbox.verdict import Evidence, TestsRun, classify
+from sandbox.wire import CallRequest, ChannelError, Decoder, Exited, Ready, Returned, SetupDone
 from tests.sandbox_util import quick
+from tests.strategies import values
 
 F = "def f(x):\n    y = x * 2\n    return y + 1\n"
 
@@ -112,8 +120,8 @@ def test_cpu_limit_is_a_timeout(pool):
 
 
 def test_map_keeps_order_and_many_threads_can_submit(pool):
-    tasks = [Job(mode="call", code=F, call=f"f({i})") for i in range(40)]
-    assert [sandbox.to_python(r.value) for r in pool.map(tasks, progress=True)] == [2 * i + 1 for i in range(40)]
+    jobs = [Job(mode="call", code=F, call=f"f({i})") for i in range(40)]
+    assert [sandbox.to_python(r.value) for r in pool.map(jobs, progress=True)] == [2 * i + 1 for i in range(40)]
     results = {}
 
     def worker(k):
@@ -208,3 +216,281 @@ def test_a_job_ends_the_same_traced_or_not(pool, mode, code, call):
     untraced, traced = ((r.status, r.message, r.value, r.exception, r.exit_code, r.stdout, r.stderr) for r in results)
     assert untraced == traced
     assert results[0].trace is None and results[1].trace is not None
+
+
+# ---------------------------------------------------------------- the verdict (no process runs)
+
+EXITED = 0  # os.wait status of a clean exit
+KEY_ERROR = tracer.ExceptionInfo(type="KeyError", message="'k'")
+PASS, FAIL = (
+    sandbox.TestOutcome("assert f(1) == 3", True),
+    sandbox.TestOutcome("assert f(0) == 2", False, "expected 2, got 1"),
+)
+
+
+def _exit(code: int) -> int:
+    return code << 8  # os.wait status of exit(code)
+
+
+def _evidence(**changes):
+    base = dict(mode="call", wait_status=EXITED, setup_done=True, answered=True)
+    return Evidence(**{**base, **changes})
+
+
+# (what happened, evidence, status, start of the message)
+VERDICTS = [
+    ("a call that returned", _evidence(), "ok", ""),
+    ("a script that exited 3", _evidence(mode="script", exit_code=3), "ok", ""),
+    (
+        "a script's sys.exit",
+        _evidence(mode="script", exception=tracer.ExceptionInfo(type="SystemExit", message="2")),
+        "ok",
+        "",
+    ),
+    ("a SIGPIPE is not a kill", _evidence(wait_status=signal.SIGPIPE), "ok", ""),
+    ("a bug of the judge", _evidence(judge_error="TypeError: x"), "infra_error", "judge error: TypeError: x"),
+    (
+        "the zygote did not fork",
+        _evidence(spawned=False, zygote_failure="EAGAIN"),
+        "infra_error",
+        "spawn failed: EAGAIN",
+    ),
+    ("the zygote never answered", _evidence(spawned=False), "infra_error", "spawn failed: no answer"),
+    ("no exit report", _evidence(wait_status=None), "infra_error", "the zygote did not report"),
+    (
+        "the zygote died",
+        _evidence(wait_status=None, zygote_failure="the zygote died"),
+        "infra_error",
+        "the zygote died",
+    ),
+    (
+        "isolation could not be set up",
+        _evidence(setup_done=False, answered=False, wait_status=_exit(wire.SETUP_FAILED), stderr="no landlock\n"),
+        "infra_error",
+        "the child could not set up its isolation: no landlock",
+    ),
+    (
+        "died during setup, even past the deadline",
+        _evidence(setup_done=False, answered=False, wait_status=signal.SIGKILL, killed_for="timeout"),
+        "infra_error",
+        "the child died before its setup ended",
+    ),
+    (
+        "the wall clock",
+        _evidence(answered=False, killed_for="timeout", wait_status=signal.SIGKILL),
+        "timeout",
+        "wall time",
+    ),
+    (
+        "the wall clock after passing tests",
+        _evidence(mode="asserts", killed_for="timeout", tests=TestsRun(outcomes=[PASS])),
+        "timeout",
+        "wall time",
+    ),
+    (
+        "too much output",
+        _evidence(killed_for="output_exceeded", wait_status=signal.SIGKILL),
+        "output_exceeded",
+        "output over",
+    ),
+    ("SIGXCPU", _evidence(answered=False, wait_status=signal.SIGXCPU), "timeout", "CPU time limit"),
+    (
+        "SIGKILL at the CPU limit",
+        _evidence(answered=False, wait_status=signal.SIGKILL, cpu_time=10.0),
+        "timeout",
+        "CPU",
+    ),
+    (
+        "MemoryError",
+        _evidence(exception=tracer.ExceptionInfo(type="MemoryError", message="")),
+        "memory_exceeded",
+        "memory budget",
+    ),
+    (
+        "killed near the memory budget",
+        _evidence(answered=False, wait_status=signal.SIGKILL, peak_memory=500 << 20),
+        "memory_exceeded",
+        "memory budget of 512 MiB",
+    ),
+    ("a forged message", _evidence(tampered=["a message without the job's nonce"]), "error", "the code tampered"),
+    (
+        "SIGSEGV far from the memory budget",
+        _evidence(answered=False, wait_status=signal.SIGSEGV),
+        "killed",
+        "killed by signal SIGSEGV",
+    ),
+    (
+        "no result",
+        _evidence(answered=False, wait_status=_exit(3)),
+        "error",
+        "the program ended without a result (exit status 3)",
+    ),
+    ("the code raised", _evidence(exception=KEY_ERROR, exit_code=1), "error", "KeyError: 'k'"),
+    (
+        "sys.exit in a call",
+        _evidence(exception=tracer.ExceptionInfo(type="SystemExit", message="0")),
+        "error",
+        "SystemExit",
+    ),
+    ("stdout as expected", _evidence(mode="stdio"), "passed", ""),
+    (
+        "stdout differs",
+        _evidence(mode="stdio", stdout_mismatch="line 3: expected '1.5', got '1.0'"),
+        "failed",
+        "line 3",
+    ),
+    ("every assertion holds", _evidence(mode="asserts", tests=TestsRun(outcomes=[PASS, PASS])), "passed", ""),
+    (
+        "one assertion fails",
+        _evidence(mode="asserts", tests=TestsRun(outcomes=[PASS, FAIL])),
+        "failed",
+        "assert f(0) == 2: expected 2, got 1",
+    ),
+    ("no assertion ran", _evidence(mode="asserts"), "failed", "no assertion ran"),
+    (
+        "no entry point",
+        _evidence(mode="asserts", tests=TestsRun(missing=["f"])),
+        "failed",
+        "the solution does not define f",
+    ),
+    (
+        "the solution raised first",
+        _evidence(mode="asserts", exception=KEY_ERROR),
+        "error",
+        "the solution raised before the tests",
+    ),
+    (
+        "the solution exited first",
+        _evidence(mode="asserts", answered=False),
+        "error",
+        "the solution ended before the tests ran",
+    ),
+    (
+        "lost during the tests",
+        _evidence(mode="asserts", tests=TestsRun(outcomes=[PASS], lost=True)),
+        "error",
+        "the solution process ended",
+    ),
+    (
+        "killed during the tests",
+        _evidence(mode="asserts", wait_status=signal.SIGTERM, tests=TestsRun(lost=True)),
+        "killed",
+        "killed by signal SIGTERM",
+    ),
+    (
+        "killed after the tests failed",
+        _evidence(mode="asserts", wait_status=signal.SIGTERM, tests=TestsRun(outcomes=[FAIL])),
+        "failed",
+        "assert f(0) == 2",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("evidence", "status", "message"), [row[1:] for row in VERDICTS], ids=[row[0] for row in VERDICTS]
+)
+def test_classify(evidence, status, message):
+    got_status, got_message = classify(evidence)
+    assert got_status == status and got_message.startswith(message), (got_status, got_message)
+    assert bool(got_message) == bool(message)
+
+
+def test_classify_table_covers_every_status():
+    assert {row[2] for row in VERDICTS} == set(sandbox.STATUSES)
+
+
+def test_result_carries_the_evidence(pool):
+    r = pool.run(Job(mode="script", code="import os, sys\nprint('out', flush=True)\nos.kill(os.getpid(), 9)"))
+    assert (r.status, r.signal, r.exit_code, r.stdout) == ("killed", signal.SIGKILL, None, "out\n")
+    r = pool.run(Job(mode="script", code="import sys\nsys.stderr.write('e')\nsys.exit(4)"))
+    assert (r.status, r.exit_code, r.signal, r.stderr) == ("ok", 4, None, "e")
+
+
+# ---------------------------------------------------------------- wire
+
+
+@given(st.lists(st.tuples(st.text(max_size=8), values), min_size=1, max_size=4), st.data())
+@settings(max_examples=100, deadline=None)
+def test_messages_survive_any_chunking(items, data):
+    nonce = b"n" * 16
+    messages = [SetupDone(), Ready(nonce, callable=[k for k, _ in items])]
+    for name, value in items:
+        messages.append(Returned(nonce, tracer.encode(value)))
+        messages.append(CallRequest(name, [tracer.encode(value)], {name: tracer.encode(value)}))
+    stream = b"".join(wire.pack(m) for m in messages)
+    cuts = sorted(data.draw(st.lists(st.integers(0, len(stream)), max_size=6)))
+    kinds = wire.FromChild | CallRequest
+    decoder = Decoder[kinds](kinds, 1 << 20)
+    got = []
+    for start, end in zip([0, *cuts], [*cuts, len(stream)]):
+        got += decoder.feed(stream[start:end])
+    assert got == messages
+    assert [Decoder[kinds](kinds, 1 << 20).unpack(wire.pack(m)) for m in messages] == messages
+
+
+def test_wire_refuses_oversized_cut_and_malformed_messages():
+    decoder = Decoder[wire.FromZygote](wire.FromZygote, 100)
+    exited = wire.pack(Exited(1, 0, 0.5, 1 << 20, 0))
+    assert decoder.unpack(exited) == Exited(1, 0, 0.5, 1 << 20, 0)
+    with pytest.raises(ChannelError, match="not one whole message"):
+        decoder.unpack(exited[:-1])
+    with pytest.raises(ChannelError, match="over the 100-byte cap"):
+        decoder.feed(wire.pack(wire.SpawnFailed(1, "x" * 100)))
+    with pytest.raises(ChannelError, match="malformed"):
+        Decoder[wire.FromZygote](wire.FromZygote, 100).feed(wire.pack(SetupDone()))  # not a zygote message
+    read_end, write_end = os.pipe()
+    os.write(write_end, exited[:-2])
+    os.close(write_end)
+    with pytest.raises(ChannelError, match="closed in the middle"):
+        decoder.read(read_end)
+    os.close(read_end)
+
+
+def test_child_gone_while_values_are_fetched_is_the_codes_error(pool):
+    # the code breaks its own control channel: the child dies when the judge asks for X
+    code = "import os\nX = 1\nos.read = lambda *a: os._exit(0)\n"
+    r = pool.run(Job(mode="asserts", code=code, tests=["assert X == 1"]))
+    assert (r.status, r.message) == ("error", "the solution process ended during the tests")
+
+
+# ---------------------------------------------------------------- progress
+
+
+class _Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def _finish_later(futures, delay):
+    def finish():
+        for i, f in enumerate(futures):
+            time.sleep(delay)
+            f.set_result(i)
+
+    threading.Thread(target=finish, daemon=True).start()
+
+
+@pytest.mark.parametrize("stream", [io.StringIO(), _Terminal()], ids=["log", "terminal"])
+def test_track_returns_results_in_order_and_reports_progress(stream):
+    cached = [Future() for _ in range(3)]
+    for f in cached:
+        f.set_result("hit")
+    running = [Future() for _ in range(4)]
+    _finish_later(running, 0.02)
+    assert sandbox.track(cached + running, "demo", stream=stream, interval=0.01) == ["hit"] * 3 + [0, 1, 2, 3]
+    text = stream.getvalue()
+    final = text.replace("\r", "\n").strip().splitlines()[-1]
+    assert "7/7 done" in final and "4 in " in final and "3 were done already" in final
+    if isinstance(stream, _Terminal):
+        assert text.startswith("\rdemo [") and text.endswith("\n") and "#" * 30 in final
+    else:
+        assert "\r" not in text and all(line.startswith("demo: ") for line in text.splitlines())
+
+
+def test_track_of_nothing_and_of_cache_hits_only():
+    stream = io.StringIO()
+    assert sandbox.track([], "empty", stream=stream) == []
+    done = Future()
+    done.set_result(1)
+    assert sandbox.track([done], "hits", stream=stream) == [1]
+    assert stream.getvalue().splitlines()[-1].startswith("hits: 1/1 done (in ")

@@ -1,12 +1,31 @@
-"""What a sandboxed run returns: a status from a closed set and the evidence behind it."""
+"""A job and what it returns: `Job`, its `Limits`, the `Result` with a `Status` from a closed set."""
 
 from __future__ import annotations
+
+from typing import Literal
 
 import msgspec
 
 from tracer import ExceptionInfo, Trace, Value
 
-from .protocol import Limits, Status
+Status = Literal[
+    "ok", "passed", "failed", "error", "timeout", "memory_exceeded", "output_exceeded", "killed", "infra_error"
+]
+STATUSES: tuple[str, ...] = Status.__args__  # type: ignore[attr-defined]
+Mode = Literal["call", "asserts", "stdio", "script"]
+
+
+class Limits(msgspec.Struct, frozen=True, kw_only=True):
+    """Resource limits of one job. Times in seconds, sizes in bytes."""
+
+    wall_time: float = 10.0  # judge's clock, then SIGKILL of the whole job
+    cpu_time: float = 10.0  # RLIMIT_CPU
+    memory: int = 512 << 20  # RLIMIT_AS budget above the child's size at start
+    output: int = 1 << 20  # stdout and stderr, each
+    file_size: int = 16 << 20  # RLIMIT_FSIZE
+    open_files: int = 64  # RLIMIT_NOFILE
+    processes: int = 16  # RLIMIT_NPROC for the job's own uid (root only)
+    result: int = 64 << 20  # largest message accepted from the child
 
 
 class TestOutcome(msgspec.Struct, frozen=True):
@@ -28,7 +47,7 @@ class Job(msgspec.Struct, frozen=True, kw_only=True):
     `trace=True` (call and script modes) records a `tracer.Trace` in the child.
     """
 
-    mode: str
+    mode: Mode
     code: str
     call: str | None = None
     tests: list[str] | str | None = None
@@ -44,6 +63,8 @@ class Job(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class Result(msgspec.Struct, kw_only=True):
+    """What a job returns: its status (see `sandbox.verdict`), why, and the evidence behind it."""
+
     status: Status
     message: str = ""  # why: the failing test, the exception, the limit hit
     value: Value | None = None  # call mode: the call's value
@@ -63,8 +84,3 @@ class Result(msgspec.Struct, kw_only=True):
     peak_memory: int = 0
     leftovers: int = 0  # processes the code left behind (all killed)
     tampered: list[str] = []  # signs the code forged results or disabled the tracer
-
-    @property
-    def infra(self) -> bool:
-        """Our fault or the machine's: mask it in training, never score it."""
-        return self.status == "infra_error"

@@ -1,0 +1,238 @@
+"""Every message between the judge, the zygote and a child, and their one framing.
+
+Four directions, each a union of tagged msgspec Structs with its own `Decoder`:
+
+- judge -> zygote, `ToZygote` (a SOCK_SEQPACKET socket): `Spawn` (carrying the
+  child's five pipe ends, in `CHILD_FDS` order), `Kill`;
+- zygote -> judge, `FromZygote` (the same socket): `Hello`, `Spawned`,
+  `SpawnFailed`, `Exited`;
+- judge -> child, `ToChild` (a pipe, the child's `CONTROL_FD`): the `JobSpec`,
+  then in asserts mode `CallRequest`, `FetchRequest`, `DoneRequest`;
+- child -> judge, `FromChild` (a pipe, the child's `RESULT_FD`): `SetupDone`,
+  written once by the forked child when its isolation is in place and before
+  any code runs, then `Ready` and `Returned`, which carry the job's nonce.
+
+Every message is framed the same way, on the socket too: a 4-byte big-endian
+length, then its MessagePack body; a reader refuses a message over its cap.
+Values cross only as `tracer.Value` trees (typed: a tuple stays a tuple, True is
+not 1, an int subclass is marked as such) and are turned back into builtin
+objects in the judge by `tracer.to_python`; nothing from the child is ever
+compared as an object it made.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from typing import Any, Generic, TypeVar
+
+import msgspec
+
+from tracer import ExceptionInfo, Value
+
+from .isolation import Layers
+from .job import Limits, Mode
+
+STDIN_FD, STDOUT_FD, STDERR_FD = 0, 1, 2  # the child's, each a pipe to the judge
+CONTROL_FD = 3  # in the child: where it reads ToChild messages
+RESULT_FD = 4  # in the child: where it writes FromChild messages
+CHILD_FDS = (CONTROL_FD, RESULT_FD, STDIN_FD, STDOUT_FD, STDERR_FD)  # the pipe ends sent with Spawn, in order
+SETUP_FAILED = 121  # exit status of a child whose isolation could not be set up (before any code ran)
+PACKET_LIMIT = 1 << 16  # largest message on the zygote's socket
+CONTROL_LIMIT = 64 << 20  # largest message to a child
+
+
+# ---------------------------------------------------------------- judge <-> zygote
+
+
+class Spawn(msgspec.Struct, frozen=True, tag="spawn"):
+    """Fork a child for job `id` in worker slot `slot` (its five pipe ends come with the message)."""
+
+    id: int
+    slot: int
+    limits: Limits
+
+
+class Kill(msgspec.Struct, frozen=True, tag="kill"):
+    """SIGKILL to job `id`'s process group."""
+
+    id: int
+
+
+class Hello(msgspec.Struct, frozen=True, tag="hello"):
+    """The zygote is ready: the isolation layers it applies, its pid."""
+
+    layers: Layers
+    pid: int
+
+
+class Spawned(msgspec.Struct, frozen=True, tag="spawned"):
+    id: int
+    pid: int  # in the zygote's PID namespace
+
+
+class SpawnFailed(msgspec.Struct, frozen=True, tag="spawn_failed"):
+    id: int
+    reason: str
+
+
+class Exited(msgspec.Struct, frozen=True, tag="exited"):
+    """Job `id` ended and was reaped, with whatever it left behind."""
+
+    id: int
+    status: int  # os.wait status
+    cpu_time: float
+    peak_memory: int  # bytes
+    leftovers: int  # processes the job left behind, killed
+
+
+ToZygote = Spawn | Kill
+FromZygote = Hello | Spawned | SpawnFailed | Exited
+
+
+# ---------------------------------------------------------------- judge <-> child
+
+
+class JobSpec(msgspec.Struct, frozen=True, kw_only=True, tag="job"):
+    """What the child runs. Sent by the judge straight to the child (never through the zygote)."""
+
+    mode: Mode
+    code: str
+    nonce: bytes  # echoed in every Ready and Returned; messages without it are forged
+    call: str | None = None  # call mode: expression to evaluate after the code, e.g. "f([1, 2])"
+    trace: bool = False  # record a trace (call and script modes)
+    stdin: str = ""
+    filename: str = "<solution>"
+    argv: list[str] = []
+    trace_limits: dict[str, int] = {}
+    names: list[str] = []  # asserts mode: names the tests take from the solution
+
+
+class CallRequest(msgspec.Struct, frozen=True, tag="call"):
+    """Asserts mode: call `name(*args, **kwargs)` in the child (values encoded)."""
+
+    name: str
+    args: list[Value]
+    kwargs: dict[str, Value] = {}
+
+
+class FetchRequest(msgspec.Struct, frozen=True, tag="fetch"):
+    """Asserts mode: the value of a non-callable solution name."""
+
+    name: str
+
+
+class DoneRequest(msgspec.Struct, frozen=True, tag="done"):
+    """Asserts mode: the tests are over; the child exits."""
+
+
+class SetupDone(msgspec.Struct, frozen=True, tag="setup_done"):
+    """Written once by the forked child: its isolation is in place, the code starts now."""
+
+
+class Ready(msgspec.Struct, frozen=True, tag="ready"):
+    """Asserts mode: the code ran; which requested names exist and which are callable."""
+
+    nonce: bytes
+    exception: ExceptionInfo | None = None
+    callable: list[str] = []
+    values: list[str] = []
+
+
+class Returned(msgspec.Struct, frozen=True, tag="returned"):
+    """The outcome of a call or of the whole run (call and script modes carry the trace)."""
+
+    nonce: bytes
+    value: Value | None = None
+    exception: ExceptionInfo | None = None
+    trace: bytes | None = None  # tracer.Trace as MessagePack
+    exit_code: int = 0
+
+
+ToChild = JobSpec | CallRequest | FetchRequest | DoneRequest
+FromChild = SetupDone | Ready | Returned
+Message = ToZygote | FromZygote | ToChild | FromChild
+
+
+# ---------------------------------------------------------------- framing
+
+_HEADER = struct.Struct(">I")
+_ENCODER = msgspec.msgpack.Encoder()
+_MSGPACK: dict[Any, msgspec.msgpack.Decoder[Any]] = {}  # one per direction, shared by its readers
+M = TypeVar("M")
+
+
+class ChannelError(Exception):
+    """A message that is too big, cut short or malformed."""
+
+
+def pack(message: Message) -> bytes:
+    """One framed message: its length, then its MessagePack body."""
+    body = _ENCODER.encode(message)
+    return _HEADER.pack(len(body)) + body
+
+
+def write(fd: int, message: Message) -> None:
+    """Write one framed message to a blocking pipe."""
+    data = memoryview(pack(message))
+    while data:
+        data = data[os.write(fd, data) :]
+
+
+def _read_exact(fd: int, n: int) -> bytes:
+    parts = []
+    while n:
+        chunk = os.read(fd, min(n, 1 << 20))
+        if not chunk:
+            raise ChannelError("channel closed in the middle of a message")
+        parts.append(chunk)
+        n -= len(chunk)
+    return b"".join(parts)
+
+
+class Decoder(Generic[M]):
+    """Reads one direction's messages (`kind`, a union of Structs), each at most `limit` bytes."""
+
+    def __init__(self, kind: Any, limit: int):
+        self.limit = limit
+        if kind not in _MSGPACK:
+            _MSGPACK[kind] = msgspec.msgpack.Decoder(kind)
+        self._decoder: msgspec.msgpack.Decoder[M] = _MSGPACK[kind]
+        self._buffer = bytearray()
+
+    def _size(self, header: bytes | bytearray) -> int:
+        (size,) = _HEADER.unpack_from(header)
+        if size > self.limit:
+            raise ChannelError(f"message of {size} bytes is over the {self.limit}-byte cap")
+        return int(size)
+
+    def _decode(self, body: bytes) -> M:
+        try:
+            return self._decoder.decode(body)
+        except msgspec.DecodeError as error:
+            raise ChannelError(f"malformed message: {error}") from None
+
+    def unpack(self, packet: bytes) -> M:
+        """One whole framed message (a datagram of the zygote's socket)."""
+        if len(packet) < _HEADER.size or self._size(packet) != len(packet) - _HEADER.size:
+            raise ChannelError(f"a packet of {len(packet)} bytes is not one whole message")
+        return self._decode(packet[_HEADER.size :])
+
+    def read(self, fd: int) -> M:
+        """Blocking read of one message from a pipe."""
+        size = self._size(_read_exact(fd, _HEADER.size))
+        return self._decode(_read_exact(fd, size))
+
+    def feed(self, data: bytes) -> list[M]:
+        """The messages completed by `data` (read from a non-blocking pipe); keeps the rest."""
+        self._buffer += data
+        messages = []
+        while len(self._buffer) >= _HEADER.size:
+            size = self._size(self._buffer)
+            end = _HEADER.size + size
+            if len(self._buffer) < end:
+                break
+            body = bytes(self._buffer[_HEADER.size : end])
+            del self._buffer[:end]
+            messages.append(self._decode(body))
+        return messages
