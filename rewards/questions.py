@@ -32,7 +32,7 @@ import numpy as np
 
 import sandbox
 from sandbox import Result
-from tracer import Step, Trace, Value, encode, render
+from tracer import StepState, Trace, Value, encode, render
 
 from . import align
 from .compare import DEFAULT_RTOL, gold, matches
@@ -154,9 +154,11 @@ def final_values(trace: Trace) -> dict[str, Value]:
     return values
 
 
-def line_steps(trace: Trace) -> list[Step]:
-    """The line steps of the traced execution (of the call, when there is one)."""
-    return [s for s in trace.steps[max(trace.call_step, 0) :] if s.event == "line"]
+def line_steps(trace: Trace) -> list[StepState]:
+    """The line steps of the traced execution (of the call, when there is one), each with
+    the whole new values of what it changed (`changed`)."""
+    start = max(trace.call_step, 0)
+    return [s for s in trace.replay() if s.index >= start and s.step.event == "line"]
 
 
 def asked_variables(truth: Truth) -> list[str]:
@@ -238,12 +240,12 @@ def score_steps(answer: Any, truth: Truth) -> Graded:
     real = line_steps(truth.trace)
     actual = real[: align.MAX_LENGTH]
     by_line: dict[int, list[int]] = {}
-    for j, step in enumerate(actual):
-        by_line.setdefault(step.line, []).append(j)
+    for j, state in enumerate(actual):
+        by_line.setdefault(state.step.line, []).append(j)
     similarity = np.zeros((len(predicted), len(actual)))
     for i, (line, changes) in enumerate(predicted):
         for j in by_line.get(line, ()) if line is not None else ():
-            real_changes = actual[j].changes
+            real_changes = actual[j].changed
             names = set(real_changes) | {k for k in changes if isinstance(k, str)}
             if not names:
                 similarity[i, j] = 1.0
@@ -260,7 +262,7 @@ def score_steps(answer: Any, truth: Truth) -> Graded:
 def score_lines(answer: Any, truth: Truth) -> Graded:
     if not isinstance(answer, list) or not all(type(x) is int for x in answer):
         raise ParseError("a lines answer is a list of line numbers")
-    real = [s.line for s in line_steps(truth.trace)]
+    real = [s.step.line for s in line_steps(truth.trace)]
     score = align.alignment_score(align.line_similarity(answer, real), len(answer), len(real))
     return Graded(score, [Detail("lines", score, _short(str(answer)), _short(str(real)))])
 
@@ -304,11 +306,11 @@ def gold_coderl_plus(truth: Truth) -> dict[str, Any]:
 
 def gold_steps(truth: Truth) -> dict[str, Any]:
     steps = line_steps(truth.trace)
-    return {"steps": [{"line": s.line, "changes": {k: gold(v) for k, v in s.changes.items()}} for s in steps]}
+    return {"steps": [{"line": s.step.line, "changes": {k: gold(v) for k, v in s.changed.items()}} for s in steps]}
 
 
 def gold_lines(truth: Truth) -> dict[str, Any]:
-    return {"lines": [s.line for s in line_steps(truth.trace)]}
+    return {"lines": [s.step.line for s in line_steps(truth.trace)]}
 
 
 # ---------------------------------------------------------------- the registry

@@ -56,6 +56,7 @@ def _run_program(spec: JobSpec) -> Returned:
         spec.code,
         spec.call,
         backend="auto" if spec.trace else "none",
+        record=spec.trace_record,
         filename=spec.filename,
         capture_output=False,
         namespace={"__name__": module_name},

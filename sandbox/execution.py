@@ -209,6 +209,7 @@ class Execution:
                     nonce=self.nonce,
                     call=job.call,
                     trace=job.trace,
+                    trace_record=job.trace_record,
                     filename=job.filename,
                     argv=list(job.argv),
                     trace_limits=dict(job.trace_limits),

@@ -44,7 +44,9 @@ class Job(msgspec.Struct, frozen=True, kw_only=True):
     mode "stdio":   run `code` as __main__ with `stdin`; compare stdout with `expected_stdout`
                     (see `sandbox.compare`).
     mode "script":  run `code` as __main__ with `argv` and `stdin`.
-    `trace=True` (call and script modes) records a `tracer.Trace` in the child.
+    `trace=True` (call and script modes) records a `tracer.Trace` in the child; `trace_record`
+    is what it records (`tracer.trace`'s `record`): "lines", or "final" (calls and returns
+    with final values only, for questions about final values: close to untraced speed).
     """
 
     mode: Mode
@@ -57,6 +59,7 @@ class Job(msgspec.Struct, frozen=True, kw_only=True):
     float_tolerance: float | None = None
     argv: list[str] = []
     trace: bool = False
+    trace_record: Literal["lines", "final"] = "lines"
     trace_limits: dict[str, int] = {}
     filename: str = "<solution>"
     limits: Limits = Limits()

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import os
 import struct
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Literal, TypeVar
 
 import msgspec
 
@@ -101,6 +101,7 @@ class JobSpec(msgspec.Struct, frozen=True, kw_only=True, tag="job"):
     nonce: bytes  # echoed in every Ready and Returned; messages without it are forged
     call: str | None = None  # call mode: expression to evaluate after the code, e.g. "f([1, 2])"
     trace: bool = False  # record a trace (call and script modes)
+    trace_record: Literal["lines", "final"] = "lines"  # what the trace records (tracer.trace's `record`)
     stdin: str = ""
     filename: str = "<solution>"
     argv: list[str] = []

@@ -14,15 +14,19 @@
 
 Public API (kept this small on purpose):
 
-- `trace(source, call=None, *, backend="auto", stdin=None, **limits) -> Trace`
+- `trace(source, call=None, *, backend="auto", stdin=None, record="lines", **limits) -> Trace`
   runs a snippet, then the call expression if given, in this process.
-- `trace_file(path, argv=(), *, call=None, backend="auto", **limits) -> Trace`
+  `record="final"` records calls and returns only (final values, return
+  values), at close to untraced speed.
+- `trace_file(path, argv=(), *, call=None, backend="auto", record="lines", **limits) -> Trace`
   runs a file as `__main__`.
-- `Trace`, `Step`, `Frame`, `Value`, `ExceptionInfo`, `Stop`: the msgspec schema
-  (`Trace.to_json/from_json/to_msgpack/from_msgpack`).
-- `Trace.replay()`: per step, a `StepState` with the step's frame's variables
-  `before` and `after` it and the new values of those it `changed`. Read
-  variable values from here, never from `Step.changes`.
+- `Trace`, `Step`, `Frame`, `Value`, `ExceptionInfo`, `Stop`, `Edit`, `Splice`:
+  the msgspec schema (`Trace.to_json/from_json/to_msgpack/from_msgpack`).
+- `Trace.replay()`: per step, a `StepState` with the step's frame (`Frame`:
+  function, file, depth), the line's hit count, and the frame's variables
+  `before` and `after` it and the whole new values of those it `changed`. Read
+  variable values from here, never from `Step.changes`/`Step.edits` (a
+  container changed in place is stored as an `Edit` of its previous value).
 - `encode(obj)`, `to_python(value)`, `render(value)`, `from_literal(text)`: the value codec.
 - `exception_info(exc)`: an exception's type and message, made without user code.
 - `TraceLimits`: the caps accepted as `**limits`; `EncodeLimits`: the caps of one value.
@@ -40,8 +44,8 @@ trusted code or inside a sandbox child. Untrusted code goes through `sandbox`.
 
 Modules: `schema` (the Structs, `replay`), `encode` / `decode` / `render` /
 `literals` (values to and from objects and text), `run` (the one runner and
-how a run ends), `recorder` (frame events to steps), `codeinfo` (what each
-line can change), `backends/` (settrace, sysmon), `capture` (bounded output),
+how a run ends), `recorder` (frame events to steps), `edits` (what a step
+stores for a changed container), `codeinfo` (what each line can change), `backends/` (settrace, sysmon), `capture` (bounded output),
 `env` (version differences), `cli` (`execalign trace`).
 """
 
@@ -51,13 +55,15 @@ from .encode import EncodeLimits, encode, exception_info
 from .literals import from_literal
 from .render import render
 from .run import TraceLimits, trace, trace_file
-from .schema import ExceptionInfo, Frame, Step, StepState, Stop, Trace, Value
+from .schema import Edit, ExceptionInfo, Frame, Splice, Step, StepState, Stop, Trace, Value
 
 __all__ = [
+    "Edit",
     "EncodeLimits",
     "ExceptionInfo",
     "Frame",
     "NotDecodable",
+    "Splice",
     "Step",
     "StepState",
     "Stop",

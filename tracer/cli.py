@@ -23,7 +23,7 @@ import msgspec
 
 from .render import render
 from .run import trace_file
-from .schema import Step, Trace, Value
+from .schema import Trace, Value
 
 _COLORS = {"dim": "\x1b[2m", "var": "\x1b[32m", "call": "\x1b[36m", "exc": "\x1b[31m", "off": "\x1b[0m"}
 _MAX_SHOWN = 200  # characters of one rendered value in the listing
@@ -108,8 +108,9 @@ def only_function(result: Trace, name: str) -> Trace:
         elif frame.function == name or frame.function.rsplit(".", 1)[-1] == name:
             keep.add(frame.id)
             base[frame.id] = frame.depth
-    steps = [msgspec.structs.replace(s, depth=s.depth - base[s.frame]) for s in result.steps if s.frame in keep]
-    return msgspec.structs.replace(result, steps=steps)
+    steps = [s for s in result.steps if s.frame in keep]
+    frames = [msgspec.structs.replace(f, depth=f.depth - base[f.id]) if f.id in keep else f for f in result.frames]
+    return msgspec.structs.replace(result, steps=steps, frames=frames)
 
 
 def listing(result: Trace, path: str | None, color: bool = False) -> str:
@@ -117,28 +118,28 @@ def listing(result: Trace, path: str | None, color: bool = False) -> str:
     c = _COLORS if color else {k: "" for k in _COLORS}
     sources: dict[str, list[str]] = {}
 
-    def source_line(step: Step) -> str:
-        if step.file not in sources:
+    def source_line(file: str, line: int) -> str:
+        if file not in sources:
             try:
-                with open(step.file, encoding="utf-8", errors="replace") as f:
-                    sources[step.file] = f.read().splitlines()
+                with open(file, encoding="utf-8", errors="replace") as f:
+                    sources[file] = f.read().splitlines()
             except OSError:
-                sources[step.file] = []
-        lines = sources[step.file]
-        return lines[step.line - 1].rstrip() if 0 < step.line <= len(lines) else ""
+                sources[file] = []
+        lines = sources[file]
+        return lines[line - 1].rstrip() if 0 < line <= len(lines) else ""
 
     out: list[str] = []
     for state in result.replay():
-        step = state.step
-        pad = "    " * step.depth
+        step, frame = state.step, state.frame
+        pad = "    " * frame.depth
         if step.event == "call":
             args = ", ".join(f"{k}={_short(v)}" for k, v in state.changed.items())
             out.append(
-                f"{pad}{c['call']}>>> call {step.function}({args}){c['off']}  {c['dim']}line {step.line}{c['off']}"
+                f"{pad}{c['call']}>>> call {frame.function}({args}){c['off']}  {c['dim']}line {step.line}{c['off']}"
             )
             continue
         if step.event == "line":
-            out.append(f"{pad}{c['dim']}{step.line:>5} |{c['off']} {source_line(step)}")
+            out.append(f"{pad}{c['dim']}{step.line:>5} |{c['off']} {source_line(frame.file, step.line)}")
         elif step.event == "exception" and step.exception is not None:
             out.append(f"{pad}{c['exc']}  !!! {step.exception.type}: {step.exception.message}{c['off']}")
         elif step.event == "return":
@@ -146,7 +147,7 @@ def listing(result: Trace, path: str | None, color: bool = False) -> str:
                 what = f"raise {step.exception.type}"
             else:
                 what = f"return {_short(step.value)}" if step.value is not None else "return"
-            out.append(f"{pad}{c['call']}<<< {what}{c['off']}  {c['dim']}{step.function}, line {step.line}{c['off']}")
+            out.append(f"{pad}{c['call']}<<< {what}{c['off']}  {c['dim']}{frame.function}, line {step.line}{c['off']}")
         for name, value in state.changed.items():
             out.append(f"{pad}{c['dim']}      :{c['off']}   {c['var']}{name} = {_short(value)}{c['off']}")
         for name in step.deleted:

@@ -8,6 +8,11 @@ the same way, in `_run`, with this process's stdin, stdout, stderr (and, for
 trusted code and for use inside a sandbox child. Untrusted code goes through
 `sandbox`. One run at a time per process (a lock serialises callers).
 
+What is recorded (`record`): "lines" (the default) records every line with
+what it changed; "final" records only calls and returns, each return step with
+what its frame changed, so `Frame.locals` (final values) and return values are
+there while a long loop costs close to its untraced time (no line events).
+
 How a run ends, for every caller:
 - normally: `exit_code` 0; `returned` is the call expression's value.
 - by an uncaught exception: it is `exception`, `exit_code` is 1, and Python's
@@ -41,6 +46,8 @@ from .encode import EncodeLimits, Encoder
 from .recorder import Recorder
 from .render import render
 from .schema import ExceptionInfo, Trace
+
+RECORDS = ("lines", "final")
 
 
 class TraceLimits(msgspec.Struct, frozen=True, kw_only=True):
@@ -82,6 +89,7 @@ def trace(
     filename: str = "<snippet>",
     capture_output: bool = True,
     namespace: dict[str, Any] | None = None,
+    record: str = "lines",
     **limits: Any,
 ) -> Trace:
     """Trace `source`, then the call expression `call` (e.g. "f([1, 2])") if given.
@@ -96,12 +104,15 @@ def trace(
     code runs in (default: a fresh `__main__`); pass one to keep the names the
     code defines, or to run it under another `__name__` (then an
     `if __name__ == "__main__":` block does not run, and SystemExit is an
-    exception: see the module docstring).
+    exception: see the module docstring). `record` is "lines" (every line) or
+    "final" (calls and returns only, with final values: see the module docstring).
     """
     caps = TraceLimits(**limits)
     namespace = {"__name__": "__main__"} if namespace is None else namespace
     namespace.setdefault("__builtins__", builtins)
-    return _run(source, filename, call, namespace, backend, caps, stdin, echo=False, capture=capture_output)
+    return _run(
+        source, filename, call, namespace, backend, caps, stdin, echo=False, capture=capture_output, record=record
+    )
 
 
 def trace_file(
@@ -112,12 +123,13 @@ def trace_file(
     backend: str = "auto",
     stdin: str | None = None,
     echo: bool = False,
+    record: str = "lines",
     **limits: Any,
 ) -> Trace:
     """Trace the file at `path` run as `__main__` with `sys.argv = [path, *argv]`.
 
     With `echo`, the program's output also goes to the real stdout/stderr as it
-    is written. Raises OSError if the file cannot be read.
+    is written; `record` as for `trace`. Raises OSError if the file cannot be read.
     """
     caps = TraceLimits(**limits)
     path = os.path.abspath(path)
@@ -128,7 +140,7 @@ def trace_file(
     sys.argv = [path, *argv]
     sys.path.insert(0, os.path.dirname(path))  # as `python path` does: sibling modules import
     try:
-        return _run(source, path, call, namespace, backend, caps, stdin, echo=echo, capture=True)
+        return _run(source, path, call, namespace, backend, caps, stdin, echo=echo, capture=True, record=record)
     finally:
         sys.argv = saved_argv
         sys.path[:] = saved_path
@@ -144,10 +156,15 @@ def _run(
     stdin: str | None,
     echo: bool,
     capture: bool,
+    record: str,
 ) -> Trace:
     """Compile, run (recorded by the backend), evaluate the call, end as the module docstring says."""
+    if record not in RECORDS:
+        raise ValueError(f"unknown record {record!r}: choose one of {', '.join(map(repr, RECORDS))}")
     backend = make_backend(backend_name)
-    recorder = Recorder(Encoder(caps.value_limits()), caps.max_steps, caps.max_values, on_stop=backend.stop)
+    recorder = Recorder(
+        Encoder(caps.value_limits()), caps.max_steps, caps.max_values, on_stop=backend.stop, lines=record == "lines"
+    )
     try:
         code = compile(source, filename, "exec", dont_inherit=True)
         call_code = compile(call, "<call>", "eval", dont_inherit=True) if call is not None else None
