@@ -294,20 +294,19 @@ def test_deep_recursion_is_the_programs_own_behaviour_not_tampering(backend, rec
 
 
 CLEARING = {
-    "cleared": "import sys\ndef f():\n    sys.settrace(None)\n    return 1\n",
-    "replaced": "import sys\ndef f():\n    sys.settrace(lambda *args: None)\n    return 1\n",
-    "cleared and put back": "import sys\ndef f():\n    mine = sys.gettrace()\n    sys.settrace(None)\n"
-    "    hidden = 1\n    sys.settrace(mine)\n    return 1\n",
-    "cleared after reaching the recursion limit": "import sys\ndef down(n):\n    return down(n + 1)\n"
-    "def f():\n    try:\n        down(0)\n    except RecursionError:\n        pass\n    sys.settrace(None)\n    return 1\n",
-    "cleared by a debugger": "import bdb, sys\ndef f():\n    bdb.Bdb().set_trace()\n    sys.settrace(None)\n"
-    "    return 1\n",
+    "cleared": "sys.settrace(None)",
+    "replaced": "sys.settrace(lambda *args: None)",
+    "cleared and put back": "mine = sys.gettrace()\n    sys.settrace(None)\n    hidden = 1\n    sys.settrace(mine)",
+    "cleared after reaching the recursion limit": "try:\n        down(0)\n    except RecursionError:\n        pass\n"
+    "    sys.settrace(None)",
+    "cleared by a debugger": "bdb.Bdb().set_trace()\n    sys.settrace(None)",
 }
+CLEARING_PROGRAM = "import bdb, sys\ndef down(n):\n    return down(n + 1)\ndef f():\n    {}\n    return 1\n"
 
 
 @pytest.mark.parametrize("way", CLEARING)
 def test_clearing_the_trace_function_is_tampering(way):
-    t = tracer.trace(CLEARING[way], "f()", backend="settrace")
+    t = tracer.trace(CLEARING_PROGRAM.format(CLEARING[way]), "f()", backend="settrace")
     assert t.tampered and t.stopped.reason == "tampered"
     assert sys.gettrace() is None and sys.settrace.__module__ == "sys"  # the tracer restored sys.settrace
 
@@ -316,6 +315,7 @@ def test_deep_recursion_in_the_sandbox_is_not_an_error(pool):
     code = RECURSIONS["direct"] + CATCH
     r = pool.run(sandbox.Job(mode="call", code=code, call="f()", trace=True))
     assert r.status == "ok" and sandbox.to_python(r.value) == "deep" and r.tampered == []
-    cleared = pool.run(sandbox.Job(mode="call", code=CLEARING["cleared"], call="f()", trace=True))
+    code = CLEARING_PROGRAM.format(CLEARING["cleared"])
+    cleared = pool.run(sandbox.Job(mode="call", code=code, call="f()", trace=True))
     if cleared.trace is not None and cleared.trace.backend == "settrace":
         assert cleared.status == "error" and cleared.tampered

@@ -45,8 +45,9 @@ trusted code or inside a sandbox child. Untrusted code goes through `sandbox`.
 Modules: `schema` (the Structs, `replay`), `encode` / `decode` / `render` /
 `literals` (values to and from objects and text), `run` (the one runner and
 how a run ends), `recorder` (frame events to steps), `edits` (what a step
-stores for a changed container), `codeinfo` (what each line can change), `backends/` (settrace, sysmon), `capture` (bounded output),
-`env` (version differences), `cli` (`execalign trace`).
+stores for a changed container), `codeinfo` (what each line can change),
+`backends/` (settrace, sysmon), `capture` (bounded output), `env` (version
+differences), `cli` (`execalign trace`).
 """
 
 from . import env

@@ -161,7 +161,9 @@ _BUILDS = frozenset(
     {"LOAD_CONST", "BUILD_LIST", "BUILD_TUPLE", "BUILD_SET", "BUILD_MAP", "BUILD_CONST_KEY_MAP", "LIST_TO_TUPLE"}
 )
 # What a comprehension (3.12+, inlined) puts between GET_ITER and its FOR_ITER.
-_LOOP_PRELUDE = frozenset({"LOAD_FAST_AND_CLEAR", "SWAP", "BUILD_LIST", "BUILD_SET", "BUILD_MAP", "EXTENDED_ARG", "NOP"})
+_LOOP_PRELUDE = frozenset(
+    {"LOAD_FAST_AND_CLEAR", "SWAP", "BUILD_LIST", "BUILD_SET", "BUILD_MAP", "EXTENDED_ARG", "NOP"}
+)
 
 
 class LineInfo(NamedTuple):
@@ -235,7 +237,9 @@ def _iterated(instructions: list[dis.Instruction], i: int) -> tuple[str, bool] |
     if j < 0:
         return False
     source = instructions[j]
-    if source.opname in _NAME_LOADS and not (source.opname == "LOAD_GLOBAL" and source.arg is not None and source.arg & 1):
+    if source.opname in _NAME_LOADS and not (
+        source.opname == "LOAD_GLOBAL" and source.arg is not None and source.arg & 1
+    ):
         return source.argval, _NAME_LOADS[source.opname]
     if source.opname in _DOUBLE_LOADS:
         return source.argval[1], False

@@ -60,11 +60,12 @@ _EQ_ATOMS = frozenset({int, str, bytes, bool, type(None), range})
 _WEAK = frozenset({types.FunctionType, type, types.ModuleType})
 # Builtin containers and their iterators: iterating over them runs no code.
 _SAMPLES: tuple[Any, ...] = ([], (), "", "\xe9", b"", bytearray(), {}, {}.values(), {}.items(), set(), frozenset())
+_REVERSIBLE: tuple[Any, ...] = ([], range(0), {}, {}.values(), {}.items())
 SAFE_ITERABLES = frozenset(
     {list, tuple, str, bytes, bytearray, dict, set, frozenset, range, type({}.keys()), type({}.values())}
     | {type({}.items())}
     | {type(iter(x)) for x in (*_SAMPLES, range(0), range(1 << 70))}
-    | {type(reversed(x)) for x in ([], range(0), {}, {}.values(), {}.items())}
+    | {type(reversed(x)) for x in _REVERSIBLE}
 )
 _EVENTS: tuple[Event, ...] = ("line", "call", "return", "exception")
 LINE, CALL, RETURN, EXCEPTION = range(4)
