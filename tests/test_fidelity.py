@@ -270,6 +270,7 @@ RECURSIONS = {
     "through a library call": "def down(n):\n    return sorted([n], key=down)\n",
     "in a method": "class Deep:\n    def down(self, n):\n        return self.down(n + 1)\ndown = Deep().down\n",
     "after some work": "def down(n):\n    xs = [n] * 3\n    total = sum(xs)\n    return down(total // 3 + 1)\n",
+    "changing a list": "seen = []\ndef down(n, seen=seen):\n    seen.append(n)\n    seen[0] = n\n    return down(n + 1)\n",
 }
 CATCH = """
 def f():
@@ -287,6 +288,7 @@ def test_deep_recursion_is_the_programs_own_behaviour_not_tampering(backend, rec
     t = tracer.trace(RECURSIONS[recursion] + CATCH, "f()", backend=backend)
     assert to_python(t.returned) == "deep" and t.exception is None
     assert t.tampered == [] and t.dropped > 0 and t.steps
+    assert len(list(t.replay())) == len(t.steps)  # what was recorded replays
     if backend == "settrace":  # Python removes the trace function at the limit: the loss is reported
         assert t.stopped.reason == "recursion_limit" and "recursion limit" in t.stopped.detail
     else:

@@ -44,7 +44,7 @@ from typing import Any
 
 import msgspec
 
-from .codeinfo import START_LINE, CodeInfo, LineInfo, analyse
+from .codeinfo import START_LINE, CodeInfo, analyse
 from .edits import diff
 from .encode import INT64, SMALL_INTS, Encoder, exception_info
 from .env import PYTHON
@@ -167,6 +167,7 @@ class Recorder:
         self.stopped: Stop | None = None
         self.any_deleted = False
         self.dropped = 0  # events skipped because the stack was at the recursion limit (Trace.dropped)
+        self.whole = False  # store every change whole (after a lost event)
 
     @property
     def step_count(self) -> int:
@@ -242,8 +243,11 @@ class Recorder:
         return not self.lines or self.events[st.last] == EXCEPTION
 
     def drop(self) -> None:
-        """An event was lost at the recursion limit (Trace.dropped)."""
+        """An event was lost at the recursion limit (Trace.dropped). What it changed may be
+        lost with it, so from now on changes are stored whole: an edit could be relative to
+        a value that replay never got."""
         self.dropped += 1
+        self.whole = True
 
     # ------------------------------------------------------------ internals
 
@@ -270,7 +274,7 @@ class Recorder:
 
     def _finish_frame(self, frame: FrameType, st: FrameState) -> None:
         st.finished = True
-        del self.states[frame]
+        self.states.pop(frame, None)  # (gone already if recording stopped at this event)
 
     def _new_frame(self, frame: FrameType) -> FrameState:
         code = frame.f_code
@@ -295,26 +299,37 @@ class Recorder:
         return st
 
     def _settle(self, st: FrameState, frame: FrameType) -> None:
-        """Attach what the frame's previous line changed to the frame's pending step
-        (the rule of what to read: see the module docstring)."""
+        """Attach what the frame's previous line changed to the frame's pending step.
+
+        The rule of what to read (see the module docstring), all of it here:
+        every variable when other traced code ran since the frame's last step
+        or the line may change a value in place; else only the names the line
+        can bind."""
         info = st.lines.get(st.prev_line)
-        if (
+        full = (
             info is None
             or st.last != len(self.events) - 1
             or info.mutates
             or (info.subscript and self.encoder.saw_defaultdict)
-            or (info.inplace and not self._immutable(st, info))
-            or (info.iterates and not _iterables(frame, info))
-        ):
+        )
+        local_names = None
+        if not full and info is not None:
+            if info.inplace:  # `x += ...` changes x in place unless x holds an atom
+                seen = st.seen
+                full = any(type(seen.get(name)) not in ATOMS for name in info.inplace)
+            if info.iterates and not full:  # iterating runs code unless over a builtin container
+                local_names = frame.f_locals
+                for name, is_global in info.iterates:
+                    value = (frame.f_globals if is_global else local_names).get(name, _MISSING)
+                    if type(value) not in SAFE_ITERABLES:
+                        full = True
+                        break
+        if full:
             self._attach(st, self._diff_all(st, frame))
-        elif info.stores:
-            self._attach(st, self._diff_names(st, frame, info.stores))
-
-    @staticmethod
-    def _immutable(st: FrameState, info: LineInfo) -> bool:
-        """`x += ...` changes x in place unless x holds an atom."""
-        seen = st.seen
-        return all(type(seen.get(name)) in ATOMS for name in info.inplace)
+        elif info is not None and info.stores:
+            if local_names is None:
+                local_names = frame.f_locals
+            self._attach(st, self._diff_names(st, frame, local_names, info.stores))
 
     def _attach(self, st: FrameState, changes: dict[str, Any]) -> None:
         if not changes:
@@ -326,9 +341,11 @@ class Recorder:
         line = self.line_numbers[index]
         defined = st.defined
         for name, value in changes.items():
-            if type(value) is Edit and (name not in defined or (existing is not None and name in existing)):
-                # Replay holds no value to edit (a name not shown yet), or this step changed it already:
-                # store the whole value.
+            if type(value) is Edit and (
+                name not in defined or (existing is not None and name in existing) or self.whole
+            ):
+                # Replay holds no value to edit (a name not shown yet, or events were lost), or this step
+                # changed it already: store the whole value.
                 value = changes[name] = st.seen[name]
             if existing is not None:
                 existing[name] = value
@@ -355,8 +372,9 @@ class Recorder:
                 check(st, name, _MISSING, changes)
         return changes
 
-    def _diff_names(self, st: FrameState, frame: FrameType, names: tuple[tuple[str, bool], ...]) -> dict[str, Any]:
-        local_names = frame.f_locals
+    def _diff_names(
+        self, st: FrameState, frame: FrameType, local_names: Any, names: tuple[tuple[str, bool], ...]
+    ) -> dict[str, Any]:
         changes: dict[str, Any] = {}
         for name, is_global in names:
             self._check(st, name, (frame.f_globals if is_global else local_names).get(name, _MISSING), changes)
@@ -561,13 +579,3 @@ class Recorder:
             exception=st.exception if st.finished and st.returned is None else None,
             finished=st.finished,
         )
-
-
-def _iterables(frame: FrameType, info: LineInfo) -> bool:
-    """Do the names the line iterates over hold builtin containers (whose iteration runs no code)?"""
-    local_names = frame.f_locals
-    for name, is_global in info.iterates:
-        value = (frame.f_globals if is_global else local_names).get(name, _MISSING)
-        if type(value) not in SAFE_ITERABLES:
-            return False
-    return True
