@@ -91,7 +91,7 @@ def f(n):
         seen[total % 97] = i
     return total, len(seen)
 """,
-    "f(50000)",
+    "f(20000)",
 )
 
 

@@ -316,7 +316,10 @@ class Recorder:
         if not full and info is not None:
             if info.inplace:  # `x += ...` changes x in place unless x holds an atom
                 seen = st.seen
-                full = any(type(seen.get(name)) not in ATOMS for name in info.inplace)
+                for name in info.inplace:
+                    if type(seen.get(name)) not in ATOMS:
+                        full = True
+                        break
             if info.iterates and not full:  # iterating runs code unless over a builtin container
                 local_names = frame.f_locals
                 for name, is_global in info.iterates:
