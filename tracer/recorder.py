@@ -19,7 +19,9 @@ The hot path, with every rule of it, is `line` -> `_settle` -> `_diff_names` or
   float, str ...) are kept as themselves, anything else as its encoding, plus
   a weak reference to a function, class or module, and the atoms of a list or
   dict of atoms, so that an unchanged one is recognised, and a changed one
-  edited, without re-encoding it.
+  edited, without re-encoding it. (On 3.11 and 3.12 the interpreter itself
+  keeps a snapshot of a frame's locals, refreshed at each of its events, so an
+  object a line unbinds lives until the frame's next event.)
 - A change is stored in proportion to its size: a new binding whole, a
   container that changed as an `Edit` of its previous encoding (`tracer.edits`).
 
