@@ -512,13 +512,31 @@ class Recorder:
     def finish(self, **trace_fields: Any) -> Trace:
         """Build the Trace: encode the atoms kept as objects, make the Structs."""
         self.states.clear()
-        payloads = self.payloads
+        payloads, changes_at = self.payloads, self.changes
+        encode = self.encoder.encode
+        max_str = self.encoder.limits.max_str
+        small_ints = SMALL_INTS
         steps = []
         for index, (event, fid, line) in enumerate(zip(self.events, self.fids, self.line_numbers)):
-            step = Step(fid, line) if event == LINE else Step(fid, line, _EVENTS[event])
-            raw = self.changes.get(index)
-            if raw:
-                self._store(step, raw)
+            raw = changes_at.get(index)
+            if not raw:
+                step = Step(fid, line) if event == LINE else Step(fid, line, _EVENTS[event])
+            else:  # the raw changes become Step.changes, edits and deletions set apart
+                edits: dict[str, Edit] = {}
+                for name, value in raw.items():
+                    cls = type(value)
+                    if cls is int and -INT64 <= value < INT64:  # inline: most changes are small atoms
+                        raw[name] = small_ints.get(value) or Value("int", value)
+                    elif cls is str and len(value) <= max_str:
+                        raw[name] = Value("str", value)
+                    elif cls is Edit:
+                        edits[name] = value
+                    elif cls is not Value:
+                        raw[name] = encode(value)
+                deleted = [n for n, v in raw.items() if v is _DELETED] if self.any_deleted else []
+                if edits or deleted:
+                    raw = {n: v for n, v in raw.items() if type(v) is Value and v is not _DELETED}
+                step = Step(fid, line, _EVENTS[event], raw, edits, deleted)
             if event > CALL:
                 payload = payloads.get(index)
                 if type(payload) is ExceptionInfo:
@@ -536,28 +554,6 @@ class Recorder:
             record="lines" if self.lines else "final",
             **trace_fields,
         )
-
-    def _store(self, step: Step, raw: dict[str, Any]) -> None:
-        """A step's raw changes into its fields: whole values (atoms encoded now), edits, deletions."""
-        encode = self.encoder.encode
-        max_str = self.encoder.limits.max_str
-        changes: dict[str, Value] = {}
-        for name, value in raw.items():
-            cls = type(value)
-            if cls is int and -INT64 <= value < INT64:  # inline: most changes are small atoms
-                changes[name] = SMALL_INTS.get(value) or Value("int", value)
-            elif cls is str and len(value) <= max_str:
-                changes[name] = Value("str", value)
-            elif cls is Value:
-                if value is _DELETED:
-                    step.deleted.append(name)
-                else:
-                    changes[name] = value
-            elif cls is Edit:
-                step.edits[name] = value
-            else:
-                changes[name] = encode(value)
-        step.changes = changes
 
     def _frame(self, st: FrameState) -> Frame:
         encode = self.encoder.encode
