@@ -31,7 +31,7 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
-from .score import Score, score_batch
+from .score import Score, Scored, run_batch
 
 _FENCE = re.compile(r"```(?:python|py|python3)?[ \t]*\n(.*?)```", re.S)
 STATUS_FLAGS = ("parse_error", "error", "timeout", "memory_exceeded", "output_exceeded", "killed")
@@ -91,13 +91,21 @@ def make_item(completion: str, fields: dict[str, Any]) -> dict[str, Any] | Score
 def score_samples(items: Sequence[dict[str, Any] | Score], weights: dict[str, float] | None = None) -> list[Score]:
     """`score_batch` over the items made by `make_item`, the samples already judged kept in place;
     the reasons of the masked ones logged."""
-    scored = iter(score_batch([i for i in items if not isinstance(i, Score)], weights=weights))
-    scores = [i if isinstance(i, Score) else next(scored) for i in items]
-    masked = Counter(f"{s.status}: {s.message}" for s in scores if s.masked)
+    return [s.score for s in run_samples(items, weights)]
+
+
+def run_samples(
+    items: Sequence[dict[str, Any] | Score], weights: dict[str, float] | None = None, trace_tests: bool = False
+) -> list[Scored]:
+    """`score_samples`, with each sample's sandbox results (`score.run_batch`; `trace_tests`: the
+    RLVR runs of the first test record its trace, for `rewards.onpolicy`)."""
+    runs = iter(run_batch([i for i in items if not isinstance(i, Score)], weights=weights, trace_tests=trace_tests))
+    scored = [Scored(i, []) if isinstance(i, Score) else next(runs) for i in items]
+    masked = Counter(f"{s.score.status}: {s.score.message}" for s in scored if s.score.masked)
     if masked:
         reasons = "; ".join(f"{reason} (x{n})" for reason, n in masked.most_common(5))
-        _log.warning("%d of %d samples masked: %s", masked.total(), len(scores), reasons)
-    return scores
+        _log.warning("%d of %d samples masked: %s", masked.total(), len(scored), reasons)
+    return scored
 
 
 def summary(scores: Sequence[Score]) -> dict[str, float]:

@@ -1,0 +1,169 @@
+"""CodeRL+'s on-policy loop in TRL's GRPOTrainer: two pieces, no trainer subclass.
+
+    buffer = AlignmentBuffer()
+    args = GRPOConfig(..., shuffle_dataset=False)          # the dataset below lays out each batch itself
+    trainer = GRPOTrainer(
+        model,
+        reward_funcs=[OnPolicyTRLReward(buffer)],          # scores, and feeds the buffer from the same runs
+        train_dataset=OnPolicyDataset(dataset, buffer, args, ratio=0.4),
+        args=args,
+    )
+
+- `OnPolicyTRLReward` is `TRLReward` (both kinds of sample) whose RLVR runs also trace their first
+  test (`score.run_batch(trace_tests=True)`: no extra sandbox run); the failed rollouts that
+  qualify become alignment tasks (`onpolicy.extract`) filed in the buffer as one extraction. It
+  logs, through TRL's `log_metric`, the rewards of the samples drawn from the buffer as their own
+  metric (`<name>/onpolicy_reward_mean`), their share of the batch, and the buffer's state: size,
+  tasks added and rollouts skipped by reason in this batch (`<name>/buffer_*`).
+- `OnPolicyDataset` is the train dataset: each generation batch of B = generation_batch_size /
+  num_generations prompts has int(ratio * B) places drawn from the buffer (`onpolicy.Mix`; TRL's
+  RepeatSampler repeats each index num_generations times, and the buffer gives one key's draw to
+  every copy), the rest rows of the dataset, reshuffled each pass. Until the buffer has tasks,
+  those places take dataset rows. Every row has the same columns: the dataset's, plus those of an
+  alignment task (`kind`, `code`, `tests`, `question`, `variables`, `mode`, `test_index`) and
+  `origin` ("dataset" or "onpolicy") and `onpolicy_step` (the step whose rollouts made the task).
+
+Lag: TRL's loader (accelerate) fetches one batch ahead, so the tasks made from step t's rollouts
+are drawn into the batch of step t + 2 (CodeRL+'s verl recipe reads them at t + 1).
+With an `AlignmentBuffer`, keep `dataloader_num_workers=0` (the default): the dataset reads the
+buffer in the trainer's process. Several processes (multi-GPU ranks) share a `RayBuffer`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from typing import Any
+
+from .buffer import AlignmentBuffer, Buffer
+from .integrations import TRLReward, run_samples
+from .onpolicy import ORIGIN, SKIP_REASONS, Extraction, Extractor, Mix, extract, rollouts_of, task_fields
+from .score import Score
+from .tasks import AlignmentTask
+
+TASK_COLUMNS = ("kind", "code", "tests", "question", "variables", "mode", "test_index", "origin", "onpolicy_step")
+_log = logging.getLogger(__name__)
+
+
+def _group(prompt: Any) -> str:
+    return prompt if isinstance(prompt, str) else json.dumps(prompt, sort_keys=True, default=str)
+
+
+class OnPolicyTRLReward(TRLReward):
+    """A TRL reward function that also fills the buffer (see the module docstring). Sync; see
+    `AsyncOnPolicyTRLReward` for TRL's async path."""
+
+    def __init__(
+        self,
+        buffer: Buffer,
+        extractor: Extractor = Extractor(),
+        columns: dict[str, str] | None = None,
+        component: str = "reward",
+        weights: dict[str, float] | None = None,
+        name: str = "execalign",
+    ):
+        super().__init__(columns, component, weights, name)
+        self.buffer, self.extractor = buffer, extractor
+
+    def _score(self, prompts: list[Any], completions: list[Any], kwargs: dict[str, Any]) -> list[Score]:
+        """Score the batch, extract its tasks, file them."""
+        items = self._items(completions, kwargs)
+        scored = run_samples(items, self.weights, trace_tests=True)
+        step = getattr(kwargs.get("trainer_state"), "global_step", None)
+        groups = [_group(p) for p in prompts] if len(prompts) == len(items) else [str(i) for i in range(len(items))]
+        extraction = extract(rollouts_of(items, scored, groups), self.extractor, step)
+        self.buffer.add(extraction.tasks, extraction.skipped)
+        scores = [s.score for s in scored]
+        self._log_onpolicy(scores, extraction, kwargs)
+        return scores
+
+    def _log_onpolicy(self, scores: list[Score], extraction: Extraction, kwargs: dict[str, Any]) -> None:
+        origins = kwargs.get("origin")
+        drawn = [s for s, o in zip(scores, origins or []) if o == ORIGIN]
+        stats = self.buffer.stats()
+        metrics = {
+            "onpolicy_share": len(drawn) / max(len(scores), 1),
+            "buffer_size": float(stats.size),
+            "buffer_added": float(len(extraction.tasks)),
+            **{f"buffer_skipped_{reason}": float(extraction.skipped[reason]) for reason in SKIP_REASONS},
+        }
+        rewards = [s.reward for s in drawn if s.reward is not None]
+        if rewards:
+            metrics["onpolicy_reward_mean"] = sum(rewards) / len(rewards)
+        log_metric = kwargs.get("log_metric")
+        if callable(log_metric):
+            for key, value in metrics.items():
+                log_metric(f"{self.__name__}/{key}", value)
+        _log.info(
+            "on-policy: %d tasks added, %d rollouts skipped %s; buffer %d/%d",
+            len(extraction.tasks),
+            sum(extraction.skipped.values()),
+            dict(extraction.skipped),
+            stats.size,
+            stats.capacity,
+        )
+
+    def __call__(
+        self,
+        prompts: list[Any] | None = None,
+        completions: list[Any] | None = None,
+        completion_ids: list[Any] | None = None,
+        **kwargs: Any,
+    ) -> list[float | None]:
+        return self._finish(self._score(prompts or [], completions or [], kwargs), kwargs)
+
+
+class AsyncOnPolicyTRLReward(OnPolicyTRLReward):
+    """The same, with `async def __call__` (the scoring runs in a worker thread)."""
+
+    async def __call__(  # type: ignore[override]  # TRL awaits what a coroutine function returns
+        self,
+        prompts: list[Any] | None = None,
+        completions: list[Any] | None = None,
+        completion_ids: list[Any] | None = None,
+        **kwargs: Any,
+    ) -> list[float | None]:
+        scores = await asyncio.to_thread(self._score, prompts or [], completions or [], kwargs)
+        return self._finish(scores, kwargs)
+
+
+class OnPolicyDataset:
+    """GRPOTrainer's train_dataset: the dataset's rows, with the alignment share of each generation
+    batch drawn from the buffer (see the module docstring). `args` is the GRPOConfig."""
+
+    def __init__(self, dataset: Any, buffer: Buffer, args: Any, ratio: float = 0.4, seed: int | None = None):
+        if getattr(args, "shuffle_dataset", True):
+            raise ValueError("OnPolicyDataset lays out each batch itself: set GRPOConfig(shuffle_dataset=False)")
+        if isinstance(buffer, AlignmentBuffer) and getattr(args, "dataloader_num_workers", 0):
+            raise ValueError("an AlignmentBuffer is read in the trainer's process: set dataloader_num_workers=0")
+        self.dataset, self.buffer = dataset, buffer
+        prompts_per_batch = args.generation_batch_size // args.num_generations
+        self.mix = Mix(len(dataset), prompts_per_batch, ratio, args.seed if seed is None else seed)
+        first = dict(dataset[0])
+        self.columns = list(dict.fromkeys([*first, *TASK_COLUMNS]))
+        self.chat = isinstance(first.get("prompt"), list)
+
+    def __len__(self) -> int:
+        return len(self.mix)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        at, slot = self.mix.place(index)
+        if slot is None:
+            return self._dataset_row(at)
+        tasks = self.buffer.draw(self.mix.per_batch, at)
+        if slot < len(tasks):
+            return self._task_row(tasks[slot])
+        return self._dataset_row(self.mix.fallback(at, slot))
+
+    def _dataset_row(self, index: int) -> dict[str, Any]:
+        row = {column: None for column in self.columns}
+        row.update(self.dataset[index], origin="dataset", onpolicy_step=-1)
+        return row
+
+    def _task_row(self, task: AlignmentTask) -> dict[str, Any]:
+        row = {column: None for column in self.columns}
+        prompt: Any = [{"role": "user", "content": task.prompt}] if self.chat else task.prompt
+        step = task.metadata.get("step")
+        row.update(task_fields(task), prompt=prompt, origin=ORIGIN, onpolicy_step=step if step is not None else -1)
+        return row
