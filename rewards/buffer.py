@@ -15,16 +15,19 @@ places from the dataset. `stats()` (size, added, evicted, drawn, skipped by reas
 logs.
 
 Where it can be used: one `AlignmentBuffer` serves the threads of one process (a lock guards every
-method, and none blocks for long, so an asyncio loop may call it too); it refuses to be pickled,
-since a copy in another process would silently diverge. Across processes (Ray actors, verl's reward
+method, and none blocks for long, so an asyncio loop may call it too); it pickles as a reference
+that only its own process resolves (to itself: `datasets` hashes what it is given), since a copy in
+another process would silently diverge. Across processes (Ray actors, verl's reward
 workers, the ranks of a multi-GPU run) use `RayBuffer`: a named Ray actor holds the one buffer,
 every process that names it reaches the same one, and it pickles as its name.
 """
 
 from __future__ import annotations
 
+import os
 import random
 import threading
+import weakref
 from collections import Counter, OrderedDict, deque
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
@@ -77,9 +80,12 @@ class AlignmentBuffer:
         self._top_key = -1
         self._added = self._evicted = self._drawn = 0
         self._skipped: Counter[str] = Counter()
+        self._token = f"{os.getpid()}:{id(self)}:{random.random()}"
 
     def __reduce__(self) -> Any:
-        raise TypeError("an AlignmentBuffer serves one process; share one between processes with RayBuffer")
+        """Pickles as a reference that only this process can resolve (to this very buffer)."""
+        _LOCAL[self._token] = self
+        return (_local_buffer, (self._token,))
 
     def __len__(self) -> int:
         with self._lock:
@@ -146,6 +152,16 @@ class AlignmentBuffer:
                 recent=sum(number == self._recent for number, _ in self._tasks),
                 skipped=dict(self._skipped),
             )
+
+
+_LOCAL: weakref.WeakValueDictionary[str, AlignmentBuffer] = weakref.WeakValueDictionary()
+
+
+def _local_buffer(token: str) -> AlignmentBuffer:
+    buffer = _LOCAL.get(token)
+    if buffer is None:
+        raise TypeError("an AlignmentBuffer serves one process; share one between processes with RayBuffer")
+    return buffer
 
 
 class RayBuffer:

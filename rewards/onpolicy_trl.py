@@ -5,7 +5,7 @@
     trainer = GRPOTrainer(
         model,
         reward_funcs=[OnPolicyTRLReward(buffer)],          # scores, and feeds the buffer from the same runs
-        train_dataset=OnPolicyDataset(dataset, buffer, args, ratio=0.4),
+        train_dataset=OnPolicyDataset(dataset, buffer, args, ratio=0.4).iterable(),
         args=args,
     )
 
@@ -34,9 +34,10 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Iterator
 from typing import Any
 
-from .buffer import AlignmentBuffer, Buffer
+from .buffer import Buffer
 from .integrations import TRLReward, run_samples
 from .onpolicy import ORIGIN, SKIP_REASONS, Extraction, Extractor, Mix, extract, rollouts_of, task_fields
 from .score import Score
@@ -129,14 +130,14 @@ class AsyncOnPolicyTRLReward(OnPolicyTRLReward):
 
 
 class OnPolicyDataset:
-    """GRPOTrainer's train_dataset: the dataset's rows, with the alignment share of each generation
-    batch drawn from the buffer (see the module docstring). `args` is the GRPOConfig."""
+    """The rows of GRPOTrainer's train dataset, pass after pass, with the alignment share of each
+    generation batch drawn from the buffer (see the module docstring). `args` is the GRPOConfig.
+    `iterable()` is the `datasets.IterableDataset` to give the trainer; iterating the object
+    itself gives one pass."""
 
     def __init__(self, dataset: Any, buffer: Buffer, args: Any, ratio: float = 0.4, seed: int | None = None):
         if getattr(args, "shuffle_dataset", True):
             raise ValueError("OnPolicyDataset lays out each batch itself: set GRPOConfig(shuffle_dataset=False)")
-        if isinstance(buffer, AlignmentBuffer) and getattr(args, "dataloader_num_workers", 0):
-            raise ValueError("an AlignmentBuffer is read in the trainer's process: set dataloader_num_workers=0")
         self.dataset, self.buffer = dataset, buffer
         prompts_per_batch = args.generation_batch_size // args.num_generations
         self.mix = Mix(len(dataset), prompts_per_batch, ratio, args.seed if seed is None else seed)
@@ -144,10 +145,17 @@ class OnPolicyDataset:
         self.columns = list(dict.fromkeys([*first, *TASK_COLUMNS]))
         self.chat = isinstance(first.get("prompt"), list)
 
-    def __len__(self) -> int:
-        return len(self.mix)
+    def iterable(self) -> Any:
+        from datasets import IterableDataset
 
-    def __getitem__(self, index: int) -> dict[str, Any]:
+        return IterableDataset.from_generator(self.__iter__)
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        for index in range(len(self.mix)):
+            yield self.row(index)
+
+    def row(self, index: int) -> dict[str, Any]:
+        """The index-th row of a pass (the batch of B prompts `index // B`)."""
         at, slot = self.mix.place(index)
         if slot is None:
             return self._dataset_row(at)

@@ -2,6 +2,7 @@
 (no sandbox run of its own), the buffer, and the layout of mixed batches."""
 
 import asyncio
+import multiprocessing
 import pickle
 import threading
 from collections import Counter
@@ -250,8 +251,10 @@ def test_capacity_evicts_the_oldest_and_min_size_waits():
     assert set(prompts(buffer.draw(20, key=1))) == {"c", "d", "e"}
     with pytest.raises(ValueError, match="strategy"):
         AlignmentBuffer(strategy="newest")
-    with pytest.raises(TypeError, match="RayBuffer"):
-        pickle.dumps(buffer)
+    assert pickle.loads(pickle.dumps(buffer)) is buffer  # in its own process: itself
+    with pytest.raises(TypeError, match="RayBuffer"):  # in another: refused
+        with multiprocessing.get_context("spawn").Pool(1) as other:
+            other.apply(pickle.loads, (pickle.dumps(buffer),))
 
 
 def test_buffer_under_threads():
