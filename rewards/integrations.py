@@ -222,13 +222,18 @@ def compute_score(
     """verl's `custom_reward_function` (name: compute_score). `ground_truth` is a dict or JSON
     string with the sample's fields (kind, tests, code, question ...); `extra_info` may hold them too.
     Returns the same keys every call (VERL_KEYS); masked samples have score 0.0 and masked 1.0."""
+    return _verl_result(score_samples([make_item(solution_str, verl_fields(ground_truth, extra_info))])[0])
+
+
+def verl_fields(ground_truth: Any, extra_info: dict[str, Any] | None) -> dict[str, Any]:
+    """A verl sample's fields: `extra_info`, then `ground_truth` (a dict, JSON, or the tests alone)."""
     fields = dict(extra_info or {}) if isinstance(extra_info, dict) else {}
     truth = _load(ground_truth)
     if isinstance(truth, dict):
         fields.update(truth)
     else:
         fields.setdefault("tests", truth)
-    return _verl_result(score_samples([make_item(solution_str, fields)])[0])
+    return fields
 
 
 async def compute_score_async(

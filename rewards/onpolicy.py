@@ -84,20 +84,31 @@ class Extractor:
 
 
 @dataclass
+class Seen:
+    """What one batch's extraction has taken so far: (input, output) pairs, and tasks per prompt.
+    `extract` starts a fresh one per call unless given one (verl's reward scores a batch sample by
+    sample, and passes the batch's)."""
+
+    pairs: set[tuple[str, str]] = field(default_factory=set)
+    per_prompt: Counter[str] = field(default_factory=Counter)
+
+
+@dataclass
 class Extraction:
     tasks: list[AlignmentTask] = field(default_factory=list)
     skipped: Counter[str] = field(default_factory=Counter)
 
 
-def extract(rollouts: Sequence[Rollout], extractor: Extractor = Extractor(), step: int | None = None) -> Extraction:
+def extract(
+    rollouts: Sequence[Rollout], extractor: Extractor = Extractor(), step: int | None = None, seen: Seen | None = None
+) -> Extraction:
     """The alignment tasks of a batch's rollouts (in order), and the others counted by reason.
     `step` (the trainer's) is kept in each task's metadata. Never runs the sandbox."""
     out = Extraction()
-    seen: set[tuple[str, str]] = set()
-    per_prompt: Counter[str] = Counter()
+    seen = Seen() if seen is None else seen
     length = _length_function(extractor.prompt_length) if extractor.max_prompt_tokens is not None else None
     for rollout in rollouts:
-        task = _task(rollout, extractor, seen, per_prompt)
+        task = _task(rollout, extractor, seen)
         if isinstance(task, str):
             out.skipped[task] += 1
             continue
@@ -105,15 +116,13 @@ def extract(rollouts: Sequence[Rollout], extractor: Extractor = Extractor(), ste
             if length(task.prompt) > extractor.max_prompt_tokens:
                 out.skipped["too_long"] += 1
                 continue
-        per_prompt[rollout.group] += 1
+        seen.per_prompt[rollout.group] += 1
         task.metadata.update(origin=ORIGIN, step=step, group=rollout.group, pass_rate=rollout.scored.score.reward)
         out.tasks.append(task)
     return out
 
 
-def _task(
-    rollout: Rollout, extractor: Extractor, seen: set[tuple[str, str]], per_prompt: Counter[str]
-) -> AlignmentTask | SkipReason:
+def _task(rollout: Rollout, extractor: Extractor, seen: Seen) -> AlignmentTask | SkipReason:
     score = rollout.scored.score
     if score.masked or not rollout.scored.results:
         return "masked"
@@ -138,10 +147,10 @@ def _task(
         return "no_output"
     if extractor.dedup:
         key = (given, output or "")
-        if key in seen:
+        if key in seen.pairs:
             return "duplicate"
-        seen.add(key)
-    if extractor.max_per_prompt is not None and per_prompt[rollout.group] >= extractor.max_per_prompt:
+        seen.pairs.add(key)
+    if extractor.max_per_prompt is not None and seen.per_prompt[rollout.group] >= extractor.max_per_prompt:
         return "per_prompt"
     built = build_task(
         rollout.code,
@@ -286,6 +295,7 @@ __all__ = [
     "Extractor",
     "Mix",
     "Rollout",
+    "Seen",
     "extract",
     "first_run",
     "rollouts_of",
