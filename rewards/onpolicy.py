@@ -112,10 +112,9 @@ def extract(
         if isinstance(task, str):
             out.skipped[task] += 1
             continue
-        if length is not None and extractor.max_prompt_tokens is not None:
-            if length(task.prompt) > extractor.max_prompt_tokens:
-                out.skipped["too_long"] += 1
-                continue
+        if length is not None and length(task.prompt) > (extractor.max_prompt_tokens or 0):
+            out.skipped["too_long"] += 1
+            continue
         seen.per_prompt[rollout.group] += 1
         task.metadata.update(origin=ORIGIN, step=step, group=rollout.group, pass_rate=rollout.scored.score.reward)
         out.tasks.append(task)

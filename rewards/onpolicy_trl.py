@@ -165,12 +165,12 @@ class OnPolicyDataset:
         return self._dataset_row(self.mix.fallback(at, slot))
 
     def _dataset_row(self, index: int) -> dict[str, Any]:
-        row = {column: None for column in self.columns}
+        row: dict[str, Any] = dict.fromkeys(self.columns)
         row.update(self.dataset[index], origin="dataset", onpolicy_step=-1)
         return row
 
     def _task_row(self, task: AlignmentTask) -> dict[str, Any]:
-        row = {column: None for column in self.columns}
+        row: dict[str, Any] = dict.fromkeys(self.columns)
         prompt: Any = [{"role": "user", "content": task.prompt}] if self.chat else task.prompt
         step = task.metadata.get("step")
         row.update(task_fields(task), prompt=prompt, origin=ORIGIN, onpolicy_step=step if step is not None else -1)

@@ -3,10 +3,10 @@
 The child reads its `JobSpec` from the control pipe, runs the code, and writes
 messages (`sandbox.wire`) to the result pipe: `Returned` for call, script and
 stdio modes; for asserts mode `Ready`, then one `Returned` per call or fetch
-request until `DoneRequest` (with a trace asked, the first call's carries it). It ends with `os._exit`, so atexit hooks, excepthook
-rewrites and daemon threads of the code cannot change anything after the message
-is written. Values are encoded with the tracer's typed encoder, which runs no
-user code.
+request until `DoneRequest` (with a trace asked, the first call's carries it).
+It ends with `os._exit`, so atexit hooks, excepthook rewrites and daemon threads
+of the code cannot change anything after the message is written. Values are
+encoded with the tracer's typed encoder, which runs no user code.
 """
 
 from __future__ import annotations

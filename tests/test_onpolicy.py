@@ -252,9 +252,8 @@ def test_capacity_evicts_the_oldest_and_min_size_waits():
     with pytest.raises(ValueError, match="strategy"):
         AlignmentBuffer(strategy="newest")
     assert pickle.loads(pickle.dumps(buffer)) is buffer  # in its own process: itself
-    with pytest.raises(TypeError, match="RayBuffer"):  # in another: refused
-        with multiprocessing.get_context("spawn").Pool(1) as other:
-            other.apply(pickle.loads, (pickle.dumps(buffer),))
+    with pytest.raises(TypeError, match="RayBuffer"), multiprocessing.get_context("spawn").Pool(1) as other:
+        other.apply(pickle.loads, (pickle.dumps(buffer),))  # in another: refused
 
 
 def test_buffer_under_threads():
