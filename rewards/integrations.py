@@ -174,6 +174,9 @@ class TRLReward:
             log_extra(f"{self.__name__}_status", [s.status for s in scores])
         return [_value(s, self.component) for s in scores]
 
+    def _score(self, prompts: list[Any], completions: list[Any], kwargs: dict[str, Any]) -> list[Score]:
+        return score_samples(self._items(completions, kwargs), self.weights)
+
     def __call__(
         self,
         prompts: list[Any] | None = None,
@@ -181,8 +184,7 @@ class TRLReward:
         completion_ids: list[Any] | None = None,
         **kwargs: Any,
     ) -> list[float | None]:
-        scores = score_samples(self._items(completions or [], kwargs), self.weights)
-        return self._finish(scores, kwargs)
+        return self._finish(self._score(prompts or [], completions or [], kwargs), kwargs)
 
 
 class AsyncTRLReward(TRLReward):
@@ -195,8 +197,7 @@ class AsyncTRLReward(TRLReward):
         completion_ids: list[Any] | None = None,
         **kwargs: Any,
     ) -> list[float | None]:
-        items = self._items(completions or [], kwargs)
-        scores = await asyncio.to_thread(score_samples, items, self.weights)
+        scores = await asyncio.to_thread(self._score, prompts or [], completions or [], kwargs)
         return self._finish(scores, kwargs)
 
 

@@ -31,14 +31,13 @@ buffer in the trainer's process. Several processes (multi-GPU ranks) share a `Ra
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 from collections.abc import Iterator
 from typing import Any
 
 from .buffer import Buffer
-from .integrations import TRLReward, run_samples
+from .integrations import AsyncTRLReward, TRLReward, run_samples
 from .onpolicy import ORIGIN, SKIP_REASONS, Extraction, Extractor, Mix, extract, rollouts_of, task_fields
 from .score import Score
 from .tasks import AlignmentTask
@@ -105,28 +104,9 @@ class OnPolicyTRLReward(TRLReward):
             stats.capacity,
         )
 
-    def __call__(
-        self,
-        prompts: list[Any] | None = None,
-        completions: list[Any] | None = None,
-        completion_ids: list[Any] | None = None,
-        **kwargs: Any,
-    ) -> list[float | None]:
-        return self._finish(self._score(prompts or [], completions or [], kwargs), kwargs)
 
-
-class AsyncOnPolicyTRLReward(OnPolicyTRLReward):
+class AsyncOnPolicyTRLReward(OnPolicyTRLReward, AsyncTRLReward):
     """The same, with `async def __call__` (the scoring runs in a worker thread)."""
-
-    async def __call__(  # type: ignore[override]  # TRL awaits what a coroutine function returns
-        self,
-        prompts: list[Any] | None = None,
-        completions: list[Any] | None = None,
-        completion_ids: list[Any] | None = None,
-        **kwargs: Any,
-    ) -> list[float | None]:
-        scores = await asyncio.to_thread(self._score, prompts or [], completions or [], kwargs)
-        return self._finish(scores, kwargs)
 
 
 class OnPolicyDataset:
