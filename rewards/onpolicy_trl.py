@@ -15,18 +15,20 @@
   logs, through TRL's `log_metric`, the rewards of the samples drawn from the buffer as their own
   metric (`<name>/onpolicy_reward_mean`), their share of the batch, and the buffer's state: size,
   tasks added and rollouts skipped by reason in this batch (`<name>/buffer_*`).
-- `OnPolicyDataset` is the train dataset: each generation batch of B = generation_batch_size /
-  num_generations prompts has int(ratio * B) places drawn from the buffer (`onpolicy.Mix`; TRL's
-  RepeatSampler repeats each index num_generations times, and the buffer gives one key's draw to
-  every copy), the rest rows of the dataset, reshuffled each pass. Until the buffer has tasks,
+- `OnPolicyDataset(...).iterable()` is the train dataset (a `datasets.IterableDataset`: TRL 1.16
+  takes no other kind): each generation batch of B = generation_batch_size / num_generations
+  prompts has int(ratio * B) places drawn from the buffer (`onpolicy.Mix`; TRL repeats each row
+  num_generations times, and the buffer gives a batch key's draw to every reader), the rest rows
+  of the dataset, reshuffled each pass. Until the buffer has tasks,
   those places take dataset rows. Every row has the same columns: the dataset's, plus those of an
   alignment task (`kind`, `code`, `tests`, `question`, `variables`, `mode`, `test_index`) and
   `origin` ("dataset" or "onpolicy") and `onpolicy_step` (the step whose rollouts made the task).
 
 Lag: TRL's loader (accelerate) fetches one batch ahead, so the tasks made from step t's rollouts
 are drawn into the batch of step t + 2 (CodeRL+'s verl recipe reads them at t + 1).
-With an `AlignmentBuffer`, keep `dataloader_num_workers=0` (the default): the dataset reads the
-buffer in the trainer's process. Several processes (multi-GPU ranks) share a `RayBuffer`.
+TRL reads an IterableDataset in the trainer's process (it sets dataloader_num_workers=0), so an
+`AlignmentBuffer` serves one process's run; the processes of a multi-GPU run would share a
+`RayBuffer` (the same key gives every rank the same draw; not tested here: no GPUs).
 """
 
 from __future__ import annotations
