@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from collections import OrderedDict
 from functools import cache
 from typing import Any
@@ -122,6 +123,7 @@ class OnPolicyRLHFDataset(RLHFDataset):  # type: ignore[misc]  # verl's class (u
 
 
 _SEEN: OrderedDict[tuple[str, Any], Seen] = OrderedDict()  # this process's share of the last batches
+_LOCK = threading.Lock()
 
 
 @cache
@@ -156,11 +158,13 @@ def compute_score(
             chosen["prompt_length"] = _tokenizer(tokenizer)
         info = extra_info if isinstance(extra_info, dict) else {}
         step = info.get("onpolicy_batch")
-        seen = _SEEN.setdefault((buffer, step), Seen())
-        while len(_SEEN) > 8:
-            _SEEN.popitem(last=False)
         group = str(info.get("index", "")) or json.dumps(ground_truth, default=str)
-        extraction = extract([Rollout(group, item["code"], item["tests"], scored)], Extractor(**chosen), step, seen)
+        rollout = Rollout(group, item["code"], item["tests"], scored)
+        with _LOCK:  # verl calls this from its executor's threads
+            seen = _SEEN.setdefault((buffer, step), Seen())
+            while len(_SEEN) > 8:
+                _SEEN.popitem(last=False)
+            extraction = extract([rollout], Extractor(**chosen), step, seen)
         _buffer(buffer).add(extraction.tasks, extraction.skipped)
     result = _verl_result(scored.score)
     result["onpolicy"] = float(data_source == DATA_SOURCE)
