@@ -143,7 +143,10 @@ def _class_attr(cls: type, name: str) -> Any:
     return None
 
 
-def _attribute_layout(cls: type) -> tuple[Any, list[tuple[str, Any]]]:
+Layout = tuple[Any, list[tuple[str, Any]]]  # a class's __dict__ descriptor (or None) and its slot descriptors
+
+
+def _attribute_layout(cls: type) -> Layout:
     """The builtin `__dict__` descriptor (or None) and the slot descriptors of a class."""
     slots = [
         (name, d)
@@ -154,7 +157,7 @@ def _attribute_layout(cls: type) -> tuple[Any, list[tuple[str, Any]]]:
     return _class_attr(cls, "__dict__"), slots
 
 
-def _instance_attrs(obj: Any, cls: type, layout: tuple[Any, list[tuple[str, Any]]]) -> dict[str, Any] | None:
+def _instance_attrs(obj: Any, cls: type, layout: Layout) -> dict[str, Any] | None:
     """The attributes of an instance, or None when they cannot be read safely."""
     descr, slots = layout
     if descr is None and not slots:
@@ -279,7 +282,7 @@ class Encoder:
 
     def __init__(self, limits: EncodeLimits = DEFAULT_ENCODE_LIMITS):
         self.limits = limits
-        self._layouts: dict[type, tuple[Any, list[tuple[str, Any]]]] = {}
+        self._layouts: dict[int, tuple[type, Layout]] = {}  # by id: hashing a class may run its metaclass
         self.nodes = 0
         self.saw_defaultdict = False
         self._memo: dict[int, Value] = {}
@@ -384,10 +387,12 @@ class Encoder:
             encoded[k] = self._encode(v, depth + 1)
         return out
 
-    def _layout(self, cls: type) -> tuple[Any, list[tuple[str, Any]]]:
-        layout = self._layouts.get(cls)
-        if layout is None:
-            layout = self._layouts[cls] = _attribute_layout(cls)
+    def _layout(self, cls: type) -> Layout:
+        known = self._layouts.get(id(cls))
+        if known is not None and known[0] is cls:
+            return known[1]
+        layout = _attribute_layout(cls)
+        self._layouts[id(cls)] = (cls, layout)  # (the class is kept, so its id stays its own)
         return layout
 
     def _ref(self, target: Value) -> Value:

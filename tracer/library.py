@@ -17,6 +17,7 @@ import decimal
 import fractions
 import math
 import re
+import warnings
 from collections import Counter, OrderedDict, deque
 from collections.abc import Callable
 from typing import Any
@@ -108,7 +109,11 @@ def build_array(flat: list[Any], shape: list[int], dtype: str | None, matrix: bo
     else:
         raise ValueError("array elements must be numbers, strings or bytes (or the dtype object)")
     out = out.reshape(shape)
-    return np.matrix(out) if matrix else out
+    if not matrix:
+        return out
+    with warnings.catch_warnings():  # "the matrix subclass is not the recommended way": it is the value we have
+        warnings.simplefilter("ignore", PendingDeprecationWarning)
+        return np.matrix(out)
 
 
 def _ints(*args: Any) -> None:

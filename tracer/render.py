@@ -24,8 +24,10 @@ object graph:
   written once, labelled `#1=`, and is `#1` where it recurs:
   `[#1=[0, 0], #1, #1]`, `#1=Node(next=#1)`. `from_literal` refuses labels.
 
-`literal_text(value)` is the exact variant for `tracer.to_literal`: shared
-values written out again, a cycle or text longer than its cap an error.
+`literal_text(value)` is the exact variant for `tracer.to_literal`: Python
+source, with shared values written out again and numpy's names as `import
+numpy as np` gives them (`np.array([1, 2], dtype=np.int64)`); a cycle, or
+text longer than its cap, is an error.
 
 One small writer per kind, in `_WRITERS`; each returns its text as parts
 (strings, and the Values inside it, which the loop in `_text` writes in turn).
@@ -95,12 +97,12 @@ def _text(root: Value, repeat: bool, max_chars: int | None) -> str:
                 labels[value.id] = label = len(labels) + 1
                 out.append(f"#{label}=")
         try:
-            parts = _WRITERS[value.t](value)
+            parts = _ndarray(value, "np.") if repeat and value.t == "ndarray" else _WRITERS[value.t](value)
             if value.type is not None and value.t in _WRAPPED and not (value.t == "tuple" and value.keys):
                 parts = _wrapped(value, parts)
-        except (TypeError, ValueError, IndexError, KeyError, AttributeError, OverflowError, struct.error):
+        except (TypeError, ValueError, IndexError, KeyError, AttributeError, OverflowError, struct.error) as error:
             if repeat:
-                raise ValueError(f"a malformed {value.t} value") from None
+                raise ValueError(f"{value.t} value: {error}") from None
             parts = [f"<malformed {value.t}>"]  # not made by our encoder (a hostile child's)
         stack.extend(reversed(parts))
     return "".join(out)
@@ -317,7 +319,8 @@ def _is_zero_timedelta(value: Value) -> bool:
     return value.t == "call" and value.v == "datetime.timedelta" and len(items) == 1 and items[0].v == 0
 
 
-def _ndarray(value: Value) -> list[Part]:
+def _ndarray(value: Value, numpy: str = "") -> list[Part]:
+    """`array([[1, 2]], dtype=int64)` as numpy writes it; `np.array(..., dtype=np.int64)` as code (numpy="np.")."""
     dtype, items = cast(str, value.v), value.items or []
     shape = [cast(int, n.v) for n in (value.attrs or {})["shape"].items or ()]
     if any(type(n) is not int for n in shape):
@@ -336,9 +339,12 @@ def _ndarray(value: Value) -> list[Part]:
     else:
         body = _nested(elements, shape)
     shown = "" if complete and (len(shape) == 1 or items) else f", shape={_shape_text(shape)}"
-    tail = f"{shown}, dtype={dtype if dtype.isidentifier() else repr(dtype)})"
+    if numpy and shown:
+        raise ValueError(f"an array of shape {_shape_text(shape)} and no elements has no literal")
+    named = numpy + dtype if dtype.isidentifier() and dtype not in ("bool", "object") else dtype
+    tail = f"{shown}, dtype={named if dtype.isidentifier() else repr(dtype)})"
     if value.type is None or value.type == "matrix":
-        return [f"{value.type or 'array'}(", *body, tail]
+        return [f"{numpy}{value.type or 'array'}(", *body, tail]
     return [f"{value.type}(array(", *body, tail, ")"]  # a subclass: MyArray(array([...], dtype=int64))
 
 
