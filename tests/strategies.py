@@ -65,7 +65,7 @@ numpy_scalars = st.one_of(
 )
 zones = (
     st.none()
-    | st.just(datetime.timezone.utc)
+    | st.just(datetime.UTC)
     | st.integers(-1439, 1439).map(lambda m: datetime.timezone(datetime.timedelta(minutes=m)))
 )
 library = st.one_of(

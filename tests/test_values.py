@@ -477,7 +477,7 @@ def test_library_types_with_their_data():
         "Fraction(1, 3)": fractions.Fraction(1, 3),
         "datetime.date(2020, 1, 2)": datetime.date(2020, 1, 2),
         "datetime.datetime(2020, 1, 2, 3, 4, 5, 6, tzinfo=datetime.timezone.utc)": datetime.datetime(
-            2020, 1, 2, 3, 4, 5, 6, tzinfo=datetime.timezone.utc
+            2020, 1, 2, 3, 4, 5, 6, tzinfo=datetime.UTC
         ),
         "datetime.time(0, 0)": datetime.time(),
         "datetime.timedelta(days=-1, seconds=5)": datetime.timedelta(seconds=5 - 86400),
@@ -511,7 +511,7 @@ def test_a_user_class_named_like_a_library_type_is_not_one():
     class Counter(dict):
         pass
 
-    class deque(list):  # noqa: N801
+    class deque(list):
         pass
 
     for obj, base in [(Counter(a=1), dict), (deque([1]), list)]:
@@ -736,7 +736,7 @@ def hostile_library_classes():
             self.x = 1
 
     class Key:
-        __hash__ = lambda self: 1  # noqa: E731
+        __hash__ = lambda self: 1
         __eq__ = boom
 
     class Zone(datetime.tzinfo):
