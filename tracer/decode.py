@@ -22,6 +22,7 @@ from collections.abc import Callable
 from typing import Any, Literal, cast
 
 from .library import FACTORIES, build_array, build_call
+from .render import ref_targets
 from .schema import Value
 
 Objects = Literal["refuse", "namespace"]
@@ -70,17 +71,9 @@ class _Decoder:
     def __init__(self, root: Value, lenient: bool):
         self.root = root
         self.lenient = lenient
-        self.targets: dict[int, Value] = {}  # id -> the value refs with that id point to
+        self.targets = ref_targets(root)
         self.done: dict[int, Any] = {}  # id -> its object (containers as soon as they exist)
         self.building: set[int] = set()  # ids of immutable values whose parts are being decoded
-        stack = [root]
-        while stack:
-            value = stack.pop()
-            if value.id:
-                self.targets.setdefault(value.id, value)
-            stack.extend(value.items or ())
-            stack.extend(value.keys or ())
-            stack.extend((value.attrs or {}).values())
 
     def run(self) -> Any:
         results: list[Any] = []

@@ -232,7 +232,7 @@ def _read_numpy(names: dict[str, Any]) -> _Numpy | None:
     if (_TYPE_FLAGS(ndarray) | _TYPE_FLAGS(generic) | _TYPE_FLAGS(dtype)) & _HEAP_TYPE:
         return None  # numpy's C types, not look-alikes planted in sys.modules
     matrix = names.get("matrix")
-    if not (isinstance(matrix, type) and ndarray in _TYPE_MRO(matrix)):
+    if not (isinstance(matrix, type) and _inherits(_TYPE_MRO(matrix), ndarray)):
         matrix = None
     a, g, d = _TYPE_DICT(ndarray), _TYPE_DICT(generic), _TYPE_DICT(dtype)
     try:

@@ -56,7 +56,7 @@ def literal_text(value: Value, max_chars: int) -> str:
 
 
 def _text(root: Value, repeat: bool, max_chars: int | None) -> str:
-    targets = _targets(root)
+    targets = ref_targets(root)
     labels: dict[int, int] = {}  # target id -> label number, in the order written
     inside: set[int] = set()  # repeat: ids of the values being written (meeting one again is a cycle)
     out: list[str] = []
@@ -108,8 +108,8 @@ def _text(root: Value, repeat: bool, max_chars: int | None) -> str:
     return "".join(out)
 
 
-def _targets(root: Value) -> dict[int, Value]:
-    """id -> the Value a `ref` with that id points to."""
+def ref_targets(root: Value) -> dict[int, Value]:
+    """id -> the Value inside `root` that a `ref` with that id points to (found without recursion)."""
     targets: dict[int, Value] = {}
     stack = [root]
     while stack:
@@ -123,10 +123,10 @@ def _targets(root: Value) -> dict[int, Value]:
 
 
 # Builtin kinds: with a `type`, they are written inside it, `Counter({...})`; the other kinds name themselves.
-_WRAPPED = frozenset(
-    {"none", "bool", "int", "float", "complex", "str", "bytes", "bytearray", "range", "list", "tuple", "set"}
-    | {"frozenset", "dict"}
-)
+_WRAPPED = frozenset({
+    "none", "bool", "int", "float", "complex", "str", "bytes", "bytearray", "range",
+    "list", "tuple", "set", "frozenset", "dict",
+})  # fmt: skip
 
 
 def _wrapped(value: Value, parts: list[Part]) -> list[Part]:
