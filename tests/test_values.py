@@ -497,8 +497,7 @@ def test_library_types_with_their_data():
         (Perm.R | Perm.W, "Perm.R|Perm.W"),
         (Point(1, [2]), "Point(x=1, y=[2])"),
         (Pair(1, [2]), "Pair(left=1, right=[2])"),
-        (collections.defaultdict(lambda: 0, a=1), "defaultdict(<function ", ""),
-    ][:4]:
+    ]:
         assert render(encode(obj)) == text
     assert render(encode(collections.defaultdict(lambda: 0))).startswith("defaultdict(<function ")
     assert to_python(encode(Point(1, 2))) == (1, 2)  # a namedtuple decodes to its base
@@ -567,7 +566,8 @@ def test_shared_graphs_cost_what_their_encoding_costs():
     small, large = encode(_shared(5)), encode(_shared(10))  # 30**10 lists when written out
     texts = [render(small), render(large)]
     assert len(texts[1]) < 3 * len(texts[0])  # linear in the encoding, not exponential in the levels
-    assert texts[0].startswith("[#1=[#2=[#3=[#4=[[], #5, ") is False or "#" in texts[0]
+    inner: list = []
+    assert render(encode([[inner] * 3] * 2)) == "[#1=[#2=[], #2, #2], #1]"
     assert same(from_literal("[#1=[0, 1], #1]"), [[0, 1], [0, 1]])
     with pytest.raises(ValueError, match="larger than"):
         from_literal(texts[1])  # read back by value: 30**10 lists are over the budget
