@@ -190,8 +190,10 @@ def _json_shell(x: Any) -> tuple[Any, list[tuple[Any, Any]] | None]:
             pass
         return [None] * len(items), list(enumerate(items))
     numpy = _numpy_module(x)
-    if numpy is not None and isinstance(x, (numpy.ndarray, numpy.generic)):
-        return _json_shell(x.tolist()) if isinstance(x, numpy.ndarray) else (_json_atom(x.item()), None)
+    if numpy is not None and isinstance(x, numpy.ndarray):
+        return _json_shell(x.tolist())
+    if numpy is not None:
+        return (_json_atom(x.item()), None) if isinstance(x, numpy.generic) else (str(x), None)  # a dtype
     return _json_atom(x), None
 
 

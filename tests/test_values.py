@@ -398,6 +398,7 @@ def test_numpy_values_with_their_data():
         "np.bool(True)": np.True_,
         "np.str_('a')": np.str_("a"),
         "np.complex128((1+2j))": np.complex128(1 + 2j),
+        "np.dtype('<U3')": np.dtype("<U3"),
     }
     for text, obj in cases.items():
         value = encode(obj)

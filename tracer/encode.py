@@ -196,6 +196,7 @@ class _Numpy(NamedTuple):
 
     ndarray: type
     generic: type
+    dtype_type: type  # numpy.dtype
     matrix: type | None
     view: Callable[..., Any]  # ndarray.view(array, ndarray): a plain ndarray over a subclass's data
     shape: Callable[[Any], tuple[int, ...]]
@@ -239,6 +240,7 @@ def _read_numpy(names: dict[str, Any]) -> _Numpy | None:
         return _Numpy(
             ndarray,
             generic,
+            dtype,
             matrix,
             a["view"],
             a["shape"].__get__,
@@ -344,6 +346,9 @@ class Encoder:
                 return self._ndarray(obj, cls, np, depth)
             if _inherits(mro, np.generic) and not _TYPE_FLAGS(cls) & _HEAP_TYPE:
                 return self._numpy_scalar(obj, cls, np, depth)
+            if _inherits(mro, np.dtype_type) and _readable(np.kind(obj), np.itemsize(obj)):
+                self.nodes += 1
+                return Value("call", "np.dtype", items=[Value("str", _dtype_name(np, obj))])
         if _inherits(mro, _ENUM):
             member = self._enum(obj, cls, depth)
             if member is not None:

@@ -41,6 +41,10 @@ def numpy() -> Any:
 
 def build_call(name: str, args: list[Any], kwargs: dict[str, Any]) -> Any:
     """The value of the call `name(*args, **kwargs)` for a known constructor; ValueError otherwise."""
+    if name in ("np.dtype", "numpy.dtype"):
+        if kwargs or len(args) != 1 or type(args[0]) is not str:
+            raise ValueError(f"{name}() takes the dtype's name here, e.g. np.dtype('int64')")
+        return parse_dtype(args[0])
     if name.startswith(("np.", "numpy.")):
         if kwargs or len(args) != 1 or type(args[0]) not in ATOM_TYPES:
             raise ValueError(f"{name}() takes one number, string or bytes")

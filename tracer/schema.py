@@ -91,9 +91,9 @@ class Value(msgspec.Struct, omit_defaults=True, repr_omit_defaults=True, gc=Fals
              dtypes (datetime64, structured ...) keep dtype and shape only.
     call     a value written as the call that builds it: v the constructor
              (`Decimal`, `Fraction`, `datetime.date`, `datetime.datetime`,
-             `datetime.time`, `datetime.timedelta`, `datetime.timezone`, or a
-             numpy scalar type such as `np.int64`), items and attrs its
-             positional and keyword arguments.
+             `datetime.time`, `datetime.timedelta`, `datetime.timezone`, a
+             numpy scalar type such as `np.int64`, or `np.dtype`), items and
+             attrs its positional and keyword arguments.
     enum     an Enum member: type its class, v its name (None for a Flag value
              without one), items [its value].
 
