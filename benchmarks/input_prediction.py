@@ -236,8 +236,9 @@ def compare(rows: list[dict[str, str]], workers: int, count: int, repeat: int = 
     for s in scores:
         statuses[s.status] = statuses.get(s.status, 0) + 1
     right = sum(s.reward == 1.0 for s in scores)
+    timeouts = sum(s.status == "timeout" for s in scores)
     differ = [
-        (item["predicted_trace"], item["tests"][0], s.reward, v)
+        (item["predicted_trace"], item["tests"][0], s, v)
         for item, s, v in zip(items, scores, verdicts)
         if (s.reward == 1.0) != v
     ]
@@ -256,7 +257,9 @@ def compare(rows: list[dict[str, str]], workers: int, count: int, repeat: int = 
         f"{workers} workers, {repeat} run(s) each",
         "",
         f"execalign made {runs} sandbox runs; {right} candidates are right ({right * 100 / n:.0f}%); "
-        f"execalign statuses {statuses}; CRUXEval's approach says {sum(verdicts)} pass.",
+        f"execalign statuses {statuses}; CRUXEval's approach says {sum(verdicts)} pass. {timeouts} candidates "
+        f"loop past the {TIMEOUT:g} s timeout in both: about {timeouts * TIMEOUT / workers:.0f} s of each "
+        "evaluator's wall time.",
         "",
         "| evaluator | candidates/s (median, min-max) | CPU ms per candidate, all processes | of which |",
         "|---|---|---|---|",
@@ -269,22 +272,30 @@ def compare(rows: list[dict[str, str]], workers: int, count: int, repeat: int = 
         f"execalign is {spread(ratios, '{:.2f}')}x the speed of CRUXEval's approach (same run, same {workers} "
         f"workers; target on 16 cores: >= 5x). Verdicts differ on {len(differ)} of {n} candidates.",
     ]
-    for predicted, test, reward, verdict in differ[:5]:
+    for predicted, test, score, verdict in differ[:10]:
         lines.append(
-            f"- `{test}` with `{predicted[:60]}`: execalign {reward}, CRUXEval {'pass' if verdict else 'fail'}"
+            f"- `{test}` with `{predicted[:60]}`: execalign {score.status} ({score.reward}), "
+            f"CRUXEval {'pass' if verdict else 'fail'}"
         )
     return Comparison(n, right, [*lines, ""])
+
+
+def spaced(rows: list[dict[str, str]], count: int) -> list[dict[str, str]]:
+    """`count` of the rows, evenly spaced (all of them when count >= len(rows))."""
+    if count >= len(rows):
+        return rows
+    return [rows[i * len(rows) // count] for i in range(count)]
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 2)
     parser.add_argument("--candidates", type=int, default=10, help="candidate inputs per function")
-    parser.add_argument("--functions", type=int, default=800, help="how many CRUXEval functions")
+    parser.add_argument("--functions", type=int, default=800, help="how many CRUXEval functions (evenly spaced)")
     parser.add_argument("--repeat", type=int, default=1, help="runs of each evaluator (alternating)")
     parser.add_argument("--out", default=str(RESULTS))
     args = parser.parse_args(argv)
-    rows = load_cruxeval()[: args.functions]
+    rows = spaced(load_cruxeval(), args.functions)
     if not rows:
         return 1
     comparison = compare(rows, args.workers, args.candidates, args.repeat)
