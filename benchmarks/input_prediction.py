@@ -49,7 +49,7 @@ from rewards.parse import ParseError, parse_arguments
 from rewards.truth import ResultCache
 
 from .accounting import Spent, Usage
-from .common import RESULTS, load_cruxeval, python_version, report
+from .common import RESULTS, load_cruxeval, median_range, python_version, report
 
 TIMEOUT = 3.0  # seconds: CRUXEval's check_correctness(..., 3)
 
@@ -242,13 +242,9 @@ def compare(rows: list[dict[str, str]], workers: int, count: int, repeat: int = 
         for item, s, v in zip(items, scores, verdicts)
         if (s.reward == 1.0) != v
     ]
-    our_rates = sorted(n / o[0] for o in ours)
-    their_rates = sorted(n / t[0] for t in theirs)
-    ratios = sorted(t[0] / o[0] for o, t in zip(ours, theirs))
-
-    def spread(values: list[float], fmt: str = "{:.0f}") -> str:
-        mid = values[len(values) // 2]
-        return fmt.format(mid) + (f" ({fmt.format(values[0])}-{fmt.format(values[-1])})" if len(values) > 1 else "")
+    our_rates = [n / o[0] for o in ours]
+    their_rates = [n / t[0] for t in theirs]
+    ratios = [t[0] / o[0] for o, t in zip(ours, theirs)]
 
     best = min(ours, key=lambda o: o[0])[1]
     their_cpu = min(t[1] for t in theirs)
@@ -263,13 +259,13 @@ def compare(rows: list[dict[str, str]], workers: int, count: int, repeat: int = 
         "",
         "| evaluator | candidates/s (median, min-max) | CPU ms per candidate, all processes | of which |",
         "|---|---|---|---|",
-        f"| execalign `score_batch` (sandbox, every layer) | {spread(our_rates)} | {best.total * 1000 / n:.2f} | "
+        f"| execalign `score_batch` (sandbox, every layer) | {median_range(our_rates)} | {best.total * 1000 / n:.2f} | "
         f"judge {best.judge * 1000 / n:.2f}, zygote {best.zygote * 1000 / n:.2f}, "
         f"children {best.children * 1000 / n:.2f} |",
-        f"| CRUXEval's approach (ProcessPoolExecutor, Manager + Process per candidate) | {spread(their_rates)} | "
+        f"| CRUXEval's approach (ProcessPoolExecutor, Manager + Process per candidate) | {median_range(their_rates)} | "
         f"{their_cpu * 1000 / n:.2f} | executor workers, managers and per-candidate processes |",
         "",
-        f"execalign is {spread(ratios, '{:.2f}')}x the speed of CRUXEval's approach (same run, same {workers} "
+        f"execalign is {median_range(ratios, '{:.2f}')}x the speed of CRUXEval's approach (same run, same {workers} "
         f"workers; target on 16 cores: >= 5x). Verdicts differ on {len(differ)} of {n} candidates.",
     ]
     for predicted, test, score, verdict in differ[:10]:

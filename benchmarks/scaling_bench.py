@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import os
 import random
-import statistics
 import sys
 import time
 from collections.abc import Callable
@@ -43,9 +42,10 @@ from rewards import tasks
 
 from . import input_prediction
 from .accounting import Spent, Usage
-from .common import RESULTS, load_cruxeval, python_version, report
+from .common import RESULTS, load_cruxeval, median_range, python_version, report
 from .rewards_bench import corrupt
 
+Items = dict[str, list[dict[str, Any]]]  # per scoring task, the score_batch items
 TRIVIAL = sandbox.Job(mode="call", code="x = 1", call="x")
 TARGET_TOTAL_MS = 2.0
 TARGET_CEILING = 8000
@@ -84,16 +84,10 @@ def median_run(runs: list[Run]) -> Run:
     return sorted(runs, key=lambda r: r.seconds)[len(runs) // 2]
 
 
-def spread(runs: list[Run]) -> str:
-    rates = sorted(r.rate for r in runs)
-    mid = statistics.median(rates)
-    return f"{mid:.0f}" + (f" ({rates[0]:.0f}-{rates[-1]:.0f})" if len(rates) > 1 else "")
-
-
-def scoring_items(rows: list[dict[str, str]], pool: sandbox.Pool) -> dict[str, list[dict[str, Any]]]:
+def scoring_items(rows: list[dict[str, str]], pool: sandbox.Pool) -> Items:
     """Per task, the right answer and one corruption of it for each CRUXEval call (built once)."""
     rnd = random.Random(0)
-    items: dict[str, list[dict[str, Any]]] = {"output": []}
+    items: Items = {"output": []}
     for r in rows:
         for answer in (r["output"], corrupt(r["output"], rnd)):
             items["output"].append(
@@ -112,9 +106,6 @@ def scoring_items(rows: list[dict[str, str]], pool: sandbox.Pool) -> dict[str, l
 def score_cold(items: list[dict[str, Any]], pool: sandbox.Pool) -> list[rewards.Score]:
     rewards.CACHE.clear()
     return rewards.score_batch(items, pool=pool)
-
-
-Items = dict[str, list[dict[str, Any]]]
 
 
 def run_workers(
@@ -196,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
         "|---" * (len(names) + 1) + "|",
     ]
     for workers, runs in by_workers.items():
-        header.append(f"| {workers} | " + " | ".join(spread(runs[n]) for n in names) + " |")
+        header.append(f"| {workers} | " + " | ".join(median_range([r.rate for r in runs[n]]) for n in names) + " |")
     cpu = [
         "",
         "## CPU per job (or per answer) by process kind, from the OS's accounting (median run)",
