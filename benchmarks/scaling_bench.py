@@ -161,6 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     worker_counts = [int(w) for w in args.workers.split(",")]
     rows = load_cruxeval()
+    load_before = os.getloadavg()[0]
 
     items = None
     by_workers = {}
@@ -177,7 +178,8 @@ def main(argv: list[str] | None = None) -> int:
         "",
         f"Execution workloads: {args.repeat} timed run(s) each (trivial: {args.jobs} jobs; CRUXEval: the 800 calls, "
         f"traced); scoring: {args.score_repeat} run(s) of `score_batch` from a cold cache (final and steps: the calls "
-        "that have a task). Rates: median (min-max).",
+        "that have a task). Rates: median (min-max). Load average (1 min) before the workloads "
+        f"{load_before:.1f}, after {os.getloadavg()[0]:.1f}: above the {cores} cores, other work shared the machine.",
         "",
         "## Throughput",
         "",
