@@ -46,7 +46,6 @@ import rewards
 import sandbox
 from rewards import tasks
 from rewards.parse import ParseError, parse_arguments
-from rewards.truth import ResultCache
 
 from .accounting import Spent, Usage
 from .common import RESULTS, load_cruxeval, median_range, python_version, report
@@ -193,7 +192,12 @@ def cruxeval_approach(
 
 def execalign_items(rows: list[dict[str, str]], candidates: list[list[str]]) -> list[dict[str, Any]]:
     return [
-        {"code": r["code"], "tests": [f"assert f(??) == {r['output']}"], "predicted_trace": f"f({c})", "task": "input"}
+        {
+            "code": r["code"],
+            "tests": [f"assert f(??) == {r['output']}"],
+            "predicted_trace": f"f({c})",
+            "question": "input",
+        }
         for r, cands in zip(rows, candidates)
         for c in cands
     ]
@@ -202,7 +206,7 @@ def execalign_items(rows: list[dict[str, str]], candidates: list[list[str]]) -> 
 def execalign_approach(items: list[dict[str, Any]], workers: int) -> tuple[float, Spent, list[rewards.Score], int]:
     """Seconds, CPU by process kind, the scores, and the number of sandbox runs made."""
     limits = sandbox.Limits(wall_time=TIMEOUT, cpu_time=TIMEOUT)
-    cache = ResultCache(max_entries=0)
+    cache = rewards.ResultCache(max_entries=0)
     with sandbox.Pool(workers) as pool:
         pool.map([sandbox.Job(mode="call", code="x = 1", call="x")] * 20)
         before = Usage.now(pool)

@@ -45,7 +45,7 @@ from .accounting import Spent, Usage
 from .common import RESULTS, load_cruxeval, median_range, python_version, report
 from .rewards_bench import corrupt
 
-Items = dict[str, list[dict[str, Any]]]  # per scoring task, the score_batch items
+Items = dict[str, list[dict[str, Any]]]  # per question, the score_batch items
 TRIVIAL = sandbox.Job(mode="call", code="x = 1", call="x")
 TARGET_TOTAL_MS = 2.0
 TARGET_CEILING = 8000
@@ -85,21 +85,23 @@ def median_run(runs: list[Run]) -> Run:
 
 
 def scoring_items(rows: list[dict[str, str]], pool: sandbox.Pool) -> Items:
-    """Per task, the right answer and one corruption of it for each CRUXEval call (built once)."""
+    """Per question, the right answer and one corruption of it for each CRUXEval call (built once)."""
     rnd = random.Random(0)
     items: Items = {"output": []}
     for r in rows:
         for answer in (r["output"], corrupt(r["output"], rnd)):
             items["output"].append(
-                {"code": r["code"], "tests": [f"f({r['input']})"], "predicted_trace": answer, "task": "output"}
+                {"code": r["code"], "tests": [f"f({r['input']})"], "predicted_trace": answer, "question": "output"}
             )
-    for kind in ("final", "steps"):
-        items[kind] = []
+    for question in ("final", "steps"):
+        items[question] = []
         for r in rows:
-            t = tasks.build_task(r["code"], call=f"f({r['input']})", kind=kind, pool=pool)
+            t = tasks.build_task(r["code"], call=f"f({r['input']})", question=question, pool=pool)
             if isinstance(t, tasks.AlignmentTask):
                 for answer in (t.answer, corrupt(t.answer, rnd)):
-                    items[kind].append({"code": t.code, "tests": t.tests, "predicted_trace": answer, "task": kind})
+                    items[question].append(
+                        {"code": t.code, "tests": t.tests, "predicted_trace": answer, "question": question}
+                    )
     return items
 
 
@@ -123,8 +125,8 @@ def run_workers(
             if traced:
                 runs.setdefault("cruxeval traced", []).append(measure(pool, len(traced), partial(pool.map, traced)))
         for _ in range(args.score_repeat):
-            for kind, answers in (items or {}).items():
-                runs.setdefault(kind, []).append(measure(pool, len(answers), partial(score_cold, answers, pool)))
+            for question, answers in (items or {}).items():
+                runs.setdefault(question, []).append(measure(pool, len(answers), partial(score_cold, answers, pool)))
         layers = str(getattr(pool.layers, "describe", str)())
     return runs, items, layers
 
@@ -150,6 +152,7 @@ def main(argv: list[str] | None = None) -> int:
         help="comma-separated worker counts (default: 1, 2, 4 ... up to the cores; e.g. 16 for the projection)",
     )
     parser.add_argument("--jobs", type=int, default=2000, help="trivial jobs per timed run")
+    parser.add_argument("--functions", type=int, default=800, help="CRUXEval functions traced and scored")
     parser.add_argument("--repeat", type=int, default=3, help="timed runs of each execution workload")
     parser.add_argument("--score-repeat", type=int, default=1, help="timed runs of each scoring workload")
     parser.add_argument("--candidates", type=int, default=10, help="input-prediction candidates per function (0: skip)")
@@ -160,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=str(RESULTS))
     args = parser.parse_args(argv)
     worker_counts = [int(w) for w in args.workers.split(",")]
-    rows = load_cruxeval()
+    rows = input_prediction.spaced(load_cruxeval(), args.functions)
     load_before = os.getloadavg()[0]
 
     items = None
@@ -176,9 +179,9 @@ def main(argv: list[str] | None = None) -> int:
         "",
         layers,
         "",
-        f"Execution workloads: {args.repeat} timed run(s) each (trivial: {args.jobs} jobs; CRUXEval: the 800 calls, "
-        f"traced); scoring: {args.score_repeat} run(s) of `score_batch` from a cold cache (final and steps: the calls "
-        "that have a task). Rates: median (min-max). Load average (1 min) before the workloads "
+        f"Execution workloads: {args.repeat} timed run(s) each (trivial: {args.jobs} jobs; CRUXEval: {len(rows)} "
+        f"calls, traced); scoring: {args.score_repeat} run(s) of `score_batch` from a cold cache (final and steps: "
+        "the calls that have a task). Rates: median (min-max). Load average (1 min) before the workloads "
         f"{load_before:.1f}, after {os.getloadavg()[0]:.1f}: above the {cores} cores, other work shared the machine.",
         "",
         "## Throughput",
