@@ -270,7 +270,8 @@ RECURSIONS = {
     "through a library call": "def down(n):\n    return sorted([n], key=down)\n",
     "in a method": "class Deep:\n    def down(self, n):\n        return self.down(n + 1)\ndown = Deep().down\n",
     "after some work": "def down(n):\n    xs = [n] * 3\n    total = sum(xs)\n    return down(total // 3 + 1)\n",
-    "changing a list": "seen = []\ndef down(n, seen=seen):\n    seen.append(n)\n    seen[0] = n\n    return down(n + 1)\n",
+    "changing a list": "seen = []\ndef down(n, seen=seen):\n    seen.append(n)\n    seen[0] = n\n"
+    "    return down(n + 1)\n",
 }
 CATCH = """
 def f():

@@ -27,7 +27,8 @@ Public API (kept this small on purpose):
   `before` and `after` it and the whole new values of those it `changed`. Read
   variable values from here, never from `Step.changes`/`Step.edits` (a
   container changed in place is stored as an `Edit` of its previous value).
-- `encode(obj)`, `to_python(value)`, `render(value)`, `from_literal(text)`: the value codec.
+- `encode(obj)`, `to_python(value)`, `render(value)`, `from_literal(text)`: the value codec;
+  `to_literal(obj)`: exact Python source of a value (`from_literal`'s inverse, no caps).
 - `exception_info(exc)`: an exception's type and message, made without user code.
 - `TraceLimits`: the caps accepted as `**limits`; `EncodeLimits`: the caps of one value.
 - `env`: what differs between the Python versions (`env.HAS_MONITORING` ...).
@@ -43,7 +44,8 @@ them apart).
 trusted code or inside a sandbox child. Untrusted code goes through `sandbox`.
 
 Modules: `schema` (the Structs, `replay`), `encode` / `decode` / `render` /
-`literals` (values to and from objects and text), `run` (the one runner and
+`literals` (values to and from objects and text), `library` (the library
+values they build: numpy, Decimal, datetime ...), `run` (the one runner and
 how a run ends), `recorder` (frame events to steps), `edits` (what a step
 stores for a changed container), `codeinfo` (what each line can change),
 `backends/` (settrace, sysmon), `capture` (bounded output), `env` (version
@@ -53,7 +55,7 @@ differences), `cli` (`execalign trace`).
 from . import env
 from .decode import NotDecodable, to_python
 from .encode import EncodeLimits, encode, exception_info
-from .literals import from_literal
+from .literals import from_literal, to_literal
 from .render import render
 from .run import TraceLimits, trace, trace_file
 from .schema import Edit, ExceptionInfo, Frame, Splice, Step, StepState, Stop, Trace, Value
@@ -76,6 +78,7 @@ __all__ = [
     "exception_info",
     "from_literal",
     "render",
+    "to_literal",
     "to_python",
     "trace",
     "trace_file",
