@@ -20,6 +20,8 @@ from collections.abc import Iterator
 from types import CodeType
 from typing import NamedTuple
 
+from .schema import Scope
+
 # Opcodes that never change an existing value in place (they may bind names,
 # which the recorder checks separately). Anything not listed here (or in
 # _CONSUMERS) is assumed to possibly mutate some object, so the whole frame is
@@ -178,7 +180,7 @@ class CodeInfo(NamedTuple):
     lines: dict[int, LineInfo]
     globals_written: tuple[str, ...]  # names the code declares `global` and writes
     is_module: bool
-    scope: dict[str, str]  # names of outer scopes a frame shows: "global" (declared, written) or "nonlocal" (free)
+    scope: dict[str, Scope]  # names of outer scopes a frame shows: "global" (declared, written) or "nonlocal" (free)
 
 
 START_LINE = 0  # pseudo line that precedes the first line of a frame: binds nothing
@@ -307,5 +309,6 @@ def _analyse(code: CodeType) -> CodeInfo:
     }
     info[START_LINE] = LineInfo((), False, (), False, ())
     written = tuple(dict.fromkeys(globals_written))
-    scope = {name: "nonlocal" for name in code.co_freevars} | {name: "global" for name in written}
+    scope: dict[str, Scope] = {name: "nonlocal" for name in code.co_freevars}
+    scope.update((name, "global") for name in written)
     return CodeInfo(info, written, is_module, scope)

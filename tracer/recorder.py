@@ -37,6 +37,7 @@ from __future__ import annotations
 import threading
 import types
 import weakref
+from collections import deque
 from collections.abc import Callable
 from itertools import compress, islice
 from math import copysign
@@ -50,7 +51,7 @@ from .codeinfo import START_LINE, CodeInfo, analyse
 from .edits import diff
 from .encode import INT64, SMALL_INTS, Encoder, exception_info
 from .env import PYTHON
-from .schema import Edit, Event, ExceptionInfo, Frame, Splice, Step, Stop, Trace, Value
+from .schema import Edit, Event, ExceptionInfo, Frame, Splice, Step, Stop, StopReason, Trace, Value
 
 _DELETED = Value("other", "<deleted>")  # marker inside raw changes, told by identity; becomes Step.deleted
 _MISSING = object()
@@ -62,10 +63,10 @@ _EQ_ATOMS = frozenset({int, str, bytes, bool, type(None), range})
 _WEAK = frozenset({types.FunctionType, type, types.ModuleType})
 # Builtin containers and their iterators: iterating over them runs no code.
 _SAMPLES: tuple[Any, ...] = ([], (), "", "\xe9", b"", bytearray(), {}, {}.values(), {}.items(), set(), frozenset())
-_REVERSIBLE: tuple[Any, ...] = ([], range(0), {}, {}.values(), {}.items())
+_REVERSIBLE: tuple[Any, ...] = ([], range(0), {}, {}.values(), {}.items(), deque())
 SAFE_ITERABLES = frozenset(
-    {list, tuple, str, bytes, bytearray, dict, set, frozenset, range, type({}.keys()), type({}.values())}
-    | {type({}.items())}
+    {list, tuple, str, bytes, bytearray, dict, set, frozenset, range, deque, type({}.keys()), type({}.values())}
+    | {type({}.items()), type(iter(deque()))}
     | {type(iter(x)) for x in (*_SAMPLES, range(0), range(1 << 70))}
     | {type(reversed(x)) for x in _REVERSIBLE}
 )
@@ -498,9 +499,9 @@ class Recorder:
         elif self.encoder.nodes >= self.max_values:
             self.stop("max_values")
 
-    def stop(self, reason: str, detail: str = "") -> None:
+    def stop(self, reason: StopReason, detail: str = "") -> None:
         if self.stopped is None:
-            self.stopped = Stop(reason, len(self.events), self.encoder.nodes, detail)  # type: ignore[arg-type]
+            self.stopped = Stop(reason, len(self.events), self.encoder.nodes, detail)
             self.on_stop()
             self.states.clear()  # no more events: keep no frame (and its locals) alive
 
@@ -575,7 +576,7 @@ class Recorder:
             thread=st.thread,
             locals=final,
             defined_at=dict(st.defined),
-            scope={name: scope[name] for name in st.defined if name in scope},  # type: ignore[misc]
+            scope={name: scope[name] for name in st.defined if name in scope},
             value=st.returned,
             exception=st.exception if st.finished and st.returned is None else None,
             finished=st.finished,

@@ -42,6 +42,8 @@ from typing import Literal, get_args
 import msgspec
 
 Event = Literal["line", "call", "return", "exception"]
+Scope = Literal["global", "nonlocal"]  # of a name a frame shows that is not its own variable (Frame.scope)
+StopReason = Literal["max_steps", "max_values", "tracer_error", "tampered", "recursion_limit"]  # see Stop
 Kind = Literal[
     "none",
     "bool",
@@ -262,7 +264,7 @@ class Frame(msgspec.Struct, omit_defaults=True, gc=False):
     # "global" (declared `global` and written here) or "nonlocal" (a variable of an enclosing
     # function, declared `nonlocal` or read by a closure). Such a name is not an argument: it
     # first shows on the step that changes it.
-    scope: dict[str, Literal["global", "nonlocal"]] = {}
+    scope: dict[str, Scope] = {}
     value: Value | None = None  # returned value
     exception: ExceptionInfo | None = None  # when the frame exited by an exception
     finished: bool = False  # False: still suspended or running when the trace ended
@@ -278,7 +280,7 @@ class Stop(msgspec.Struct, frozen=True):
                            recursion limit (settrace backend): later events were not recorded
     """
 
-    reason: Literal["max_steps", "max_values", "tracer_error", "tampered", "recursion_limit"]
+    reason: StopReason
     steps: int  # steps recorded when it stopped
     values: int  # encoded value nodes at that point
     detail: str = ""
