@@ -16,7 +16,13 @@ be edited: its parent puts it whole, and at the top `diff` returns None.
 
 from __future__ import annotations
 
+from itertools import compress, count
+from operator import and_, eq, ne
+from typing import TypeVar
+
 from .schema import Edit, Splice, Value
+
+K = TypeVar("K", int, str)  # an item's index or an attribute's name
 
 # The fields of a Value other than its contents: an edit keeps them, so they must be equal.
 _SHELL = tuple(name for name in Value.__struct_fields__ if name not in ("items", "keys", "attrs", "more"))
@@ -45,15 +51,10 @@ def _fill(old: Value, new: Value, edit: Edit) -> bool:
     before, after = old.items, new.items
     if before is not None and after is not None and (before != after or old.keys != new.keys):
         if len(before) == len(after) and old.keys == new.keys:
-            for index, (a, b) in enumerate(zip(before, after)):
-                if a is not b and a != b:
-                    inner = diff(a, b)
-                    if inner is None:
-                        edit.put[index] = b
-                    else:
-                        edit.edit[index] = inner
+            for index in compress(count(), map(ne, before, after)):
+                _item(index, before[index], after[index], edit.put, edit.edit)
         else:
-            edit.splice = _splice(old, new, before, after)
+            edit.splice = _splice(old.keys, new.keys, before, after)
     if old.more != new.more:
         edit.more = new.more
     if old.attrs is not None and new.attrs is not None and old.attrs != new.attrs:
@@ -61,22 +62,30 @@ def _fill(old: Value, new: Value, edit: Edit) -> bool:
     return True
 
 
-def _splice(old: Value, new: Value, before: list[Value], after: list[Value]) -> Splice:
+def _item(key: K, a: Value, b: Value, put: dict[K, Value], edited: dict[K, Edit]) -> None:
+    """A changed item or attribute: edited inside when it is a container of the same kind, else put whole."""
+    inner = diff(a, b)
+    if inner is None:
+        put[key] = b
+    else:
+        edited[key] = inner
+
+
+def _splice(
+    old_keys: list[Value] | None, new_keys: list[Value] | None, before: list[Value], after: list[Value]
+) -> Splice:
     """The run between the common prefix and the common suffix of the items (and dict keys)."""
-    old_keys, new_keys = old.keys, new.keys
-
-    def same(i: int, j: int) -> bool:
-        a, b = before[i], after[j]
-        return (a is b or a == b) and (old_keys is None or new_keys is None or old_keys[i] == new_keys[j])
-
     n, m = len(before), len(after)
     shortest = min(n, m)
-    prefix = 0
-    while prefix < shortest and same(prefix, prefix):
-        prefix += 1
-    suffix = 0
-    while suffix < shortest - prefix and same(n - 1 - suffix, m - 1 - suffix):
-        suffix += 1
+    same = list(map(eq, before, after))  # as long as the shorter
+    if old_keys is not None and new_keys is not None:
+        same = list(map(and_, same, map(eq, old_keys, new_keys)))
+    prefix = same.index(False) if False in same else shortest
+    tail = list(map(eq, reversed(before), reversed(after)))
+    if old_keys is not None and new_keys is not None:
+        tail = list(map(and_, tail, map(eq, reversed(old_keys), reversed(new_keys))))
+    tail = tail[: shortest - prefix]
+    suffix = tail.index(False) if False in tail else len(tail)
     keys = None if new_keys is None else new_keys[prefix : m - suffix]
     return Splice(prefix, n - suffix, after[prefix : m - suffix], keys)
 
@@ -90,11 +99,7 @@ def _fill_attrs(before: dict[str, Value], after: dict[str, Value], edit: Edit) -
     for name in kept:
         a, b = before[name], after[name]
         if a is not b and a != b:
-            inner = diff(a, b)
-            if inner is None:
-                edit.attrs[name] = b
-            else:
-                edit.edit_attrs[name] = inner
+            _item(name, a, b, edit.attrs, edit.edit_attrs)
     for name in added:
         edit.attrs[name] = after[name]
     return True
