@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 import sandbox
 import tracer
+from benchmarks.tracer_bench import WORKLOADS
 from tests.strategies import hashable, values
 from tracer import env, render, to_python
 from tracer.edits import diff
@@ -600,19 +601,9 @@ def test_the_namespace_keeps_the_names_the_code_defines():
 
 # ---------------------------------------------------------------- changes in proportion to the change
 
-BUBBLE = """
-def bubble(a):
-    n = len(a)
-    for i in range(n):
-        for j in range(n - i - 1):
-            if a[j] > a[j + 1]:
-                a[j], a[j + 1] = a[j + 1], a[j]
-    return a
-"""
-
 
 def test_a_swap_in_a_long_list_costs_about_what_a_scalar_change_costs(backend):
-    t = tracer.trace(BUBBLE, "bubble(list(range(120, 0, -1)))", backend=backend)
+    t = tracer.trace(*WORKLOADS["bubble120"], backend=backend)  # bubble sort of 120 items, each compare swaps
     assert to_python(t.returned) == list(range(1, 121)) and t.stopped is None
     swaps = [s for s in t.steps if s.line == 7]
     assert len(swaps) == 7140 and all(set(s.edits) == {"a"} and not s.changes for s in swaps)
