@@ -25,8 +25,8 @@ from .schema import Scope
 # Opcodes that never change an existing value in place (they may bind names,
 # which the recorder checks separately). Anything not listed here (or in
 # _CONSUMERS) is assumed to possibly mutate some object, so the whole frame is
-# re-checked. The tables hold
-# the names of every supported version (3.11 to 3.13, and some of 3.14's).
+# re-checked. The tables hold the names of every supported version (3.11 to
+# 3.13, and some of 3.14's).
 _PURE_OPS = frozenset(
     [
         "NOP",

@@ -43,6 +43,7 @@ import msgspec
 
 Event = Literal["line", "call", "return", "exception"]
 Scope = Literal["global", "nonlocal"]  # of a name a frame shows that is not its own variable (Frame.scope)
+Record = Literal["lines", "final"]  # what a trace records (Trace.record, tracer.trace's `record`)
 StopReason = Literal["max_steps", "max_values", "tracer_error", "tampered", "recursion_limit"]  # see Stop
 Kind = Literal[
     "none",
@@ -303,7 +304,7 @@ class Trace(msgspec.Struct, omit_defaults=True):
     frames: list[Frame]
     backend: str  # "monitoring", "settrace", or "none" (the code ran without recording)
     python: str  # "3.12.1"
-    record: Literal["lines", "final"] = "lines"  # what was recorded (see tracer.trace)
+    record: Record = "lines"  # what was recorded: every line, or calls and returns only (see tracer.trace)
     returned: Value | None = None  # value of the call expression, when one was given
     call_step: int = -1  # index of the first step made by the call expression
     exception: ExceptionInfo | None = None  # the run's uncaught exception (SystemExit: see tracer.run)
