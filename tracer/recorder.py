@@ -30,6 +30,8 @@ everything its frame changed since its call step (or resumption), and
 exceptions are not steps (a frame that exits by one still says so).
 
 Raw steps are flat lists while recording; `finish` builds the `Trace`.
+Line events may instead go through the compiled accelerator (`tracer.accel`),
+which follows these rules and hands every value to encode back to `_check`.
 """
 
 from __future__ import annotations
@@ -244,6 +246,15 @@ class Recorder:
         if st is None or st.raised_at != frame.f_lasti:
             return False
         return not self.lines or self.events[st.last] == EXCEPTION
+
+    def failed(self, error: Exception) -> None:
+        """An event's recording failed: at the recursion limit (the event is dropped), or by a bug of
+        ours (recording stops). Either way the traced program must not see it."""
+        if isinstance(error, RecursionError):  # (drop()'s body: at the limit, one call less)
+            self.dropped += 1
+            self.whole = True
+        else:
+            self.stop("tracer_error", f"{type(error).__name__}: {error}")
 
     def drop(self) -> None:
         """An event was lost at the recursion limit (Trace.dropped). What it changed may be

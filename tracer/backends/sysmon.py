@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable
 from types import CodeType
 from typing import Any
 
+from ..accel import line_hook
 from ..codeinfo import line_of_offsets
 from ..recorder import Recorder
 
@@ -52,20 +53,19 @@ class MonitoringBackend:
             def callback(*args: Any) -> None:
                 try:
                     handler(*args)
-                except RecursionError:
-                    rec.drop()
                 except Exception as error:  # a bug of ours must not change the traced program
-                    rec.stop("tracer_error", f"{type(error).__name__}: {error}")
+                    rec.failed(error)
 
             return callback
 
-        def record_line(frame: Any, line: int) -> None:
+        hook = line_hook(rec)
+        line = rec.line if hook is None else hook.line
+
+        def record_line(frame: Any, lineno: int) -> None:
             try:
-                rec.line(frame, line)
-            except RecursionError:
-                rec.drop()
+                line(frame, lineno)
             except Exception as error:  # a bug of ours must not change the traced program
-                rec.stop("tracer_error", f"{type(error).__name__}: {error}")
+                rec.failed(error)
 
         def on_line(code: CodeType, line: int) -> None:
             record_line(getframe(1), line)
@@ -102,7 +102,7 @@ class MonitoringBackend:
             ev.PY_RESUME: guarded(lambda code, offset: rec.call(getframe(2))),
             ev.PY_RETURN: guarded(lambda code, offset, value: rec.returned(getframe(2), value)),
             ev.PY_YIELD: guarded(lambda code, offset, value: rec.yielded(getframe(2), value)),
-            ev.LINE: on_line,
+            ev.LINE: on_line if hook is None else hook.monitor_line,
             ev.JUMP: on_jump,
             ev.RAISE: guarded(on_raise),
             ev.PY_UNWIND: guarded(on_unwind),
