@@ -23,11 +23,12 @@ from tests.conftest import BACKENDS
 from tests.test_backends import programs
 from tracer import accel
 
-needs_accel = pytest.mark.skipif(not accel.COMPILED, reason="the accelerator is not built, or EXECALIGN_PURE=1")
+needs_accel = pytest.mark.skipif(not accel.compiled(), reason="the accelerator is not built, or EXECALIGN_PURE=1")
 
 
 def pure(*args, **kw):
     """tracer.trace on the pure-Python path."""
+    accel.compiled()  # (loaded once, on first use)
     saved, accel._ACCEL = accel._ACCEL, None
     try:
         return tracer.trace(*args, **kw)
@@ -41,16 +42,16 @@ def both(source, call, backend, **kw):
 
 def test_the_install_built_the_accelerator_where_it_could():
     if os.environ.get("EXECALIGN_PURE") == "1":
-        assert not accel.COMPILED and accel.line_hook(tracer.recorder.Recorder(None, 1, 1, print)) is None
+        assert not accel.compiled() and accel.line_hook(tracer.recorder.Recorder(None, 1, 1, print)) is None
         return
     compiler = (sysconfig.get_config_var("CC") or "cc").split()[0]
     if shutil.which(compiler) is None:
         pytest.skip(f"no C compiler ({compiler}): the pure-Python path is the one installed")
-    assert accel.COMPILED, "pip install -e . did not build tracer._accel (see setup.py)"
+    assert accel.compiled(), "pip install -e . did not build tracer._accel (see setup.py)"
 
 
 def test_EXECALIGN_PURE_forces_the_pure_python_path():
-    code = "import tracer; from tracer import accel; t = tracer.trace('x = 1'); print(accel.COMPILED, len(t.steps))"
+    code = "import tracer; from tracer import accel; t = tracer.trace('x = 1'); print(accel.compiled(), len(t.steps))"
     env = {**os.environ, "EXECALIGN_PURE": "1"}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False", str(len(tracer.trace("x = 1").steps))]

@@ -1,6 +1,7 @@
 /* The compiled accelerator of the recorder's hot path: line events.
  *
- * `Hot(recorder, FrameState, Value, Edit, DELETED, MISSING, SAFE_ITERABLES)` does,
+ * `configure(FrameState, Encoder, Value, Edit, Splice, DELETED, MISSING, SAFE_ITERABLES)` once, then
+ * `Hot(recorder)` per recorder, which does,
  * for a line event, what `Recorder.line` does (`tracer/recorder.py` holds the
  * rules; this file mirrors them): `_settle` (what to read), `_diff_all` and
  * `_diff_names` (read the frame's locals), `_check` for the cases that need no
@@ -43,18 +44,24 @@ enum { CI_GLOBALS_WRITTEN = 1 };
 typedef struct {
     PyObject_HEAD
     PyObject *rec, *events, *fids, *line_numbers, *changes, *states, *encoder;
-    PyObject *py_line, *py_check, *py_attach, *py_check_caps, *py_failed;
-    PyObject *value_type, *edit_type, *deleted, *missing, *safe_iterables, *line_event;
+    PyObject *py_line, *py_check, *py_check_caps, *py_failed, *py_encode;
     PyObject *other;
     Py_ssize_t max_steps, max_values, max_items;
-    Py_ssize_t off[NSLOTS], enc_off[NENC];
     char active;
 } Hot;
 
-#define SLOT(h, st, i) (*(PyObject **)((char *)(st) + (h)->off[i]))
-#define ENC(h, i) (*(PyObject **)((char *)(h)->encoder + (h)->enc_off[i]))
+/* What `configure` is told once: the recorder's types and markers, where FrameState and Encoder keep their slots. */
+typedef struct {
+    PyObject *value_type, *edit_type, *splice_type, *deleted, *missing, *safe_iterables, *encoder_type;
+    PyObject *line_event, *replace, *empty;
+    Py_ssize_t off[NSLOTS], enc_off[NENC];
+} Config;
+static Config C;
 
-static PyObject *str_line, *str_any_deleted;
+#define SLOT(h, st, i) (*(PyObject **)((char *)(st) + C.off[i]))
+#define ENC(h, i) (*(PyObject **)((char *)(h)->encoder + C.enc_off[i]))
+
+static PyObject *str_line, *str_any_deleted, *str_whole;
 
 /* ------------------------------------------------------------ helpers */
 
@@ -141,9 +148,26 @@ static int forget(Hot *h, PyObject *st, PyObject *name) {
     return 0;
 }
 
-/* Is the list or dict `obj` made of the very elements its flat (length, ids, held, cls) holds? */
+/* _held(obj, cls, cap): the elements (dict: keys and values) that an encoding of `obj` shows */
+static PyObject *held_now(Hot *h, PyObject *obj) {
+    Py_ssize_t cap = h->max_items;
+    if (PyList_CheckExact(obj)) return PyList_GetSlice(obj, 0, PyList_GET_SIZE(obj) < cap ? PyList_GET_SIZE(obj) : cap);
+    PyObject *out = PyList_New(0), *key, *value;
+    if (out == NULL) return NULL;
+    Py_ssize_t pos = 0, pairs = 0;
+    while (pairs < cap && PyDict_Next(obj, &pos, &key, &value)) {
+        if (PyList_Append(out, key) < 0 || PyList_Append(out, value) < 0) {
+            Py_DECREF(out);
+            return NULL;
+        }
+        pairs++;
+    }
+    return out;
+}
+
+/* Is the list or dict `obj` made of the very elements its flat (length, held, cls) holds? */
 static int flat_unchanged(Hot *h, PyObject *flat, PyObject *obj) {
-    PyObject *held = PyTuple_GET_ITEM(flat, 2);
+    PyObject *held = PyTuple_GET_ITEM(flat, 1);
     Py_ssize_t length = PyLong_AsSsize_t(PyTuple_GET_ITEM(flat, 0));
     if (length == -1 && PyErr_Occurred()) return -1;
     if (!PyList_CheckExact(held)) return 0;
@@ -169,6 +193,159 @@ static int flat_unchanged(Hot *h, PyObject *flat, PyObject *obj) {
     return 0;
 }
 
+static PyObject *encode(Hot *h, PyObject *x) { return PyObject_CallOneArg(h->py_encode, x); }
+
+/* recorder._edit_flat for a flat seen before and changed: 1 done, 0 for the recorder to do (nothing
+ * changed yet), -1 on error. Mirrors it step for step: replaced atoms (not dict keys) become a `put`,
+ * appends or removals at the end a splice. */
+static int edit_flat(Hot *h, PyObject *st, PyObject *name, PyObject *obj, PyObject *old, PyObject *flat,
+                     PyObject *changes) {
+    PyObject *held = PyTuple_GET_ITEM(flat, 1), *now = NULL, *old_items = NULL, *put = NULL, *items = NULL;
+    PyObject *values = NULL, *keys = NULL, *edit = NULL, *new = NULL, *splice = NULL, *kw = NULL;
+    PyObject *old_keys = NULL, *new_flat = NULL;
+    int result = -1;
+    Py_ssize_t length = PyLong_AsSsize_t(PyTuple_GET_ITEM(flat, 0)), cap = h->max_items;
+    if (length == -1 && PyErr_Occurred()) return -1;
+    int is_dict = PyDict_CheckExact(obj), pairs = is_dict ? 2 : 1;
+    Py_ssize_t size = is_dict ? PyDict_GET_SIZE(obj) : PyList_GET_SIZE(obj);
+    if (size > cap || length > cap || !PyList_CheckExact(held)) return 0;
+    if ((old_items = PyObject_GetAttrString(old, "items")) == NULL) return -1;
+    if (!PyList_CheckExact(old_items)) {
+        result = 0;
+        goto done;
+    }
+    if ((now = held_now(h, obj)) == NULL) goto done;
+    Py_ssize_t n = PyList_GET_SIZE(now);
+    if (size == length) {
+        if (n != PyList_GET_SIZE(held)) {
+            result = 0;
+            goto done;
+        }
+        for (Py_ssize_t i = 0; i < n; i++) {
+            PyObject *x = PyList_GET_ITEM(now, i);
+            if (x != PyList_GET_ITEM(held, i) && (!is_atom(Py_TYPE(x)) || (pairs == 2 && i % 2 == 0))) {
+                result = 0;  /* not an atom, or a dict key replaced */
+                goto done;
+            }
+        }
+        if ((put = PyDict_New()) == NULL) goto done;
+        for (Py_ssize_t i = 0; i < n; i++) {
+            PyObject *x = PyList_GET_ITEM(now, i), *was = PyList_GET_ITEM(held, i);
+            if (x == was) continue;
+            int same = same_atom(was, x);
+            if (same < 0) goto done;
+            if (same) continue;
+            PyObject *index = PyLong_FromSsize_t(i / pairs), *value = index ? encode(h, x) : NULL;
+            int r = value ? PyDict_SetItem(put, index, value) : -1;
+            Py_XDECREF(index);
+            Py_XDECREF(value);
+            if (r < 0) goto done;
+        }
+        if (PyDict_GET_SIZE(put)) {
+            if ((items = PyList_GetSlice(old_items, 0, PyList_GET_SIZE(old_items))) == NULL) goto done;
+            Py_ssize_t pos = 0;
+            PyObject *index, *value;
+            while (PyDict_Next(put, &pos, &index, &value)) {
+                Py_ssize_t k = PyLong_AsSsize_t(index);
+                if (k < 0 || k >= PyList_GET_SIZE(items)) {
+                    if (!PyErr_Occurred()) PyErr_SetString(PyExc_IndexError, "list assignment index out of range");
+                    goto done;
+                }
+                if (PyList_SetItem(items, k, Py_NewRef(value)) < 0) goto done;
+            }
+            if ((kw = Py_BuildValue("{sO}", "items", items)) == NULL) goto done;
+            PyObject *args = PyTuple_Pack(1, old);
+            if (args == NULL) goto done;
+            new = PyObject_Call(C.replace, args, kw);
+            Py_DECREF(args);
+            if (new == NULL) goto done;
+            Py_CLEAR(kw);
+            if ((kw = Py_BuildValue("{sO}", "put", put)) == NULL) goto done;
+            if ((edit = PyObject_Call(C.edit_type, C.empty, kw)) == NULL) goto done;
+            if (PyDict_SetItem(SLOT(h, st, S_SEEN), name, new) < 0 || PyDict_SetItem(changes, name, edit) < 0)
+                goto done;
+        }
+    } else {
+        Py_ssize_t common = (size < length ? size : length) * pairs;
+        if (common > n || common > PyList_GET_SIZE(held)) {
+            result = 0;
+            goto done;
+        }
+        for (Py_ssize_t i = 0; i < common; i++) {
+            if (PyList_GET_ITEM(now, i) != PyList_GET_ITEM(held, i)) {
+                result = 0;
+                goto done;
+            }
+        }
+        for (Py_ssize_t i = common; i < n; i++) {
+            if (!is_atom(Py_TYPE(PyList_GET_ITEM(now, i)))) {
+                result = 0;
+                goto done;
+            }
+        }
+        if ((values = PyList_New(0)) == NULL) goto done;
+        if (is_dict && (keys = PyList_New(0)) == NULL) goto done;
+        for (Py_ssize_t i = common; i < n; i++) {
+            PyObject *value = encode(h, PyList_GET_ITEM(now, i));
+            if (value == NULL) goto done;
+            int r = PyList_Append(is_dict && (i - common) % 2 == 0 ? keys : values, value);
+            Py_DECREF(value);
+            if (r < 0) goto done;
+        }
+        Py_ssize_t start = common / pairs;
+        splice = PyObject_CallFunction(C.splice_type, "nnOO", start, length, values, keys ? keys : Py_None);
+        if (splice == NULL) goto done;
+        if ((items = PyList_GetSlice(old_items, 0, start)) == NULL) goto done;
+        PyObject *joined = PySequence_Concat(items, values);
+        if (joined == NULL) goto done;
+        Py_SETREF(items, joined);
+        if ((kw = Py_BuildValue("{sO}", "items", items)) == NULL) goto done;
+        PyObject *args = PyTuple_Pack(1, old);
+        if (args == NULL) goto done;
+        new = PyObject_Call(C.replace, args, kw);
+        Py_DECREF(args);
+        if (new == NULL) goto done;
+        if (keys != NULL) {
+            if ((old_keys = PyObject_GetAttrString(old, "keys")) == NULL) goto done;
+            if (old_keys != Py_None) {
+                PyObject *prefix = PySequence_GetSlice(old_keys, 0, start), *all = NULL;
+                if (prefix == NULL || (all = PySequence_Concat(prefix, keys)) == NULL ||
+                    PyObject_SetAttrString(new, "keys", all) < 0) {
+                    Py_XDECREF(prefix);
+                    Py_XDECREF(all);
+                    goto done;
+                }
+                Py_DECREF(prefix);
+                Py_DECREF(all);
+            }
+        }
+        Py_CLEAR(kw);
+        if ((kw = Py_BuildValue("{sO}", "splice", splice)) == NULL) goto done;
+        if ((edit = PyObject_Call(C.edit_type, C.empty, kw)) == NULL) goto done;
+        if (PyDict_SetItem(SLOT(h, st, S_SEEN), name, new) < 0 || PyDict_SetItem(changes, name, edit) < 0) goto done;
+    }
+    PyObject *size_obj = PyLong_FromSsize_t(size);
+    if (size_obj == NULL) goto done;
+    new_flat = PyTuple_Pack(3, size_obj, now, (PyObject *)Py_TYPE(obj));
+    Py_DECREF(size_obj);
+    if (new_flat == NULL || PyDict_SetItem(SLOT(h, st, S_FLATS), name, new_flat) < 0) goto done;
+    result = 1;
+done:
+    Py_XDECREF(old_items);
+    Py_XDECREF(now);
+    Py_XDECREF(put);
+    Py_XDECREF(items);
+    Py_XDECREF(values);
+    Py_XDECREF(keys);
+    Py_XDECREF(edit);
+    Py_XDECREF(new);
+    Py_XDECREF(splice);
+    Py_XDECREF(kw);
+    Py_XDECREF(old_keys);
+    Py_XDECREF(new_flat);
+    return result;
+}
+
 static int add_node(Hot *h) {
     PyObject **slot = &ENC(h, E_NODES);
     Py_ssize_t nodes = PyLong_AsSsize_t(*slot);
@@ -184,13 +361,13 @@ static int call_py_check(Hot *h, PyObject *st, PyObject *name, PyObject *obj, Py
     return 0;
 }
 
-/* recorder._check; `obj` is h->missing for an unbound name. */
+/* recorder._check; `obj` is C.missing for an unbound name. */
 static int check(Hot *h, PyObject *st, PyObject *name, PyObject *obj, PyObject *changes) {
     PyObject *seen = SLOT(h, st, S_SEEN);
     PyObject *old = PyDict_GetItemWithError(seen, name);
     if (old == NULL) {
         if (PyErr_Occurred()) return -1;
-        old = h->missing;
+        old = C.missing;
     }
     if (old == obj) return 0;
     PyTypeObject *cls = Py_TYPE(obj);
@@ -198,9 +375,9 @@ static int check(Hot *h, PyObject *st, PyObject *name, PyObject *obj, PyObject *
         int result = -1;
         Py_INCREF(old);
         if (PyDict_SetItem(seen, name, obj) < 0) goto atom_done;
-        if (Py_TYPE(old) == (PyTypeObject *)h->value_type) {
+        if (Py_TYPE(old) == (PyTypeObject *)C.value_type) {
             if (forget(h, st, name) < 0) goto atom_done;
-        } else if (old != h->missing) {
+        } else if (old != C.missing) {
             int same = same_atom(old, obj);
             if (same < 0) goto atom_done;
             if (same) {
@@ -214,19 +391,19 @@ static int check(Hot *h, PyObject *st, PyObject *name, PyObject *obj, PyObject *
         Py_DECREF(old);
         return result;
     }
-    if (obj == h->missing) {
+    if (obj == C.missing) {
         int result = -1;
         Py_INCREF(old);
         if (PyDict_DelItem(seen, name) < 0) goto missing_done;
-        if (Py_TYPE(old) == (PyTypeObject *)h->value_type && forget(h, st, name) < 0) goto missing_done;
-        if (PyDict_SetItem(changes, name, h->deleted) < 0) goto missing_done;
+        if (Py_TYPE(old) == (PyTypeObject *)C.value_type && forget(h, st, name) < 0) goto missing_done;
+        if (PyDict_SetItem(changes, name, C.deleted) < 0) goto missing_done;
         if (PyObject_SetAttr(h->rec, str_any_deleted, Py_True) < 0) goto missing_done;
         result = 0;
     missing_done:
         Py_DECREF(old);
         return result;
     }
-    if (Py_TYPE(old) == (PyTypeObject *)h->value_type) {
+    if (Py_TYPE(old) == (PyTypeObject *)C.value_type) {
         PyObject *ref = PyDict_GetItemWithError(SLOT(h, st, S_REFS), name);
         if (ref == NULL && PyErr_Occurred()) return -1;
         if (ref != NULL && PyWeakref_CheckRef(ref)) {
@@ -241,10 +418,16 @@ static int check(Hot *h, PyObject *st, PyObject *name, PyObject *obj, PyObject *
         }
         PyObject *flat = PyDict_GetItemWithError(SLOT(h, st, S_FLATS), name);
         if (flat == NULL && PyErr_Occurred()) return -1;
-        if (flat != NULL && PyTuple_CheckExact(flat) && PyTuple_GET_SIZE(flat) == 4 &&
-            PyTuple_GET_ITEM(flat, 3) == (PyObject *)cls) {
+        if (flat != NULL && PyTuple_CheckExact(flat) && PyTuple_GET_SIZE(flat) == 3 &&
+            PyTuple_GET_ITEM(flat, 2) == (PyObject *)cls) {
             int same = flat_unchanged(h, flat, obj);
             if (same != 0) return same < 0 ? -1 : 0;
+            Py_INCREF(flat);
+            Py_INCREF(old);
+            int done = edit_flat(h, st, name, obj, old, flat, changes);
+            Py_DECREF(flat);
+            Py_DECREF(old);
+            if (done != 0) return done < 0 ? -1 : 0;
         }
     }
     return call_py_check(h, st, name, obj, changes);  /* it must be encoded: the recorder does it */
@@ -313,7 +496,7 @@ static PyObject *diff_all(Hot *h, PyObject *st, PyObject *frame, PyObject *local
             count++;
             PyObject *obj = get_name(globals, name);
             if (obj == NULL && PyErr_Occurred()) goto error;
-            int r = check(h, st, name, obj ? obj : h->missing, changes);
+            int r = check(h, st, name, obj ? obj : C.missing, changes);
             Py_XDECREF(obj);
             if (r < 0) goto error;
         }
@@ -332,7 +515,7 @@ static PyObject *diff_all(Hot *h, PyObject *st, PyObject *frame, PyObject *local
             if (!in_written && PyList_Append(gone, name) < 0) goto error;
         }
         for (Py_ssize_t i = 0; i < PyList_GET_SIZE(gone); i++)
-            if (check(h, st, PyList_GET_ITEM(gone, i), h->missing, changes) < 0) goto error;
+            if (check(h, st, PyList_GET_ITEM(gone, i), C.missing, changes) < 0) goto error;
     }
     Py_DECREF(items);
     Py_XDECREF(globals);
@@ -358,7 +541,7 @@ static PyObject *diff_names(Hot *h, PyObject *st, PyObject *frame, PyObject *loc
         }
         PyObject *obj = get_name(source, name);
         if (obj == NULL && PyErr_Occurred()) goto error;
-        int r = check(h, st, name, obj ? obj : h->missing, changes);
+        int r = check(h, st, name, obj ? obj : C.missing, changes);
         Py_XDECREF(obj);
         if (r < 0) goto error;
     }
@@ -370,19 +553,9 @@ error:
     return NULL;
 }
 
-/* recorder._attach (changes holding an Edit go to the recorder's own) */
+/* recorder._attach */
 static int attach(Hot *h, PyObject *st, PyObject *changes) {
     if (PyDict_GET_SIZE(changes) == 0) return 0;
-    Py_ssize_t pos = 0;
-    PyObject *name, *value;
-    while (PyDict_Next(changes, &pos, &name, &value)) {
-        if (Py_TYPE(value) == (PyTypeObject *)h->edit_type) {
-            PyObject *args[2] = {st, changes};
-            PyObject *r = PyObject_Vectorcall(h->py_attach, args, 2, NULL);
-            Py_XDECREF(r);
-            return r == NULL ? -1 : 0;
-        }
-    }
     PyObject *pending = SLOT(h, st, S_PENDING);
     Py_ssize_t index = PyLong_AsSsize_t(pending);
     if (index == -1 && PyErr_Occurred()) return -1;
@@ -398,15 +571,44 @@ static int attach(Hot *h, PyObject *st, PyObject *changes) {
     }
     PyObject *line = PyList_GET_ITEM(h->line_numbers, index), *defined = SLOT(h, st, S_DEFINED);
     Py_INCREF(line);
-    pos = 0;
+    Py_XINCREF(existing);
+    int result = -1, whole = -1;  /* -1: Recorder.whole not read yet */
+    Py_ssize_t pos = 0;
+    PyObject *name, *value;
     while (PyDict_Next(changes, &pos, &name, &value)) {
-        if ((existing != NULL && PyDict_SetItem(existing, name, value) < 0) || PyDict_SetItem(defined, name, line) < 0) {
-            Py_DECREF(line);
-            return -1;
+        if (Py_TYPE(value) == (PyTypeObject *)C.edit_type) {
+            /* Replay holds no value to edit (a name not shown yet, or events were lost), or this step
+               changed it already: store the whole value. */
+            int store_whole = !PyDict_Contains(defined, name);
+            if (!store_whole && existing != NULL) store_whole = PyDict_Contains(existing, name);
+            if (!store_whole) {
+                if (whole < 0) {
+                    PyObject *w = PyObject_GetAttr(h->rec, str_whole);
+                    if (w == NULL) goto done;
+                    whole = PyObject_IsTrue(w);
+                    Py_DECREF(w);
+                    if (whole < 0) goto done;
+                }
+                store_whole = whole;
+            }
+            if (store_whole < 0) goto done;
+            if (store_whole) {
+                value = PyDict_GetItemWithError(SLOT(h, st, S_SEEN), name);
+                if (value == NULL) {
+                    if (!PyErr_Occurred()) PyErr_SetObject(PyExc_KeyError, name);
+                    goto done;
+                }
+                if (PyDict_SetItem(changes, name, value) < 0) goto done;  /* a key it has: no resize */
+            }
         }
+        if ((existing != NULL && PyDict_SetItem(existing, name, value) < 0) || PyDict_SetItem(defined, name, line) < 0)
+            goto done;
     }
+    result = 0;
+done:
     Py_DECREF(line);
-    return 0;
+    Py_XDECREF(existing);
+    return result;
 }
 
 /* ------------------------------------------------------------ _settle, line */
@@ -414,7 +616,7 @@ static int attach(Hot *h, PyObject *st, PyObject *changes) {
 static int is_safe_iterable(Hot *h, PyObject *value) {
     PyTypeObject *t = Py_TYPE(value);
     if (!Py_IS_TYPE((PyObject *)t, &PyType_Type)) return 0;  /* a metaclass: hash nothing of it */
-    return PySet_Contains(h->safe_iterables, (PyObject *)t);
+    return PySet_Contains(C.safe_iterables, (PyObject *)t);
 }
 
 static int settle(Hot *h, PyObject *st, PyObject *frame) {
@@ -504,7 +706,7 @@ static int hot_line(Hot *h, PyObject *frame, PyObject *line) {
         if (require(SLOT(h, st, i), SLOT_NAMES[i]) < 0) goto done;
     if (settle(h, st, frame) < 0) goto done;
     Py_ssize_t index = PyList_GET_SIZE(h->events);
-    if (PyList_Append(h->events, h->line_event) < 0 || PyList_Append(h->fids, SLOT(h, st, S_FID)) < 0 ||
+    if (PyList_Append(h->events, C.line_event) < 0 || PyList_Append(h->fids, SLOT(h, st, S_FID)) < 0 ||
         PyList_Append(h->line_numbers, line) < 0)
         goto done;
     if (set_int_slot(&SLOT(h, st, S_LAST), index) < 0) goto done;
@@ -593,31 +795,30 @@ static PyObject *Hot_call(Hot *h, PyObject *args, PyObject *kwargs) {
 }
 
 static int Hot_init(Hot *h, PyObject *args, PyObject *kwargs) {
-    PyObject *rec, *frame_state, *value_type, *edit_type, *deleted, *missing, *safe;
-    if (!PyArg_UnpackTuple(args, "Hot", 7, 7, &rec, &frame_state, &value_type, &edit_type, &deleted, &missing, &safe))
-        return -1;
-    if (!PyType_Check(frame_state) || !PyType_Check(value_type) || !PyType_Check(edit_type) ||
-        !PyFrozenSet_Check(safe)) {
-        PyErr_SetString(PyExc_TypeError, "Hot(recorder, FrameState, Value, Edit, DELETED, MISSING, SAFE_ITERABLES)");
+    PyObject *rec;
+    if (!PyArg_UnpackTuple(args, "Hot", 1, 1, &rec)) return -1;
+    if (C.value_type == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "tracer._accel.configure() was not called");
         return -1;
     }
-    for (int i = 0; i < NSLOTS; i++)
-        if ((h->off[i] = slot_offset(frame_state, SLOT_NAMES[i])) < 0) return -1;
     PyObject *encoder = PyObject_GetAttrString(rec, "encoder");
     if (encoder == NULL) return -1;
+    if ((PyObject *)Py_TYPE(encoder) != C.encoder_type) {
+        Py_DECREF(encoder);
+        PyErr_SetString(PyExc_TypeError, "the recorder's encoder is not the configured Encoder");
+        return -1;
+    }
     Py_XSETREF(h->encoder, encoder);
-    for (int i = 0; i < NENC; i++)
-        if ((h->enc_off[i] = slot_offset((PyObject *)Py_TYPE(encoder), ENC_NAMES[i])) < 0) return -1;
-    struct { PyObject **field; const char *name; int is_type; } fields[] = {
-        {&h->events, "events", 1}, {&h->fids, "fids", 1}, {&h->line_numbers, "line_numbers", 1},
-        {&h->changes, "changes", 2}, {&h->states, "states", 2},
-        {&h->py_line, "line", 0}, {&h->py_check, "_check", 0}, {&h->py_attach, "_attach", 0},
-        {&h->py_check_caps, "_check_caps", 0}, {&h->py_failed, "failed", 0},
+    struct { PyObject **field; PyObject *owner; const char *name; int kind; } fields[] = {
+        {&h->events, rec, "events", 1}, {&h->fids, rec, "fids", 1}, {&h->line_numbers, rec, "line_numbers", 1},
+        {&h->changes, rec, "changes", 2}, {&h->states, rec, "states", 2}, {&h->py_line, rec, "line", 0},
+        {&h->py_check, rec, "_check", 0}, {&h->py_check_caps, rec, "_check_caps", 0},
+        {&h->py_failed, rec, "failed", 0}, {&h->py_encode, encoder, "encode", 0},
     };
     for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
-        PyObject *v = PyObject_GetAttrString(rec, fields[i].name);
+        PyObject *v = PyObject_GetAttrString(fields[i].owner, fields[i].name);
         if (v == NULL) return -1;
-        if ((fields[i].is_type == 1 && !PyList_CheckExact(v)) || (fields[i].is_type == 2 && !PyDict_CheckExact(v))) {
+        if ((fields[i].kind == 1 && !PyList_CheckExact(v)) || (fields[i].kind == 2 && !PyDict_CheckExact(v))) {
             Py_DECREF(v);
             PyErr_Format(PyExc_TypeError, "Recorder.%s has an unexpected type", fields[i].name);
             return -1;
@@ -643,21 +844,53 @@ static int Hot_init(Hot *h, PyObject *args, PyObject *kwargs) {
     Py_DECREF(max_values);
     if (PyErr_Occurred()) return -1;
     Py_XSETREF(h->rec, Py_NewRef(rec));
-    Py_XSETREF(h->value_type, Py_NewRef(value_type));
-    Py_XSETREF(h->edit_type, Py_NewRef(edit_type));
-    Py_XSETREF(h->deleted, Py_NewRef(deleted));
-    Py_XSETREF(h->missing, Py_NewRef(missing));
-    Py_XSETREF(h->safe_iterables, Py_NewRef(safe));
-    PyObject *zero = PyLong_FromLong(0);  /* recorder.LINE */
-    if (zero == NULL) return -1;
-    Py_XSETREF(h->line_event, zero);
     return 0;
 }
 
+static PyObject *configure(PyObject *module, PyObject *args) {
+    PyObject *frame_state, *encoder_type, *value_type, *edit_type, *splice_type, *deleted, *missing, *safe;
+    if (!PyArg_UnpackTuple(args, "configure", 8, 8, &frame_state, &encoder_type, &value_type, &edit_type,
+                           &splice_type, &deleted, &missing, &safe))
+        return NULL;
+    if (!PyType_Check(frame_state) || !PyType_Check(encoder_type) || !PyType_Check(value_type) ||
+        !PyType_Check(edit_type) || !PyType_Check(splice_type) || !PyFrozenSet_Check(safe)) {
+        PyErr_SetString(PyExc_TypeError,
+                        "configure(FrameState, Encoder, Value, Edit, Splice, DELETED, MISSING, SAFE_ITERABLES)");
+        return NULL;
+    }
+    Config c = {0};
+    for (int i = 0; i < NSLOTS; i++)
+        if ((c.off[i] = slot_offset(frame_state, SLOT_NAMES[i])) < 0) return NULL;
+    for (int i = 0; i < NENC; i++)
+        if ((c.enc_off[i] = slot_offset(encoder_type, ENC_NAMES[i])) < 0) return NULL;
+    PyObject *structs = PyImport_ImportModule("msgspec.structs");
+    if (structs == NULL) return NULL;
+    c.replace = PyObject_GetAttrString(structs, "replace");
+    Py_DECREF(structs);
+    c.empty = PyTuple_New(0);
+    c.line_event = PyLong_FromLong(0); /* recorder.LINE */
+    if (c.replace == NULL || c.empty == NULL || c.line_event == NULL) {
+        Py_XDECREF(c.replace);
+        Py_XDECREF(c.empty);
+        Py_XDECREF(c.line_event);
+        return NULL;
+    }
+    PyObject *refs[] = {value_type, edit_type, splice_type, deleted, missing, safe, encoder_type};
+    for (size_t i = 0; i < sizeof refs / sizeof refs[0]; i++) Py_INCREF(refs[i]);
+    c.value_type = value_type, c.edit_type = edit_type, c.splice_type = splice_type, c.deleted = deleted;
+    c.missing = missing, c.safe_iterables = safe, c.encoder_type = encoder_type;
+    Config previous = C;
+    C = c;
+    PyObject *olds[] = {previous.value_type, previous.edit_type, previous.splice_type, previous.deleted,
+                        previous.missing, previous.safe_iterables, previous.encoder_type, previous.line_event,
+                        previous.replace, previous.empty};
+    for (size_t i = 0; i < sizeof olds / sizeof olds[0]; i++) Py_XDECREF(olds[i]);
+    Py_RETURN_NONE;
+}
+
 #define HOT_FIELDS(X)                                                                                              \
-    X(rec) X(events) X(fids) X(line_numbers) X(changes) X(states) X(encoder) X(py_line) X(py_check) X(py_attach)    \
-    X(py_check_caps) X(py_failed) X(value_type) X(edit_type) X(deleted) X(missing) X(safe_iterables) X(line_event) \
-    X(other)
+    X(rec) X(events) X(fids) X(line_numbers) X(changes) X(states) X(encoder) X(py_line) X(py_check) X(py_check_caps)  \
+    X(py_failed) X(py_encode) X(other)
 
 static int Hot_traverse(Hot *h, visitproc visit, void *arg) {
 #define VISIT(f) Py_VISIT(h->f);
@@ -707,15 +940,23 @@ static PyTypeObject HotType = {
     .tp_members = Hot_members,
 };
 
+static PyMethodDef module_methods[] = {
+    {"configure", configure, METH_VARARGS,
+     "configure(FrameState, Encoder, Value, Edit, Splice, DELETED, MISSING, SAFE_ITERABLES): once, before Hot()"},
+    {NULL, NULL, 0, NULL},
+};
+
 static struct PyModuleDef module = {
-    PyModuleDef_HEAD_INIT, "tracer._accel", "The compiled accelerator of the recorder's line events.", -1, NULL,
+    PyModuleDef_HEAD_INIT, "tracer._accel", "The compiled accelerator of the recorder's line events.", -1,
+    module_methods,
 };
 
 PyMODINIT_FUNC PyInit__accel(void) {
     if (PyType_Ready(&HotType) < 0) return NULL;
     str_line = PyUnicode_InternFromString("line");
     str_any_deleted = PyUnicode_InternFromString("any_deleted");
-    if (str_line == NULL || str_any_deleted == NULL) return NULL;
+    str_whole = PyUnicode_InternFromString("whole");
+    if (str_line == NULL || str_any_deleted == NULL || str_whole == NULL) return NULL;
     PyObject *m = PyModule_Create(&module);
     if (m == NULL) return NULL;
     Py_INCREF(&HotType);

@@ -6,7 +6,7 @@ case that needs encoding back to the recorder's Python methods, so both give
 the same trace (tests/test_accel.py). Like coverage.py's CTracer beside its
 PyTracer, the backends ask for it here and fall back to the pure-Python path
 when it is not built, or when the environment variable EXECALIGN_PURE=1
-(read at import) forces pure Python.
+(read once, at the first trace) forces pure Python.
 """
 
 from __future__ import annotations
@@ -42,19 +42,29 @@ def _load() -> Any:
         from . import _accel  # type: ignore[attr-defined]
     except ImportError:
         return None
+    from . import recorder as r
+    from .encode import Encoder
+    from .schema import Edit, Splice, Value
+
+    _accel.configure(r.FrameState, Encoder, Value, Edit, Splice, r._DELETED, r._MISSING, r.SAFE_ITERABLES)
     return _accel
 
 
-_ACCEL: Any = _load()
-COMPILED = _ACCEL is not None  # line events go through the compiled accelerator
+_ACCEL: Any = None
+_LOADED = False
+
+
+def compiled() -> bool:
+    """Do line events go through the compiled accelerator?"""
+    global _ACCEL, _LOADED
+    if not _LOADED:
+        _ACCEL, _LOADED = _load(), True
+    return _ACCEL is not None
 
 
 def line_hook(recorder: Recorder) -> LineHook | None:
     """The compiled line events of `recorder`, or None (pure Python)."""
-    if _ACCEL is None:
+    if not compiled():
         return None
-    from . import recorder as r
-    from .schema import Edit, Value
-
-    hook: LineHook = _ACCEL.Hot(recorder, r.FrameState, Value, Edit, r._DELETED, r._MISSING, r.SAFE_ITERABLES)
+    hook: LineHook = _ACCEL.Hot(recorder)
     return hook

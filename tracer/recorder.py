@@ -43,7 +43,7 @@ from collections import deque
 from collections.abc import Callable
 from itertools import compress, islice
 from math import copysign
-from operator import ne
+from operator import is_, is_not
 from types import CodeType, FrameType
 from typing import Any
 
@@ -75,9 +75,9 @@ SAFE_ITERABLES = frozenset(
 _EVENTS: tuple[Event, ...] = ("line", "call", "return", "exception")
 LINE, CALL, RETURN, EXCEPTION = range(4)
 
-# A list or dict of atoms as last seen: its length, the identities and the atoms themselves
-# (which keep the identities valid), and its type.
-Flat = tuple[int, tuple[int, ...], list[Any], type]
+# A list or dict of atoms as last seen: its length, the atoms its encoding shows (the very objects:
+# compared by identity), and its type.
+Flat = tuple[int, list[Any], type]
 
 
 def _held(obj: Any, cls: type, cap: int) -> list[Any]:
@@ -425,7 +425,7 @@ class Recorder:
             if ref is not None and ref() is obj:
                 return
             flat = st.flats.get(name)
-            if flat is not None and flat[3] is cls and self._edit_flat(st, name, obj, old, flat, changes):
+            if flat is not None and flat[2] is cls and self._edit_flat(st, name, obj, old, flat, changes):
                 return
         value = self.encoder.encode(obj)
         self._remember(st, name, obj, cls)
@@ -440,12 +440,11 @@ class Recorder:
         """A list or dict of atoms seen before: done if it is unchanged, or changed only by
         replaced atoms, appends or removals at the end (an edit made without re-encoding it);
         False when it must be encoded."""
-        length, ids, held, cls = flat
+        length, held, cls = flat
         cap = self.encoder.limits.max_items
         size = len(obj)
         now = _held(obj, cls, cap)
-        now_ids = tuple(map(id, now))
-        if size == length and now_ids == ids:
+        if size == length and all(map(is_, now, held)):
             return True
         if size > cap or length > cap or old.items is None:
             return False
@@ -453,7 +452,7 @@ class Recorder:
         pairs = 2 if cls is dict else 1
         if size == length:
             put: dict[int, Value] = {}
-            for i in compress(range(len(now)), map(ne, now_ids, ids)):
+            for i in compress(range(len(now)), map(is_not, now, held)):
                 x = now[i]
                 if type(x) not in ATOMS or (pairs == 2 and i % 2 == 0):
                     return False  # not an atom, or a dict key replaced
@@ -467,7 +466,7 @@ class Recorder:
                 changes[name] = Edit(put=put)
         else:
             common = min(size, length) * pairs
-            if now_ids[:common] != ids[:common] or not ATOMS.issuperset(map(type, now[common:])):
+            if not all(map(is_, now[:common], held[:common])) or not ATOMS.issuperset(map(type, now[common:])):
                 return False
             tail = [encode(x) for x in now[common:]]
             keys, values = (tail[0::2], tail[1::2]) if pairs == 2 else (None, tail)
@@ -478,7 +477,7 @@ class Recorder:
                 new.keys = old.keys[:start] + keys
             st.seen[name] = new
             changes[name] = Edit(splice=splice)
-        st.flats[name] = (size, now_ids, now, cls)
+        st.flats[name] = (size, now, cls)
         return True
 
     def _remember(self, st: FrameState, name: str, obj: Any, cls: type) -> None:
@@ -486,7 +485,7 @@ class Recorder:
         if cls is list or cls is dict:
             held = _held(obj, cls, self.encoder.limits.max_items)
             if ATOMS.issuperset(map(type, held)):
-                st.flats[name] = (len(obj), tuple(map(id, held)), held, cls)
+                st.flats[name] = (len(obj), held, cls)
                 st.refs.pop(name, None)
                 return
         elif cls in _WEAK:
