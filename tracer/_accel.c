@@ -1,7 +1,6 @@
 /* The compiled accelerator of the recorder's hot path: line events.
  *
- * `configure(FrameState, Encoder, Value, Edit, Splice, DELETED, MISSING, SAFE_ITERABLES)` once, then
- * `Hot(recorder)` per recorder, which does,
+ * `configure(...)` once (the recorder's types and markers), then `Hot(recorder)` per recorder, which does,
  * for a line event, what `Recorder.line` does (`tracer/recorder.py` holds the
  * rules; this file mirrors them): `_settle` (what to read), `_diff_all` and
  * `_diff_names` (read the frame's locals), `_check` for the cases that need no
@@ -20,7 +19,9 @@
  * Entry points: `Hot.monitor_line(code, line)` (a sys.monitoring LINE
  * callback), the object itself as a sys.settrace local trace function (line
  * events here, every other event to `Hot.other`, the backend's Python
- * function), and `Hot.line(frame, line)` (what `Recorder.line` does).
+ * function), and `Hot.line(frame, line)` (what `Recorder.line` does); and
+ * `build_steps(...)`, the Step structs that `Recorder.finish` makes of the raw
+ * records (atoms encoded inline as there, anything else by the encoder).
  * An error in a callback (a bug of ours, the recursion limit) goes to
  * `Recorder.failed` and never reaches the traced program.
  */
@@ -53,6 +54,7 @@ typedef struct {
 /* What `configure` is told once: the recorder's types and markers, where FrameState and Encoder keep their slots. */
 typedef struct {
     PyObject *value_type, *edit_type, *splice_type, *deleted, *missing, *safe_iterables, *encoder_type;
+    PyObject *step_type, *exception_type, *small_ints, *event_names, *str_int, *str_str;
     PyObject *line_event, *replace, *empty;
     Py_ssize_t off[NSLOTS], enc_off[NENC];
 } Config;
@@ -847,15 +849,19 @@ static int Hot_init(Hot *h, PyObject *args, PyObject *kwargs) {
     return 0;
 }
 
-static PyObject *configure(PyObject *module, PyObject *args) {
-    PyObject *frame_state, *encoder_type, *value_type, *edit_type, *splice_type, *deleted, *missing, *safe;
-    if (!PyArg_UnpackTuple(args, "configure", 8, 8, &frame_state, &encoder_type, &value_type, &edit_type,
-                           &splice_type, &deleted, &missing, &safe))
+static PyObject *configure(PyObject *module, PyObject *args, PyObject *kwargs) {
+    static char *names[] = {"FrameState", "Encoder", "Value", "Edit", "Splice", "Step", "ExceptionInfo",
+                            "SMALL_INTS", "EVENTS", "DELETED", "MISSING", "SAFE_ITERABLES", NULL};
+    PyObject *frame_state, *encoder_type, *value_type, *edit_type, *splice_type, *step_type, *exception_type;
+    PyObject *small_ints, *event_names, *deleted, *missing, *safe;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|$O!O!O!O!O!O!O!O!O!OOO!", names, &PyType_Type, &frame_state,
+                                     &PyType_Type, &encoder_type, &PyType_Type, &value_type, &PyType_Type, &edit_type,
+                                     &PyType_Type, &splice_type, &PyType_Type, &step_type, &PyType_Type,
+                                     &exception_type, &PyDict_Type, &small_ints, &PyTuple_Type, &event_names, &deleted,
+                                     &missing, &PyFrozenSet_Type, &safe))
         return NULL;
-    if (!PyType_Check(frame_state) || !PyType_Check(encoder_type) || !PyType_Check(value_type) ||
-        !PyType_Check(edit_type) || !PyType_Check(splice_type) || !PyFrozenSet_Check(safe)) {
-        PyErr_SetString(PyExc_TypeError,
-                        "configure(FrameState, Encoder, Value, Edit, Splice, DELETED, MISSING, SAFE_ITERABLES)");
+    if (PyTuple_GET_SIZE(args) + (kwargs ? PyDict_GET_SIZE(kwargs) : 0) != 12) {
+        PyErr_SetString(PyExc_TypeError, "configure() takes all of its 12 keyword arguments");
         return NULL;
     }
     Config c = {0};
@@ -869,23 +875,152 @@ static PyObject *configure(PyObject *module, PyObject *args) {
     Py_DECREF(structs);
     c.empty = PyTuple_New(0);
     c.line_event = PyLong_FromLong(0); /* recorder.LINE */
-    if (c.replace == NULL || c.empty == NULL || c.line_event == NULL) {
+    c.str_int = PyUnicode_InternFromString("int");
+    c.str_str = PyUnicode_InternFromString("str");
+    if (c.replace == NULL || c.empty == NULL || c.line_event == NULL || c.str_int == NULL || c.str_str == NULL) {
         Py_XDECREF(c.replace);
         Py_XDECREF(c.empty);
         Py_XDECREF(c.line_event);
+        Py_XDECREF(c.str_int);
+        Py_XDECREF(c.str_str);
         return NULL;
     }
-    PyObject *refs[] = {value_type, edit_type, splice_type, deleted, missing, safe, encoder_type};
+    PyObject *refs[] = {value_type, edit_type,  splice_type, deleted,     missing,   safe,
+                        encoder_type, step_type, exception_type, small_ints, event_names};
     for (size_t i = 0; i < sizeof refs / sizeof refs[0]; i++) Py_INCREF(refs[i]);
     c.value_type = value_type, c.edit_type = edit_type, c.splice_type = splice_type, c.deleted = deleted;
-    c.missing = missing, c.safe_iterables = safe, c.encoder_type = encoder_type;
+    c.missing = missing, c.safe_iterables = safe, c.encoder_type = encoder_type, c.step_type = step_type;
+    c.exception_type = exception_type, c.small_ints = small_ints, c.event_names = event_names;
     Config previous = C;
     C = c;
-    PyObject *olds[] = {previous.value_type, previous.edit_type, previous.splice_type, previous.deleted,
-                        previous.missing, previous.safe_iterables, previous.encoder_type, previous.line_event,
-                        previous.replace, previous.empty};
+    PyObject *olds[] = {previous.value_type, previous.edit_type,    previous.splice_type, previous.deleted,
+                        previous.missing,    previous.safe_iterables, previous.encoder_type, previous.line_event,
+                        previous.replace,    previous.empty,         previous.step_type,   previous.exception_type,
+                        previous.small_ints, previous.event_names,   previous.str_int,     previous.str_str};
     for (size_t i = 0; i < sizeof olds / sizeof olds[0]; i++) Py_XDECREF(olds[i]);
     Py_RETURN_NONE;
+}
+
+/* ------------------------------------------------------------ finish */
+
+/* One raw change as finish() makes it a Value (new reference), or the Edit or DELETED marker itself. */
+static PyObject *finished_value(PyObject *value, PyObject *encode, Py_ssize_t max_str) {
+    PyTypeObject *cls = Py_TYPE(value);
+    if (cls == &PyLong_Type) {
+        int overflow;
+        long long v = PyLong_AsLongLongAndOverflow(value, &overflow);
+        if (v == -1 && PyErr_Occurred()) return NULL;
+        if (!overflow) {  /* in [-INT64, INT64): inline */
+            PyObject *small = PyDict_GetItemWithError(C.small_ints, value);
+            if (small != NULL) return Py_NewRef(small);
+            if (PyErr_Occurred()) return NULL;
+            return PyObject_CallFunctionObjArgs(C.value_type, C.str_int, value, NULL);
+        }
+    } else if (cls == &PyUnicode_Type && PyUnicode_GET_LENGTH(value) <= max_str) {
+        return PyObject_CallFunctionObjArgs(C.value_type, C.str_str, value, NULL);
+    }
+    if (cls == (PyTypeObject *)C.edit_type || cls == (PyTypeObject *)C.value_type) return Py_NewRef(value);
+    return PyObject_CallOneArg(encode, value);
+}
+
+/* Recorder._build's steps: build_steps(events, fids, line_numbers, changes, payloads, encode, max_str, any_deleted) */
+static PyObject *build_steps(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 8 || !PyList_CheckExact(args[0]) || !PyList_CheckExact(args[1]) || !PyList_CheckExact(args[2]) ||
+        !PyDict_CheckExact(args[3]) || !PyDict_CheckExact(args[4])) {
+        PyErr_SetString(PyExc_TypeError,
+                        "build_steps(events, fids, line_numbers, changes, payloads, encode, max_str, any_deleted)");
+        return NULL;
+    }
+    if (C.step_type == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "tracer._accel.configure() was not called");
+        return NULL;
+    }
+    PyObject *events = args[0], *fids = args[1], *lines = args[2], *changes_at = args[3], *payloads = args[4];
+    PyObject *encode = args[5];
+    Py_ssize_t max_str = PyLong_AsSsize_t(args[6]);
+    if (max_str == -1 && PyErr_Occurred()) return NULL;
+    int any_deleted = PyObject_IsTrue(args[7]);
+    if (any_deleted < 0) return NULL;
+    Py_ssize_t n = PyList_GET_SIZE(events);
+    if (PyList_GET_SIZE(fids) != n || PyList_GET_SIZE(lines) != n) {
+        PyErr_SetString(PyExc_ValueError, "events, fids and line_numbers differ in length");
+        return NULL;
+    }
+    PyObject *steps = PyList_New(n);
+    if (steps == NULL) return NULL;
+    for (Py_ssize_t index = 0; index < n; index++) {
+        PyObject *key = NULL, *raw = NULL, *edits = NULL, *deleted = NULL, *kept = NULL, *step = NULL;
+        long event = PyLong_AsLong(PyList_GET_ITEM(events, index));
+        if (event == -1 && PyErr_Occurred()) goto fail;
+        if (event < 0 || event >= PyTuple_GET_SIZE(C.event_names)) {
+            PyErr_SetString(PyExc_ValueError, "an unknown event");
+            goto fail;
+        }
+        PyObject *call[6] = {PyList_GET_ITEM(fids, index), PyList_GET_ITEM(lines, index),
+                             PyTuple_GET_ITEM(C.event_names, event)};
+        if ((key = PyLong_FromSsize_t(index)) == NULL) goto fail;
+        raw = PyDict_GetItemWithError(changes_at, key);
+        if (raw == NULL && PyErr_Occurred()) goto fail;
+        if (raw == NULL || PyDict_GET_SIZE(raw) == 0) {
+            step = PyObject_Vectorcall(C.step_type, call, event == 0 ? 2 : 3, NULL);
+        } else {  /* the raw changes become Step.changes, edits and deletions set apart */
+            Py_INCREF(raw);
+            if ((edits = PyDict_New()) == NULL || (deleted = PyList_New(0)) == NULL) goto fail_step;
+            Py_ssize_t pos = 0;
+            PyObject *name, *value;
+            while (PyDict_Next(raw, &pos, &name, &value)) {
+                PyObject *v = finished_value(value, encode, max_str);
+                if (v == NULL) goto fail_step;
+                int r = Py_TYPE(v) == (PyTypeObject *)C.edit_type ? PyDict_SetItem(edits, name, v)
+                                                                    : PyDict_SetItem(raw, name, v);
+                Py_DECREF(v);
+                if (r < 0) goto fail_step;
+            }
+            if (any_deleted) {
+                pos = 0;
+                while (PyDict_Next(raw, &pos, &name, &value))
+                    if (value == C.deleted && PyList_Append(deleted, name) < 0) goto fail_step;
+            }
+            if (PyDict_GET_SIZE(edits) || PyList_GET_SIZE(deleted)) {
+                if ((kept = PyDict_New()) == NULL) goto fail_step;
+                pos = 0;
+                while (PyDict_Next(raw, &pos, &name, &value))
+                    if (Py_TYPE(value) == (PyTypeObject *)C.value_type && value != C.deleted &&
+                        PyDict_SetItem(kept, name, value) < 0)
+                        goto fail_step;
+                Py_SETREF(raw, kept);
+                kept = NULL;
+            }
+            call[3] = raw, call[4] = edits, call[5] = deleted;
+            step = PyObject_Vectorcall(C.step_type, call, 6, NULL);
+        }
+        if (step == NULL) goto fail_step;
+        if (event > 1) {  /* after CALL: return and exception steps carry a payload */
+            PyObject *payload = PyDict_GetItemWithError(payloads, key);
+            if (payload == NULL && PyErr_Occurred()) goto fail_step;
+            if (payload != NULL && payload != Py_None &&
+                PyObject_SetAttrString(step, Py_TYPE(payload) == (PyTypeObject *)C.exception_type ? "exception" : "value",
+                                       payload) < 0)
+                goto fail_step;
+        }
+        PyList_SET_ITEM(steps, index, step);
+        Py_XDECREF(raw);
+        Py_XDECREF(edits);
+        Py_XDECREF(deleted);
+        Py_DECREF(key);
+        continue;
+    fail_step:
+        Py_XDECREF(step);
+        Py_XDECREF(raw);
+        Py_XDECREF(edits);
+        Py_XDECREF(deleted);
+        Py_XDECREF(kept);
+    fail:
+        Py_XDECREF(key);
+        Py_DECREF(steps);
+        return NULL;
+    }
+    return steps;
 }
 
 #define HOT_FIELDS(X)                                                                                              \
@@ -941,8 +1076,11 @@ static PyTypeObject HotType = {
 };
 
 static PyMethodDef module_methods[] = {
-    {"configure", configure, METH_VARARGS,
-     "configure(FrameState, Encoder, Value, Edit, Splice, DELETED, MISSING, SAFE_ITERABLES): once, before Hot()"},
+    {"configure", (PyCFunction)(void (*)(void))configure, METH_VARARGS | METH_KEYWORDS,
+     "configure(*, FrameState, Encoder, Value, Edit, Splice, Step, ExceptionInfo, SMALL_INTS, EVENTS, DELETED, "
+     "MISSING, SAFE_ITERABLES): once, before anything else"},
+    {"build_steps", (PyCFunction)(void (*)(void))build_steps, METH_FASTCALL,
+     "build_steps(events, fids, line_numbers, changes, payloads, encode, max_str, any_deleted): Recorder._build's steps"},
     {NULL, NULL, 0, NULL},
 };
 

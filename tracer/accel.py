@@ -2,8 +2,9 @@
 
 `tracer._accel` (built from `_accel.c` on install when a C compiler is there,
 see setup.py) does for a line event what `Recorder.line` does, handing every
-case that needs encoding back to the recorder's Python methods, so both give
-the same trace (tests/test_accel.py). Like coverage.py's CTracer beside its
+value that needs encoding back to the recorder's Python methods, and makes
+the Steps of the raw records as `Recorder.finish` does; both paths give the
+same trace (tests/test_accel.py). Like coverage.py's CTracer beside its
 PyTracer, the backends ask for it here and fall back to the pure-Python path
 when it is not built, or when the environment variable EXECALIGN_PURE=1
 (read once, at the first trace) forces pure Python.
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from .recorder import Recorder
+    from .schema import Step
 
 
 class LineHook(Protocol):
@@ -43,10 +45,23 @@ def _load() -> Any:
     except ImportError:
         return None
     from . import recorder as r
-    from .encode import Encoder
-    from .schema import Edit, Splice, Value
+    from .encode import SMALL_INTS, Encoder
+    from .schema import Edit, ExceptionInfo, Splice, Step, Value
 
-    _accel.configure(r.FrameState, Encoder, Value, Edit, Splice, r._DELETED, r._MISSING, r.SAFE_ITERABLES)
+    _accel.configure(
+        FrameState=r.FrameState,
+        Encoder=Encoder,
+        Value=Value,
+        Edit=Edit,
+        Splice=Splice,
+        Step=Step,
+        ExceptionInfo=ExceptionInfo,
+        SMALL_INTS=SMALL_INTS,
+        EVENTS=r.EVENTS,
+        DELETED=r._DELETED,
+        MISSING=r._MISSING,
+        SAFE_ITERABLES=r.SAFE_ITERABLES,
+    )
     return _accel
 
 
@@ -68,3 +83,20 @@ def line_hook(recorder: Recorder) -> LineHook | None:
         return None
     hook: LineHook = _ACCEL.Hot(recorder)
     return hook
+
+
+def build_steps(recorder: Recorder) -> list[Step] | None:
+    """The Steps of `recorder`'s raw records, as `Recorder.finish` makes them, or None (pure Python)."""
+    if not compiled():
+        return None
+    steps: list[Step] = _ACCEL.build_steps(
+        recorder.events,
+        recorder.fids,
+        recorder.line_numbers,
+        recorder.changes,
+        recorder.payloads,
+        recorder.encoder.encode,
+        recorder.encoder.limits.max_str,
+        recorder.any_deleted,
+    )
+    return steps

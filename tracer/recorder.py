@@ -36,6 +36,7 @@ which follows these rules and hands every value to encode back to `_check`.
 
 from __future__ import annotations
 
+import gc
 import threading
 import types
 import weakref
@@ -49,6 +50,7 @@ from typing import Any
 
 import msgspec
 
+from .accel import build_steps
 from .codeinfo import START_LINE, CodeInfo, analyse
 from .edits import diff
 from .encode import INT64, SMALL_INTS, Encoder, exception_info
@@ -72,7 +74,7 @@ SAFE_ITERABLES = frozenset(
     | {type(iter(x)) for x in (*_SAMPLES, range(0), range(1 << 70))}
     | {type(reversed(x)) for x in _REVERSIBLE}
 )
-_EVENTS: tuple[Event, ...] = ("line", "call", "return", "exception")
+EVENTS: tuple[Event, ...] = ("line", "call", "return", "exception")  # by the numbers below
 LINE, CALL, RETURN, EXCEPTION = range(4)
 
 # A list or dict of atoms as last seen: its length, the atoms its encoding shows (the very objects:
@@ -521,8 +523,36 @@ class Recorder:
     # ------------------------------------------------------------ result
 
     def finish(self, **trace_fields: Any) -> Trace:
-        """Build the Trace: encode the atoms kept as objects, make the Structs."""
+        """Build the Trace: encode the atoms kept as objects, make the Structs.
+
+        The cyclic garbage collector waits meanwhile: the program has ended, and the
+        many containers made here would otherwise set off its passes over the heap."""
         self.states.clear()
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            return self._build(trace_fields)
+        finally:
+            if collecting:
+                gc.enable()
+
+    def _build(self, trace_fields: dict[str, Any]) -> Trace:
+        steps = build_steps(self)
+        if steps is None:
+            steps = self._steps()
+        frames = [self._frame(st) for st in self.frames]
+        return Trace(
+            steps=steps,
+            frames=frames,
+            stopped=self.stopped,
+            python=PYTHON,
+            dropped=self.dropped,
+            record="lines" if self.lines else "final",
+            **trace_fields,
+        )
+
+    def _steps(self) -> list[Step]:
+        """The Steps of the raw records (pure Python; `tracer.accel.build_steps` does the same compiled)."""
         payloads, changes_at = self.payloads, self.changes
         encode = self.encoder.encode
         max_str = self.encoder.limits.max_str
@@ -531,7 +561,7 @@ class Recorder:
         for index, (event, fid, line) in enumerate(zip(self.events, self.fids, self.line_numbers)):
             raw = changes_at.get(index)
             if not raw:
-                step = Step(fid, line) if event == LINE else Step(fid, line, _EVENTS[event])
+                step = Step(fid, line) if event == LINE else Step(fid, line, EVENTS[event])
             else:  # the raw changes become Step.changes, edits and deletions set apart
                 edits: dict[str, Edit] = {}
                 for name, value in raw.items():
@@ -547,7 +577,7 @@ class Recorder:
                 deleted = [n for n, v in raw.items() if v is _DELETED] if self.any_deleted else []
                 if edits or deleted:
                     raw = {n: v for n, v in raw.items() if type(v) is Value and v is not _DELETED}
-                step = Step(fid, line, _EVENTS[event], raw, edits, deleted)
+                step = Step(fid, line, EVENTS[event], raw, edits, deleted)
             if event > CALL:
                 payload = payloads.get(index)
                 if type(payload) is ExceptionInfo:
@@ -555,16 +585,7 @@ class Recorder:
                 elif payload is not None:
                     step.value = payload
             steps.append(step)
-        frames = [self._frame(st) for st in self.frames]
-        return Trace(
-            steps=steps,
-            frames=frames,
-            stopped=self.stopped,
-            python=PYTHON,
-            dropped=self.dropped,
-            record="lines" if self.lines else "final",
-            **trace_fields,
-        )
+        return steps
 
     def _frame(self, st: FrameState) -> Frame:
         encode = self.encoder.encode
