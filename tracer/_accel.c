@@ -30,6 +30,7 @@
 #include <frameobject.h>
 #include <structmember.h>
 #include <math.h>
+#include <string.h>
 
 enum { S_SEEN, S_FLATS, S_REFS, S_LINES, S_LAST, S_PENDING, S_PREV_LINE, S_FID, S_DEFINED, S_INFO, S_IS_MODULE, NSLOTS };
 static const char *SLOT_NAMES[NSLOTS] = {
@@ -54,7 +55,7 @@ typedef struct {
 /* What `configure` is told once: the recorder's types and markers, where FrameState and Encoder keep their slots. */
 typedef struct {
     PyObject *value_type, *edit_type, *splice_type, *deleted, *missing, *safe_iterables, *encoder_type;
-    PyObject *step_type, *exception_type, *small_ints, *event_names, *str_int, *str_str;
+    PyObject *step_type, *exception_type, *small_ints, *event_names, *str_int, *str_str, *frame_state_type;
     PyObject *line_event, *replace, *empty;
     Py_ssize_t off[NSLOTS], enc_off[NENC];
 } Config;
@@ -64,6 +65,28 @@ static Config C;
 #define ENC(h, i) (*(PyObject **)((char *)(h)->encoder + C.enc_off[i]))
 
 static PyObject *str_line, *str_any_deleted, *str_whole;
+
+/* `name` as an interned str, made once and kept (a name made anew misses the type's attribute cache) */
+static PyObject *interned(const char *name) {
+    static struct { const char *name; PyObject *key; } known[32];
+    static int count;
+    for (int i = 0; i < count; i++)
+        if (known[i].name == name || strcmp(known[i].name, name) == 0) return known[i].key;
+    if (count == 32) {
+        PyErr_SetString(PyExc_RuntimeError, "more attribute names than the accelerator keeps");
+        return NULL;
+    }
+    PyObject *key = PyUnicode_InternFromString(name);
+    if (key == NULL) return NULL;
+    known[count].name = name, known[count].key = key;
+    count++;
+    return key;
+}
+
+static PyObject *get_attr(PyObject *obj, const char *name) {
+    PyObject *key = interned(name);
+    return key == NULL ? NULL : PyObject_GetAttr(obj, key);
+}
 
 /* ------------------------------------------------------------ helpers */
 
@@ -211,7 +234,7 @@ static int edit_flat(Hot *h, PyObject *st, PyObject *name, PyObject *obj, PyObje
     int is_dict = PyDict_CheckExact(obj), pairs = is_dict ? 2 : 1;
     Py_ssize_t size = is_dict ? PyDict_GET_SIZE(obj) : PyList_GET_SIZE(obj);
     if (size > cap || length > cap || !PyList_CheckExact(held)) return 0;
-    if ((old_items = PyObject_GetAttrString(old, "items")) == NULL) return -1;
+    if ((old_items = get_attr(old, "items")) == NULL) return -1;
     if (!PyList_CheckExact(old_items)) {
         result = 0;
         goto done;
@@ -308,11 +331,11 @@ static int edit_flat(Hot *h, PyObject *st, PyObject *name, PyObject *obj, PyObje
         Py_DECREF(args);
         if (new == NULL) goto done;
         if (keys != NULL) {
-            if ((old_keys = PyObject_GetAttrString(old, "keys")) == NULL) goto done;
+            if ((old_keys = get_attr(old, "keys")) == NULL) goto done;
             if (old_keys != Py_None) {
                 PyObject *prefix = PySequence_GetSlice(old_keys, 0, start), *all = NULL;
                 if (prefix == NULL || (all = PySequence_Concat(prefix, keys)) == NULL ||
-                    PyObject_SetAttrString(new, "keys", all) < 0) {
+                    PyObject_SetAttr(new, interned("keys"), all) < 0) {
                     Py_XDECREF(prefix);
                     Py_XDECREF(all);
                     goto done;
@@ -693,6 +716,16 @@ done:
     return result;
 }
 
+static int is_frame_state(Hot *h, PyObject *st) {
+    if ((PyObject *)Py_TYPE(st) != C.frame_state_type) {  /* its slots are where configure() found them */
+        PyErr_SetString(PyExc_TypeError, "not a FrameState");
+        return 0;
+    }
+    for (int i = 0; i < NSLOTS; i++)
+        if (require(SLOT(h, st, i), SLOT_NAMES[i]) < 0) return 0;
+    return 1;
+}
+
 /* Recorder.line: 0, or -1 with an exception set */
 static int hot_line(Hot *h, PyObject *frame, PyObject *line) {
     PyObject *st = PyDict_GetItemWithError(h->states, frame);
@@ -704,8 +737,7 @@ static int hot_line(Hot *h, PyObject *frame, PyObject *line) {
     }
     Py_INCREF(st);
     int result = -1;
-    for (int i = 0; i < NSLOTS; i++)
-        if (require(SLOT(h, st, i), SLOT_NAMES[i]) < 0) goto done;
+    if (!is_frame_state(h, st)) goto done;
     if (settle(h, st, frame) < 0) goto done;
     Py_ssize_t index = PyList_GET_SIZE(h->events);
     if (PyList_Append(h->events, C.line_event) < 0 || PyList_Append(h->fids, SLOT(h, st, S_FID)) < 0 ||
@@ -762,6 +794,33 @@ static PyObject *Hot_line(Hot *h, PyObject *const *args, Py_ssize_t nargs) {
     Py_RETURN_NONE;
 }
 
+static PyObject *Hot_settle(Hot *h, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 2 || !PyFrame_Check(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "settle(st, frame)");
+        return NULL;
+    }
+    if (!is_frame_state(h, args[0]) || settle(h, args[0], args[1]) < 0) return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *Hot_diff_all(Hot *h, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 2 || !PyFrame_Check(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "diff_all(st, frame)");
+        return NULL;
+    }
+    PyObject *st = args[0], *frame = args[1];
+    if (!is_frame_state(h, st)) return NULL;
+    PyObject *locals = PyFrame_GetLocals((PyFrameObject *)frame);
+    if (locals == NULL) return NULL;
+    PyObject *changes;
+    if (PyDict_Check(locals) && !plain_keys(locals))  /* the recorder reads it (and fails) its way */
+        changes = PyObject_CallMethod(h->rec, "_diff_all", "OO", st, frame);
+    else
+        changes = diff_all(h, st, frame, locals);
+    Py_DECREF(locals);
+    return changes;
+}
+
 static PyObject *Hot_monitor_line(Hot *h, PyObject *const *args, Py_ssize_t nargs) {
     if (nargs != 2) {
         PyErr_SetString(PyExc_TypeError, "monitor_line(code, line)");
@@ -803,7 +862,7 @@ static int Hot_init(Hot *h, PyObject *args, PyObject *kwargs) {
         PyErr_SetString(PyExc_RuntimeError, "tracer._accel.configure() was not called");
         return -1;
     }
-    PyObject *encoder = PyObject_GetAttrString(rec, "encoder");
+    PyObject *encoder = get_attr(rec, "encoder");
     if (encoder == NULL) return -1;
     if ((PyObject *)Py_TYPE(encoder) != C.encoder_type) {
         Py_DECREF(encoder);
@@ -818,7 +877,7 @@ static int Hot_init(Hot *h, PyObject *args, PyObject *kwargs) {
         {&h->py_failed, rec, "failed", 0}, {&h->py_encode, encoder, "encode", 0},
     };
     for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
-        PyObject *v = PyObject_GetAttrString(fields[i].owner, fields[i].name);
+        PyObject *v = get_attr(fields[i].owner, fields[i].name);
         if (v == NULL) return -1;
         if ((fields[i].kind == 1 && !PyList_CheckExact(v)) || (fields[i].kind == 2 && !PyDict_CheckExact(v))) {
             Py_DECREF(v);
@@ -827,14 +886,14 @@ static int Hot_init(Hot *h, PyObject *args, PyObject *kwargs) {
         }
         Py_XSETREF(*fields[i].field, v);
     }
-    PyObject *limits = PyObject_GetAttrString(encoder, "limits");
+    PyObject *limits = get_attr(encoder, "limits");
     if (limits == NULL) return -1;
-    PyObject *max_items = PyObject_GetAttrString(limits, "max_items");
+    PyObject *max_items = get_attr(limits, "max_items");
     Py_DECREF(limits);
     if (max_items == NULL) return -1;
     h->max_items = PyLong_AsSsize_t(max_items);
     Py_DECREF(max_items);
-    PyObject *max_steps = PyObject_GetAttrString(rec, "max_steps"), *max_values = PyObject_GetAttrString(rec, "max_values");
+    PyObject *max_steps = get_attr(rec, "max_steps"), *max_values = get_attr(rec, "max_values");
     if (max_steps == NULL || max_values == NULL) {
         Py_XDECREF(max_steps);
         Py_XDECREF(max_values);
@@ -886,17 +945,19 @@ static PyObject *configure(PyObject *module, PyObject *args, PyObject *kwargs) {
         return NULL;
     }
     PyObject *refs[] = {value_type, edit_type,  splice_type, deleted,     missing,   safe,
-                        encoder_type, step_type, exception_type, small_ints, event_names};
+                        encoder_type, step_type, exception_type, small_ints, event_names, frame_state};
     for (size_t i = 0; i < sizeof refs / sizeof refs[0]; i++) Py_INCREF(refs[i]);
     c.value_type = value_type, c.edit_type = edit_type, c.splice_type = splice_type, c.deleted = deleted;
     c.missing = missing, c.safe_iterables = safe, c.encoder_type = encoder_type, c.step_type = step_type;
     c.exception_type = exception_type, c.small_ints = small_ints, c.event_names = event_names;
+    c.frame_state_type = frame_state;
     Config previous = C;
     C = c;
     PyObject *olds[] = {previous.value_type, previous.edit_type,    previous.splice_type, previous.deleted,
                         previous.missing,    previous.safe_iterables, previous.encoder_type, previous.line_event,
                         previous.replace,    previous.empty,         previous.step_type,   previous.exception_type,
-                        previous.small_ints, previous.event_names,   previous.str_int,     previous.str_str};
+                        previous.small_ints, previous.event_names,   previous.str_int,     previous.str_str,
+                        previous.frame_state_type};
     for (size_t i = 0; i < sizeof olds / sizeof olds[0]; i++) Py_XDECREF(olds[i]);
     Py_RETURN_NONE;
 }
@@ -998,10 +1059,10 @@ static PyObject *build_steps(PyObject *module, PyObject *const *args, Py_ssize_t
         if (event > 1) {  /* after CALL: return and exception steps carry a payload */
             PyObject *payload = PyDict_GetItemWithError(payloads, key);
             if (payload == NULL && PyErr_Occurred()) goto fail_step;
-            if (payload != NULL && payload != Py_None &&
-                PyObject_SetAttrString(step, Py_TYPE(payload) == (PyTypeObject *)C.exception_type ? "exception" : "value",
-                                       payload) < 0)
-                goto fail_step;
+            if (payload != NULL && payload != Py_None) {
+                PyObject *field = interned(Py_TYPE(payload) == (PyTypeObject *)C.exception_type ? "exception" : "value");
+                if (field == NULL || PyObject_SetAttr(step, field, payload) < 0) goto fail_step;
+            }
         }
         PyList_SET_ITEM(steps, index, step);
         Py_XDECREF(raw);
@@ -1049,6 +1110,8 @@ static void Hot_dealloc(Hot *h) {
 
 static PyMethodDef Hot_methods[] = {
     {"line", (PyCFunction)(void (*)(void))Hot_line, METH_FASTCALL, "line(frame, line): Recorder.line"},
+    {"settle", (PyCFunction)(void (*)(void))Hot_settle, METH_FASTCALL, "settle(st, frame): Recorder._settle"},
+    {"diff_all", (PyCFunction)(void (*)(void))Hot_diff_all, METH_FASTCALL, "diff_all(st, frame): Recorder._diff_all"},
     {"monitor_line", (PyCFunction)(void (*)(void))Hot_monitor_line, METH_FASTCALL,
      "monitor_line(code, line): a sys.monitoring LINE callback"},
     {NULL, NULL, 0, NULL},

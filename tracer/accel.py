@@ -17,7 +17,7 @@ from types import CodeType, FrameType
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from .recorder import Recorder
+    from .recorder import FrameState, Recorder
     from .schema import Step
 
 
@@ -29,6 +29,12 @@ class LineHook(Protocol):
 
     def line(self, frame: FrameType, line: int) -> None:
         """`Recorder.line`."""
+
+    def settle(self, st: FrameState, frame: FrameType) -> None:
+        """`Recorder._settle`."""
+
+    def diff_all(self, st: FrameState, frame: FrameType) -> dict[str, Any]:
+        """`Recorder._diff_all`."""
 
     def monitor_line(self, code: CodeType, line: int) -> None:
         """A sys.monitoring LINE callback: `Recorder.line` on the calling frame, errors to `Recorder.failed`."""

@@ -50,7 +50,7 @@ from typing import Any
 
 import msgspec
 
-from .accel import build_steps
+from .accel import LineHook, build_steps, line_hook
 from .codeinfo import START_LINE, CodeInfo, analyse
 from .edits import diff
 from .encode import INT64, SMALL_INTS, Encoder, exception_info
@@ -175,6 +175,8 @@ class Recorder:
         self.any_deleted = False
         self.dropped = 0  # events skipped because the stack was at the recursion limit (Trace.dropped)
         self.whole = False  # store every change whole (after a lost event)
+        # The compiled line events, `_settle` and `_diff_all` (tracer.accel), or None: pure Python.
+        self.hot = line_hook(self)
 
     @property
     def step_count(self) -> int:
@@ -203,7 +205,7 @@ class Recorder:
         st.pending = self._append(st, CALL, line)
         st.prev_line = line if resumed else START_LINE
         st.raised_at = -1
-        changes = self._diff_all(st, frame)
+        changes = self._diff_all(st, frame) if self.hot is None else self.hot.diff_all(st, frame)
         if not resumed:
             for name in st.info.scope:  # outer variables are seen, not shown: they are not arguments
                 changes.pop(name, None)
@@ -284,7 +286,7 @@ class Recorder:
             self._append(st, RETURN, frame.f_lineno)
         else:
             st.pending = self._append(st, RETURN, frame.f_lineno)
-            self._attach(st, self._diff_all(st, frame))
+            self._attach(st, self._diff_all(st, frame) if self.hot is None else self.hot.diff_all(st, frame))
         self._check_caps()
         return st
 
@@ -321,6 +323,9 @@ class Recorder:
         every variable when other traced code ran since the frame's last step
         or the line may change a value in place; else only the names the line
         can bind."""
+        if self.hot is not None:
+            self.hot.settle(st, frame)
+            return
         info = st.lines.get(st.prev_line)
         full = (
             info is None
@@ -528,6 +533,7 @@ class Recorder:
         The cyclic garbage collector waits meanwhile: the program has ended, and the
         many containers made here would otherwise set off its passes over the heap."""
         self.states.clear()
+        self.hot = None  # (it refers back to the recorder)
         collecting = gc.isenabled()
         gc.disable()
         try:

@@ -24,7 +24,7 @@ from types import CodeType, FrameType
 from typing import Any
 
 from .. import env
-from ..accel import LineHook, line_hook
+from ..accel import LineHook
 from ..recorder import Recorder
 
 _RETURNS = env.RETURN_OPCODES
@@ -92,7 +92,7 @@ class SettraceBackend:
                 rec.failed(error)
             return trace_function
 
-        hook = self._hook = line_hook(recorder)
+        hook = self._hook = recorder.hot
         trace_function: Any = local
         if hook is not None:  # line events compiled, every other event to `local`
             hook.other = local

@@ -17,7 +17,6 @@ from collections.abc import Callable, Iterable
 from types import CodeType
 from typing import Any
 
-from ..accel import line_hook
 from ..codeinfo import line_of_offsets
 from ..recorder import Recorder
 
@@ -58,7 +57,7 @@ class MonitoringBackend:
 
             return callback
 
-        hook = line_hook(rec)
+        hook = rec.hot
         line = rec.line if hook is None else hook.line
 
         def record_line(frame: Any, lineno: int) -> None:
