@@ -210,7 +210,8 @@ class Recorder:
             for name in st.info.scope:  # outer variables are seen, not shown: they are not arguments
                 changes.pop(name, None)
         self._attach(st, changes)
-        self._check_caps()
+        if len(self.events) >= self.max_steps or self.encoder.nodes >= self.max_values:
+            self._check_caps()
 
     def returned(self, frame: FrameType, value: Any) -> None:
         st = self._exit(frame)
@@ -287,7 +288,8 @@ class Recorder:
         else:
             st.pending = self._append(st, RETURN, frame.f_lineno)
             self._attach(st, self._diff_all(st, frame) if self.hot is None else self.hot.diff_all(st, frame))
-        self._check_caps()
+        if len(self.events) >= self.max_steps or self.encoder.nodes >= self.max_values:
+            self._check_caps()
         return st
 
     def _finish_frame(self, frame: FrameType, st: FrameState) -> None:
