@@ -50,7 +50,7 @@ from typing import Any
 
 import msgspec
 
-from .accel import LineHook, build_steps, line_hook
+from .accel import build_steps, line_hook
 from .codeinfo import START_LINE, CodeInfo, analyse
 from .edits import diff
 from .encode import INT64, SMALL_INTS, Encoder, exception_info
