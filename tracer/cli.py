@@ -97,8 +97,12 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
 def add_program_arguments(p: argparse.ArgumentParser) -> None:
     """The options that say what to run and how to record it (`trace` and `view`)."""
     p.add_argument("file", nargs="?", metavar="FILE", help="the Python file (or directory with __main__.py) to run")
-    p.add_argument("-m", dest="module", metavar="MODULE", help="run a module as `python -m MODULE` does, instead")
-    p.add_argument("--call", metavar="EXPR", help="after the program, trace this call expression, e.g. 'f(3)'")
+    p.add_argument(
+        "-m", dest="module", metavar="MODULE", help="run a module as `python -m MODULE` does (default: run FILE)"
+    )
+    p.add_argument(
+        "--call", metavar="EXPR", help="after the program, trace this call expression, e.g. 'f(3)' (default: none)"
+    )
     p.add_argument(
         "--max-steps",
         type=int,
@@ -346,38 +350,44 @@ def _step_lines(state: StepState, sources: _Sources, c: dict[str, str]) -> Itera
         yield f"{c['call']}<<< {what}{c['off']}  {c['dim']}{step.function}, line {step.line}{c['off']}"
     for name, value in state.changed.items():
         for target, shown in _assignments(name, state.before.get(name), value):
-            yield f"{c['dim']}      :{c['off']}   {c['var']}{target} = {shown}{c['off']}"
+            assignment = f"{target} = {shown}" if shown else target
+            yield f"{c['dim']}      :{c['off']}   {c['var']}{assignment}{c['off']}"
     for name in step.deleted:
         yield f"{c['dim']}      :{c['off']}   {c['var']}del {name}{c['off']}"
 
 
-def _assignments(name: str, old: Value | None, new: Value) -> list[tuple[str, str]]:
-    """What a change shows as: `self.pos = 3` when only a few attributes (keys, items) of a
-    container changed in place, else `name = <whole value>`."""
+def _assignments(name: str, old: Value | None, new: Value, room: int = _MAX_PARTS) -> list[tuple[str, str]]:
+    """What a change shows as: `self.pos = 3` when at most `room` attributes (keys, items) of an
+    object (dict, list) changed in place (and, within them, `self.seen['a'] = 3`), else
+    `name = <whole value>`. A dict or list none of whose entries is left shows whole."""
     whole = [(name, _short(new))]
     if old is None or old.t != new.t or old.type != new.type or old.more or new.more:
         return whole
-    parts: list[tuple[str, str]] = []
+    before: dict[str, Value]
+    after: dict[str, Value]
     if new.t == "object":
         before, after = old.attrs or {}, new.attrs or {}
-        parts = [(f"{name}.{k}", _short(v)) for k, v in after.items() if before.get(k) != v]
-        parts += [(f"del {name}.{k}", "") for k in before if k not in after]
-        total = len(after)
+        target = "{}.{}".format
     elif new.t == "dict":
         before = {render(k): v for k, v in zip(old.keys or [], old.items or [])}
         after = {render(k): v for k, v in zip(new.keys or [], new.items or [])}
-        parts = [(f"{name}[{k}]", _short(v)) for k, v in after.items() if before.get(k) != v]
-        parts += [(f"del {name}[{k}]", "") for k in before if k not in after]
-        total = len(after)
+        target = "{}[{}]".format
     elif new.t == "list" and len(old.items or []) == len(new.items or []):
-        pairs = zip(old.items or [], new.items or [])
-        parts = [(f"{name}[{i}]", _short(b)) for i, (a, b) in enumerate(pairs) if a != b]
-        total = len(new.items or [])
+        before = {str(i): v for i, v in enumerate(old.items or [])}
+        after = {str(i): v for i, v in enumerate(new.items or [])}
+        target = "{}[{}]".format
     else:
         return whole
-    if not parts or len(parts) > _MAX_PARTS or len(parts) >= total:
+    changed = [k for k, v in after.items() if before.get(k) != v]
+    gone = [k for k in before if k not in after]
+    if (not changed and not gone) or len(changed) + len(gone) > room:
         return whole
-    return [(target, shown) if shown else (target[4:], "<deleted>") for target, shown in parts]
+    if new.t != "object" and before and all(k in changed or k in gone for k in before):
+        return whole  # nothing of the old value is left: more likely a new one
+    parts: list[tuple[str, str]] = []
+    for k in changed:
+        parts += _assignments(target(name, k), before.get(k), after[k], max(1, room - len(parts)))
+    return parts + [(f"del {target(name, k)}", "") for k in gone]
 
 
 def _output_by_step(result: Trace) -> dict[int, list[str]]:

@@ -93,14 +93,15 @@
   }
 
   function put(out, text) {
-    if (out.left <= 0) return;
-    if (text.length > out.left) { out.s += text.slice(0, out.left) + "\u2026"; out.left = 0; return; }
+    if (!text.length) return;
+    if (out.left <= 0) { if (!out.cut) { out.s += "\u2026"; out.cut = true; } return; }
+    if (text.length > out.left) { out.s += text.slice(0, out.left) + "\u2026"; out.left = 0; out.cut = true; return; }
     out.s += text;
     out.left -= text.length;
   }
 
   function write(id, out) {
-    if (out.left <= 0) return;
+    if (out.left <= 0) { put(out, "\u2026"); return; }
     const n = node(id);
     const kind = kindOf(n);
     if (n[0] === K.ref) { put(out, "#" + n[1]); return; }
