@@ -103,7 +103,7 @@ def _predicted(args: argparse.Namespace, answer: str) -> tuple[str, Trace, dict[
     )
     if diff.trace is None:
         raise ProgramError(f"no run to show: {s.message or s.status}", status=1)
-    return args.file, _named(diff.trace, os.path.abspath(args.file)), comparison(diff)
+    return args.file, _named(diff.trace, args.file), comparison(diff)
 
 
 def _named(trace: Trace, path: str) -> Trace:

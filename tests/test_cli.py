@@ -401,3 +401,26 @@ def test_every_option_has_help_with_its_default_and_version(capsys):
     with pytest.raises(SystemExit):
         main(["--version"])
     assert capsys.readouterr().out == f"execalign {version()}\n" and version()[0].isdigit()
+
+
+README = pathlib.Path(__file__).resolve().parents[1] / "README.md"
+
+
+def test_readme_trace_format_example_is_a_real_trace():
+    text = README.read_text()
+    section = text[text.index("#### The trace format") :]
+    example = section[section.index("```json") + len("```json") : section.index("```\n", section.index("```json") + 7)]
+    documented = tracer.Trace.from_json(example)
+    real = tracer.trace("def f(x):\n    y = x * 2\n    print(y)\n    return y + 1", "f(3)", filename="ex.py")
+    assert msgspec.structs.replace(real, backend=documented.backend, python=documented.python) == documented
+    for field in msgspec.structs.fields(tracer.Trace):
+        assert f"`{field.name}`" in section.split("What is traced")[0], f"Trace.{field.name} is not described"
+
+
+def test_readme_says_what_each_score_field_means():
+    from rewards import Score
+
+    text = README.read_text()
+    table = text[text.index("What a `Score` says") :].split("\n\n")[1]
+    for field in msgspec.structs.fields(Score):
+        assert f"| `{field.name}` |" in table, f"Score.{field.name} is not in the README's table"

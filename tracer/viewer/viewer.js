@@ -420,7 +420,8 @@
   // ------------------------------------------------------------ the prediction
   const C = D.comparison;
   const rowOfStep = new Map();
-  let diffRows = [];
+  const diffRows = [];
+  let pinned = null; // the row last chosen, while its step is shown
   function drawDiff() {
     if (!C) return;
     $("main").classList.add("with-diff");
@@ -465,7 +466,7 @@
   function drawRows(rows) {
     const table = el("table", "diff");
     const head = el("tr");
-    for (const h of ["#", "real step", "real", "predicted", ""]) head.append(el("th", "", h));
+    for (const h of ["#", "step", "real", "predicted", ""]) head.append(el("th", "", h));
     table.append(head);
     rows.forEach((r, i) => {
       const tr = el("tr", r.status + (i === C.first_divergence ? " divergence" : ""));
@@ -505,16 +506,23 @@
     $("diff").append(table);
   }
 
+  // A row's real step (an extra predicted step: the real step before it); the row stays marked there.
   function goRow(i) {
     const rows = C.rows;
-    for (let k = i; k >= 0; k--) if (rows[k].step >= 0) { go(rows[k].step); return; }
-    for (let k = i; k < rows.length; k++) if (rows[k].step >= 0) { go(rows[k].step); return; }
+    let k = i;
+    while (k >= 0 && rows[k].step < 0) k--;
+    if (k < 0) for (k = i; k < rows.length && rows[k].step < 0; k++);
+    if (k >= rows.length) return;
+    go(rows[k].step);
+    pinned = { row: i, step: rows[k].step };
+    drawDiffPosition();
   }
   function goDivergence() { if (C && C.first_divergence >= 0) goRow(C.first_divergence); }
 
   function drawDiffPosition() {
     for (const tr of $("diff").querySelectorAll("tr.here")) tr.classList.remove("here");
-    const tr = rowOfStep.get(cur);
+    if (pinned && pinned.step !== cur) pinned = null;
+    const tr = pinned ? diffRows[pinned.row] : rowOfStep.get(cur);
     if (tr) {
       tr.classList.add("here");
       const box = $("diff-panel").getBoundingClientRect();
