@@ -53,6 +53,23 @@ def read_argument(text: str | None) -> str | None:
     return text
 
 
+def add_question_arguments(p: argparse.ArgumentParser) -> None:
+    """What a prediction predicts and how its values compare (`score` and `view`)."""
+    p.add_argument(
+        "--question",
+        "--task",
+        choices=("auto", *QUESTIONS),
+        default="auto",
+        help="what the prediction predicts; auto: from its shape (default: %(default)s)",
+    )
+    p.add_argument(
+        "--mode",
+        choices=("typed", "coderl_plus"),
+        default="typed",
+        help="typed: exact typed values; coderl_plus: CodeRL+'s lenient values and reward (default: %(default)s)",
+    )
+
+
 def add_parser(subparsers: Subparsers) -> None:
     p = subparsers.add_parser(
         "score",
@@ -78,19 +95,7 @@ def add_parser(subparsers: Subparsers) -> None:
     p.add_argument(
         "--prediction", help="the model's answer: text, @PATH, or - for stdin (default: none: the tests' pass rate)"
     )
-    p.add_argument(
-        "--question",
-        "--task",
-        choices=("auto", *QUESTIONS),
-        default="auto",
-        help="what the prediction predicts; auto: from its shape (default: %(default)s)",
-    )
-    p.add_argument(
-        "--mode",
-        choices=("typed", "coderl_plus"),
-        default="typed",
-        help="typed: exact typed values; coderl_plus: CodeRL+'s lenient values and reward (default: %(default)s)",
-    )
+    add_question_arguments(p)
     p.add_argument(
         "--test-index",
         type=int,

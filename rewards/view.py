@@ -25,9 +25,8 @@ from tracer import Trace
 from tracer.cli import HelpFormatter, ProgramError, add_program_arguments, notes, run_program
 from tracer.view import write_html
 
-from .cli import read_argument
+from .cli import add_question_arguments, read_argument
 from .diff import comparison, prediction_diff
-from .questions import QUESTIONS
 
 _TRACE_FILES = (".json", ".msgpack", ".mp")
 
@@ -49,18 +48,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         help="a predicted execution of --call (text, @PATH, or - for stdin), in any form `score` accepts"
         " (default: none)",
     )
-    p.add_argument(
-        "--question",
-        choices=("auto", *QUESTIONS),
-        default="auto",
-        help="what the prediction predicts; auto: from its shape (default: %(default)s)",
-    )
-    p.add_argument(
-        "--mode",
-        choices=("typed", "coderl_plus"),
-        default="typed",
-        help="how values compare, as `score --mode` (default: %(default)s)",
-    )
+    add_question_arguments(p)
     p.set_defaults(handler=run)
 
 

@@ -28,7 +28,7 @@ import threading
 import tokenize
 from collections.abc import Iterator, Sequence
 from types import FrameType
-from typing import Any, TextIO
+from typing import Any, NamedTuple, TextIO
 
 from .run import TraceLimits, _run
 from .schema import Trace
@@ -60,59 +60,56 @@ def trace_file(
 ) -> Trace:
     """Trace the file at `path` (or the `__main__.py` of the directory `path`) run as `__main__`.
 
-    `sys.argv` is `[path, *argv]`. With `echo`, the program's output also goes
-    to the real stdout/stderr as it is written (`echo` a stream: its stdout goes
-    there instead). Raises OSError if the file cannot be read, `NotSource` if it
-    is not Python source text.
+    `sys.argv` is `[path, *argv]`. `call` is traced after the program; `stdin`
+    is the text it reads (None: this process's stdin). With `echo`, the
+    program's output also goes to the real stdout/stderr as it is written
+    (`echo` a stream: its stdout goes there instead). `timeout`: see the module
+    docstring; `limits`: `TraceLimits`. Raises OSError if the file cannot be
+    read, `NotSource` if it is not Python source text.
     """
-    main = os.path.join(path, "__main__.py") if os.path.isdir(path) else path
-    if os.path.isdir(path) and not os.path.isfile(main):
-        raise FileNotFoundError(f"can't find '__main__' module in {path!r}")
-    main = os.path.abspath(main)
-    source = read_source(main)
-    namespace = {"__name__": "__main__", "__file__": main, "__builtins__": builtins}
-    first = os.path.abspath(path) if os.path.isdir(path) else os.path.dirname(main)
-    return _run_program(
-        source,
-        main,
-        [main if not os.path.isdir(path) else path, *argv],
-        first,
-        namespace,
-        call=call,
-        backend=backend,
-        stdin=stdin,
-        echo=echo,
-        timeout=timeout,
-        limits=limits,
-    )
+    return _trace(_file(path, argv), call=call, backend=backend, stdin=stdin, echo=echo, timeout=timeout, **limits)
 
 
-def trace_module(
-    name: str,
-    argv: Sequence[str] = (),
-    *,
-    call: str | None = None,
-    backend: str = "auto",
-    stdin: str | None = None,
-    echo: bool | TextIO = False,
-    timeout: float | None = None,
-    **limits: Any,
-) -> Trace:
-    """Trace the module `name` run as `python -m name` does (a package: its `__main__`).
+def trace_module(name: str, argv: Sequence[str] = (), **options: Any) -> Trace:
+    """Trace the module `name` run as `python -m name` does (a package: its `__main__`);
+    `options` as `trace_file`'s.
 
     Raises ImportError (ModuleNotFoundError) when there is no such module or it
     has no Python source, and what importing its parent packages raises.
     """
+    return _trace(_module(name, argv), **options)
+
+
+class _Program(NamedTuple):
+    """A program as `python` would start it."""
+
+    source: str
+    path: str  # the file that runs as __main__
+    argv: list[str]
+    first_on_path: str  # what python puts first on sys.path
+    namespace: dict[str, Any]
+
+
+def _file(path: str, argv: Sequence[str]) -> _Program:
+    directory = os.path.isdir(path)
+    main = os.path.abspath(os.path.join(path, "__main__.py") if directory else path)
+    if directory and not os.path.isfile(main):
+        raise FileNotFoundError(f"can't find '__main__' module in {path!r}")
+    namespace = {"__name__": "__main__", "__file__": main, "__builtins__": builtins}
+    first = os.path.abspath(path) if directory else os.path.dirname(main)
+    return _Program(read_source(main), main, [path if directory else main, *argv], first, namespace)
+
+
+def _module(name: str, argv: Sequence[str]) -> _Program:
     cwd = os.getcwd()
     sys.path.insert(0, cwd)
     try:
         spec = importlib.util.find_spec(name)  # imports the parent packages, as python -m does
         if spec is not None and spec.submodule_search_locations is not None:
-            package = name
             spec = importlib.util.find_spec(name + ".__main__")
             if spec is None:
                 raise ModuleNotFoundError(
-                    f"No module named {package}.__main__; {package!r} is a package and cannot be directly executed"
+                    f"No module named {name}.__main__; {name!r} is a package and cannot be directly executed"
                 )
     finally:
         sys.path.remove(cwd)
@@ -121,7 +118,6 @@ def trace_module(
     origin = spec.origin
     if not origin or not origin.endswith(".py") or not os.path.isfile(origin):
         raise ModuleNotFoundError(f"module {name} has no Python source to trace ({origin or 'built in'})")
-    source = read_source(origin)
     namespace = {
         "__name__": "__main__",
         "__file__": origin,
@@ -130,19 +126,7 @@ def trace_module(
         "__loader__": spec.loader,
         "__builtins__": builtins,
     }
-    return _run_program(
-        source,
-        origin,
-        [origin, *argv],
-        cwd,
-        namespace,
-        call=call,
-        backend=backend,
-        stdin=stdin,
-        echo=echo,
-        timeout=timeout,
-        limits=limits,
-    )
+    return _Program(read_source(origin), origin, [origin, *argv], cwd, namespace)
 
 
 def read_source(path: str) -> str:
@@ -163,27 +147,23 @@ def _reason(error: Exception) -> str:
     return str(error.args[0]) if error.args else type(error).__name__
 
 
-def _run_program(
-    source: str,
-    path: str,
-    argv: list[str],
-    first_on_path: str,
-    namespace: dict[str, Any],
+def _trace(
+    program: _Program,
     *,
-    call: str | None,
-    backend: str,
-    stdin: str | None,
-    echo: bool | TextIO,
-    timeout: float | None,
-    limits: dict[str, Any],
+    call: str | None = None,
+    backend: str = "auto",
+    stdin: str | None = None,
+    echo: bool | TextIO = False,
+    timeout: float | None = None,
+    **limits: Any,
 ) -> Trace:
     caps = TraceLimits(**limits)
     saved_argv, saved_path = sys.argv, list(sys.path)
-    sys.argv = argv
-    sys.path.insert(0, first_on_path)  # as python does: sibling modules import
+    sys.argv = program.argv
+    sys.path.insert(0, program.first_on_path)  # as python does: sibling modules import
     try:
         with interruptions(timeout=timeout, signals=()) if timeout is not None else contextlib.nullcontext():
-            return _run(source, path, call, namespace, backend, caps, stdin, echo=echo, capture=True)
+            return _run(program.source, program.path, call, program.namespace, backend, caps, stdin, echo, True)
     finally:
         sys.argv = saved_argv
         sys.path[:] = saved_path
