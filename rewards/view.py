@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import argparse
 import os
+import pathlib
 import sys
 import webbrowser
 
 import msgspec
 
 from tracer import Trace
-from tracer.cli import HelpFormatter, ProgramError, add_program_arguments, notes, run_program
+from tracer.cli import HelpFormatter, ProgramError, add_program_arguments, notes, run_program, warn
 from tracer.view import write_html
 
 from .cli import add_question_arguments, read_argument
@@ -61,13 +62,13 @@ def run(args: argparse.Namespace) -> int:
         else:
             ran = run_program(args, echo=sys.stderr)
             for note in notes(ran, args):
-                print(f"execalign: {note}", file=sys.stderr)
+                warn(args, note)
             path, trace, data = args.file or args.module, ran.trace, None
     except ProgramError as error:
-        print(f"execalign: error: {error}", file=sys.stderr)
+        warn(args, f"error: {error}")
         return error.status
     except OSError as error:
-        print(f"execalign: error: {error}", file=sys.stderr)
+        warn(args, f"error: {error}")
         return 2
     out = args.output or os.path.splitext(os.path.basename(os.path.normpath(path)))[0] + ".html"
     title = f"{path} · {args.call}" if args.call else path
@@ -84,11 +85,8 @@ def _predicted(args: argparse.Namespace, answer: str) -> tuple[str, Trace, dict[
     code = _text(args.file)
     diff = prediction_diff(code, [args.call], answer, question=args.question, mode=args.mode)
     s = diff.score
-    print(
-        f"execalign: reward {s.reward if s.reward is None else round(s.reward, 4)} ({s.question}, status {s.status})"
-        + (f": {s.message}" if s.message else ""),
-        file=sys.stderr,
-    )
+    reward = s.reward if s.reward is None else round(s.reward, 4)
+    warn(args, f"reward {reward} ({s.question}, status {s.status})" + (f": {s.message}" if s.message else ""))
     if diff.trace is None:
         raise ProgramError(f"no run to show: {s.message or s.status}", status=1)
     return args.file, _named(diff.trace, args.file), comparison(diff)
@@ -120,7 +118,7 @@ def _open(path: str) -> None:
     try:
         browser = webbrowser.get()
     except webbrowser.Error:
-        print(f"execalign: no web browser found here; open {path} in one", file=sys.stderr)
+        print(f"execalign view: no web browser found here; open {path} in one", file=sys.stderr)
         return
-    if not browser.open("file://" + path):
-        print(f"execalign: the browser did not open; open {path} in one", file=sys.stderr)
+    if not browser.open(pathlib.Path(path).as_uri()):
+        print(f"execalign view: the browser did not open; open {path} in one", file=sys.stderr)

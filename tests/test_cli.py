@@ -226,8 +226,8 @@ def test_call_runs_after_a_program_that_exits(tmp_path, capsys):
 def test_function_that_matches_nothing_warns(tmp_path, capsys):
     main(["trace", write(tmp_path), "--function", "nope", "--", "1"])
     err = capsys.readouterr().err
-    assert "execalign: no function named nope ran (functions that ran: <listcomp>, total)" in err or (
-        "execalign: no function named nope ran (functions that ran: total)" in err
+    assert "execalign trace: no function named nope ran (functions that ran: <listcomp>, total)" in err or (
+        "execalign trace: no function named nope ran (functions that ran: total)" in err
     )
 
 

@@ -213,16 +213,16 @@ def run(args: argparse.Namespace) -> int:
     try:
         ran = run_program(args, echo=sys.stderr if to_stdout else True)
     except ProgramError as error:
-        return _error(str(error), error.status)
+        return _error(args, str(error), error.status)
     result = ran.trace
     if args.function:
         kept = only_function(result, args.function)
         if not kept.steps:
             names = sorted({f.function for f in result.frames if f.function != "<module>"})
-            _warn(f"no function named {args.function} ran (functions that ran: {', '.join(names) or 'none'})")
+            warn(args, f"no function named {args.function} ran (functions that ran: {', '.join(names) or 'none'})")
         result = kept
     for note in notes(ran, args):
-        _warn(note)
+        warn(args, note)
     with _destination(args, to_stdout) as (out, color):
         _write(result, args, out, color)
     return exit_status(result)
@@ -249,13 +249,14 @@ def _is_terminal(stream: IO[str]) -> bool:
         return False
 
 
-def _error(message: str, status: int = 2) -> int:
-    print(f"execalign: error: {message}", file=sys.stderr)
+def _error(args: argparse.Namespace, message: str, status: int = 2) -> int:
+    warn(args, f"error: {message}")
     return status
 
 
-def _warn(message: str) -> None:
-    print(f"execalign: {message}", file=sys.stderr)
+def warn(args: argparse.Namespace, message: str) -> None:
+    """One line on stderr, `execalign COMMAND: message`."""
+    print(f"execalign {args.command}: {message}", file=sys.stderr)
 
 
 def _write(result: Trace, args: argparse.Namespace, out: IO[Any], color: bool) -> None:
