@@ -322,9 +322,17 @@ def test_containers_expand_and_shared_references_show_as_such(browser, tmp_path)
     rows = shared.query_selector_all(".tree > *")
     assert [r.query_selector(".key").inner_text() for r in rows] == ["[0]", "[1]"]
     assert rows[0].query_selector(".anchor").inner_text() == "#1"
-    assert rows[1].query_selector(".ref").inner_text() == "\u2192 #1 (the same object as #1)"
+    assert rows[1].query_selector(".ref").inner_text() == "\u2192 #1 (shared)"
     p.keyboard.press("ArrowRight")  # the expanded container stays open while stepping
     assert p.query_selector("#vars > .var[data-name='shared'] details").get_attribute("open") is not None
+    assert p.errors == []
+    _, t = traced(tmp_path, "a = [1]\na.append(a)\nx = 0\n", name="cycle.py")
+    p = open_page(browser, write_html(str(tmp_path / "cycle.html"), t))
+    p.keyboard.press("End")
+    cycle = p.query_selector("#vars > .var[data-name='a']")
+    assert cycle.query_selector(".preview").inner_text() == "[1, #1]"
+    cycle.query_selector("summary").click()
+    assert cycle.query_selector(".tree .ref").inner_text() == "\u2192 #1 (a cycle: the container itself)"
     assert p.errors == []
 
 

@@ -421,7 +421,10 @@ class _Sources:
 
 
 def _short(value: Value) -> str:
-    text = render(value)
+    try:
+        text = render(value)
+    except RecursionError:  # render() on a large object graph (an argparse parser): issue 11 makes it bounded
+        return f"<{value.type or value.t}: too deeply nested to show>"
     return text if len(text) <= _MAX_SHOWN else text[:_MAX_SHOWN] + f"...<{len(text) - _MAX_SHOWN} more chars>"
 
 
@@ -437,7 +440,9 @@ def dispatch(parser: argparse.ArgumentParser, argv: list[str]) -> int:
         if hasattr(args, "module"):  # a command that runs a program
             what = args.file or f"-m {args.module}"
             hint = f" (arguments for the program go after --: execalign {args.command} {what} -- {' '.join(extra)})"
-        parser.error(f"unrecognized arguments: {' '.join(extra)}{hint}")
+        commands = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        command = commands[0].choices.get(args.command, parser) if commands else parser
+        command.error(f"unrecognized arguments: {' '.join(extra)}{hint}")
     args.program_args = program_args
     status: int = args.handler(args)
     return status

@@ -166,7 +166,8 @@
     head.append(name, document.createTextNode(" = "));
     if (n[0] === K.ref) {
       const cycle = ancestors.has(n[1]);
-      const ref = el("span", "ref", "\u2192 #" + n[1] + (cycle ? " (itself: a cycle)" : " (the same object as #" + n[1] + ")"));
+      const ref = el("span", "ref", "\u2192 #" + n[1] + (cycle ? " (a cycle: the container itself)" : " (shared)"));
+      ref.title = "The same object as the one marked #" + n[1] + " in this value";
       ref.dataset.ref = n[1];
       head.append(ref);
       const row = el("div", "row");
