@@ -75,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
     written = write_html(out, trace, comparison=data, title=title, start=max(trace.call_step, 0))
     print(written)
     if args.open:
-        _open(written)
+        _open(args, written)
     return 0
 
 
@@ -93,10 +93,9 @@ def _predicted(args: argparse.Namespace, answer: str) -> tuple[str, Trace, dict[
 
 
 def _named(trace: Trace, path: str) -> Trace:
-    """The sandbox's trace with its code's file named by its path (as the page shows it)."""
-    rename = {"<solution>": path}
-    steps = [msgspec.structs.replace(s, file=rename.get(s.file, s.file)) for s in trace.steps]
-    frames = [msgspec.structs.replace(f, file=rename.get(f.file, f.file)) for f in trace.frames]
+    """The sandbox's trace with its code named by the file's path (only that code is traced)."""
+    steps = [msgspec.structs.replace(s, file=path) for s in trace.steps]
+    frames = [msgspec.structs.replace(f, file=path) for f in trace.frames]
     return msgspec.structs.replace(trace, steps=steps, frames=frames)
 
 
@@ -114,11 +113,11 @@ def _load(path: str) -> Trace:
         raise ProgramError(f"{path} is not a saved trace ({error})")
 
 
-def _open(path: str) -> None:
+def _open(args: argparse.Namespace, path: str) -> None:
     try:
         browser = webbrowser.get()
     except webbrowser.Error:
-        print(f"execalign view: no web browser found here; open {path} in one", file=sys.stderr)
+        warn(args, f"no web browser found here; open {path} in one")
         return
     if not browser.open(pathlib.Path(path).as_uri()):
-        print(f"execalign view: the browser did not open; open {path} in one", file=sys.stderr)
+        warn(args, f"the browser did not open; open {path} in one")
