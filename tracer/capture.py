@@ -53,8 +53,9 @@ class Capture(io.BufferedIOBase):
         return len(chunk)
 
     def flush(self) -> None:
-        if not self.closed:
-            self.state.flush()
+        state = _STATE.get(self)  # gone already when the stream is collected (its weak reference dies first)
+        if state is not None and not self.closed:
+            state.flush()
 
     def fileno(self) -> int:
         echo = self.state.echo
