@@ -44,7 +44,8 @@ Modules: `schema` (the Structs, `replay`), `encode` / `decode` / `render` /
 how a run ends), `program` (files, directories, modules as `python` runs them;
 timeouts and signals), `recorder` (frame events to steps), `codeinfo` (what each
 line can change), `backends/` (settrace, sysmon), `capture` (the program's
-standard streams), `env` (version differences), `cli` (`execalign trace`), `view`
+standard streams), `env` (version differences), `cli` (`execalign trace`), `listing`
+(its text), `view`
 (the step-through HTML viewer).
 """
 
