@@ -24,7 +24,8 @@ Public API (kept this small on purpose):
 - `Trace.replay()`: per step, a `StepState` with the step's frame's variables
   `before` and `after` it and the new values of those it `changed`. Read
   variable values from here, never from `Step.changes`.
-- `encode(obj)`, `to_python(value)`, `render(value)`, `from_literal(text)`: the value codec.
+- `encode(obj)`, `to_python(value)`, `render(value)`, `from_literal(text)`: the value codec;
+  `to_literal(obj)`: exact Python source of a value (`from_literal`'s inverse, no caps).
 - `exception_info(exc)`: an exception's type and message, made without user code.
 - `TraceLimits`: the caps accepted as `**limits`; `EncodeLimits`: the caps of one value.
 - `env`: what differs between the Python versions (`env.HAS_MONITORING` ...).
@@ -40,19 +41,19 @@ them apart).
 trusted code or inside a sandbox child. Untrusted code goes through `sandbox`.
 
 Modules: `schema` (the Structs, `replay`), `encode` / `decode` / `render` /
-`literals` (values to and from objects and text), `run` (the one runner and
+`literals` (values to and from objects and text), `library` (the library
+values they build: numpy, Decimal, datetime ...), `run` (the one runner and
 how a run ends), `program` (files, directories, modules as `python` runs them;
 timeouts and signals), `recorder` (frame events to steps), `codeinfo` (what each
 line can change), `backends/` (settrace, sysmon), `capture` (the program's
-standard streams), `env` (version differences), `cli` (`execalign trace`), `listing`
-(its text), `view`
-(the step-through HTML viewer).
+standard streams), `env` (version differences), `cli` (`execalign trace`),
+`listing` (its text), `view` (the step-through HTML viewer).
 """
 
 from . import env
 from .decode import NotDecodable, to_python
 from .encode import EncodeLimits, encode, exception_info
-from .literals import from_literal
+from .literals import from_literal, to_literal
 from .program import trace_file, trace_module
 from .render import render
 from .run import TraceLimits, trace
@@ -74,6 +75,7 @@ __all__ = [
     "exception_info",
     "from_literal",
     "render",
+    "to_literal",
     "to_python",
     "trace",
     "trace_file",

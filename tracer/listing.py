@@ -153,8 +153,5 @@ class _Sources:
 
 
 def _short(value: Value) -> str:
-    try:
-        text = render(value)
-    except RecursionError:  # render() on a large object graph (an argparse parser): issue 11 makes it bounded
-        return f"<{value.type or value.t}: too deeply nested to show>"
+    text = render(value)
     return text if len(text) <= _MAX_SHOWN else text[:_MAX_SHOWN] + f"...<{len(text) - _MAX_SHOWN} more chars>"

@@ -12,9 +12,13 @@ The data is compact, so that a trace of 100,000 steps is a page of a few MB
 that opens in about a second:
 - `values`: every distinct value node once (hash-consed: a list that changed
   in one item shares all its other items with the previous version). An atom
-  is `[kind, text]`, a container `[kind, type, [item ids], [key ids | attribute
-  names], more, id]`, a reference to a shared or cyclic container `[kind, id]`;
-  kinds index `kinds` (`tracer.schema.KINDS`).
+  is `[kind, text]` (`[kind, text, id]` when a reference points to it; library
+  values such as a deque or an array are shown as their text too), a container
+  `[kind, type, [item ids], [key ids | attribute names], more, id]` (attribute
+  names label the last items), a reference to a shared or cyclic value `[kind,
+  id]`, and a container that differs from the variable's previous value in a few
+  items `[-1, base node, length, [index, item id, ...]]`; kinds index `kinds`
+  (`tracer.schema.KINDS`). The page labels shared values as `render` does.
 - `names`: the variable names, once each.
 - `steps`: columns `event`, `line`, `frame` (one number per step), `changes`
   (per step 0 or a flat [name, value, ...] of the new values, from
@@ -183,21 +187,23 @@ class _Values:
 
     def add(self, value: Value, base: int = -1) -> int:
         """The node id of `value`; a new container may be stored as an edit of the node `base`."""
-        if value.items is None and value.t not in _CONTAINERS:  # an atom (or a ref): the common case, kept lean
-            key: tuple[Any, ...] = (value.t, value.v, value.type, value.more)
+        t = value.t
+        if value.items is None and value.attrs is None and t not in _CONTAINERS:  # the common case, kept lean
+            key: tuple[Any, ...] = (t, value.v, value.type, value.more, value.id)
             index = self.ids.get(key)
             if index is None:
-                index = self._new(key, [_KIND[value.t], value.v if value.t == "ref" else render(value)])
+                index = self._new(key, [_KIND[t], value.v] if t == "ref" else _shown(value))
             return index
         known = self.seen.get(id(value))
         if known is not None and known[0] is value:
             return known[1]
-        t = value.t
-        if t not in _CONTAINERS:  # complex and range: atoms with parts
-            key = (t, render(value))
+        if not _expandable(value):
+            node = _shown(value)
+            key = (t, *node[1:])
             index = self.ids.get(key)
             if index is None:
-                index = self._new(key, [_KIND[t], render(value)])
+                index = self._new(key, node)
+            self.seen[id(value)] = (value, index)
             return index
         add = self.add
         items = [add(v) for v in value.items or ()]
@@ -236,6 +242,22 @@ class _Values:
         if len(changed) > len(items) // 2:
             return node
         return [-1, base, len(items), changed]
+
+
+def _expandable(value: Value) -> bool:
+    """A container the page shows part by part: the builtin shapes (objects and exceptions with
+    their attributes). Others (a deque, a namedtuple, an array ...) show as their text."""
+    if value.t in ("list", "tuple", "set", "frozenset"):
+        return value.keys is None and value.attrs is None
+    return value.t in _CONTAINERS and (value.t != "dict" or value.attrs is None)
+
+
+def _shown(value: Value) -> list[Any]:
+    """A value shown as its text: [kind, text], or [kind, text, id] when refs point to it
+    (its label is the page's to write, as render() writes them)."""
+    if not value.id:
+        return [_KIND[value.t], render(value)]
+    return [_KIND[value.t], render(msgspec.structs.replace(value, id=0)), value.id]
 
 
 def _read(path: str) -> str | None:

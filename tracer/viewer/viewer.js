@@ -7,7 +7,6 @@
   const V = D.values;
   const K = {};
   D.kinds.forEach((k, i) => { K[k] = i; });
-  const CONTAINERS = new Set(["list", "tuple", "set", "frozenset", "dict", "object", "exception"].map((k) => K[k]));
   const CHECKPOINT = 64; // a frame's variables are kept every this many of its steps
   const PREVIEW = 120; // characters of a one-line value preview
   const $ = (id) => document.getElementById(id);
@@ -86,8 +85,60 @@
     return V[id];
   }
 
-  function preview(id, limit) {
-    const out = { s: "", left: limit || PREVIEW };
+  // Nodes are [kind, text] or [kind, text, id] (a value shown as its text), [ref, id], or containers
+  // [kind, type, [items], labels, more, id]. `id` marks a value that a ref elsewhere in the same variable
+  // points to; such values are labelled as render() labels them: #1= where written first, #1 after.
+  const isContainer = (n) => Array.isArray(n[2]);
+  const idOf = (n) => (isContainer(n) ? n[5] : n[0] === K.ref ? 0 : n[2] || 0);
+
+  // The parts of a container in the order render() writes them (dict: key, value, ...; an exception: its args).
+  function written(n) {
+    const [k, , items, labels] = n;
+    const kind = D.kinds[k];
+    if (kind === "dict") return items.flatMap((item, i) => [labels[i], item]);
+    if (kind === "exception") return items.slice(0, items.length - (labels ? labels.length : 0));
+    return items;
+  }
+
+  // id -> label of the shared values inside a variable's value, numbered as render() numbers them.
+  function labelsOf(root) {
+    const labels = new Map();
+    let targets = null;
+    const stack = [root];
+    while (stack.length) {
+      let n = node(stack.pop());
+      if (n[0] === K.ref) {
+        if (labels.has(n[1])) continue;
+        if (!targets) targets = targetsOf(root);
+        if (!targets.has(n[1])) continue;
+        n = node(targets.get(n[1]));
+      }
+      const id = idOf(n);
+      if (id) {
+        if (labels.has(id)) continue;
+        labels.set(id, labels.size + 1);
+      }
+      if (isContainer(n)) { const parts = written(n); for (let i = parts.length - 1; i >= 0; i--) stack.push(parts[i]); }
+    }
+    return labels;
+  }
+
+  function targetsOf(root) {
+    const targets = new Map();
+    const stack = [root];
+    while (stack.length) {
+      const here = stack.pop();
+      const n = node(here);
+      const id = idOf(n);
+      if (id && !targets.has(id)) targets.set(id, here);
+      if (isContainer(n)) for (const part of n[2].concat(D.kinds[n[0]] === "dict" ? n[3] : [])) stack.push(part);
+    }
+    return targets;
+  }
+
+  // One line of text of a value, as render() writes it, cut at `limit` characters.
+  function preview(id, labels, limit) {
+    const out = { s: "", left: limit || PREVIEW, labels: labels || labelsOf(id) };
     write(id, out);
     return out.s;
   }
@@ -103,19 +154,22 @@
   function write(id, out) {
     if (out.left <= 0) { put(out, "\u2026"); return; }
     const n = node(id);
+    if (n[0] === K.ref) { put(out, "#" + (out.labels.get(n[1]) || "?")); return; }
+    const label = out.labels.get(idOf(n));
+    if (label) put(out, "#" + label + "=");
+    if (!isContainer(n)) { put(out, n[1]); return; }
     const kind = kindOf(n);
-    if (n[0] === K.ref) { put(out, "#" + n[1]); return; }
-    if (!CONTAINERS.has(n[0])) { put(out, n[1]); return; }
     const [, type, items, labels, more] = n;
     if (kind === "object" || kind === "exception") {
-      const named = labels ? labels.length : 0;
+      const named = kind === "object" && labels ? labels.length : 0;
+      const shown = kind === "object" ? items : written(n);
       put(out, (type || kind) + "(");
-      items.forEach((item, i) => {
+      shown.forEach((item, i) => {
         if (i) put(out, ", ");
-        if (i >= items.length - named) put(out, labels[i - (items.length - named)] + "=");
+        if (i >= shown.length - named) put(out, labels[i - (shown.length - named)] + "=");
         write(item, out);
       });
-      if (more) put(out, (items.length ? ", " : "") + "...<+" + more + ">");
+      if (more) put(out, (shown.length ? ", " : "") + "...<+" + more + ">");
       put(out, ")");
       return;
     }
@@ -136,11 +190,11 @@
     if (type) put(out, ")");
   }
 
-  function children(id) {
+  function children(id, shared) {
     // [label, value id] of a container's parts, in order
     const [k, , items, labels] = node(id);
     const kind = D.kinds[k];
-    if (kind === "dict") return items.map((item, i) => [preview(labels[i], 40), item]);
+    if (kind === "dict") return items.map((item, i) => [preview(labels[i], shared, 40), item]);
     if (kind === "object" || kind === "exception") {
       const named = labels ? labels.length : 0;
       return items.map((item, i) => [i >= items.length - named ? "." + labels[i - (items.length - named)] : "[" + i + "]", item]);
@@ -159,44 +213,45 @@
   const openPaths = new Set(); // expanded containers, by path, kept while stepping
 
   // One value as a row: a leaf, or an expandable container whose parts are built when opened.
-  function valueTree(label, id, path, ancestors, labelClass) {
+  // `shared`: the labels of the variable's shared values (labelsOf its whole value).
+  function valueTree(label, id, path, ancestors, shared, labelClass) {
     const n = node(id);
     const head = document.createDocumentFragment();
-    const name = el("span", labelClass || "name", label);
-    head.append(name, document.createTextNode(" = "));
+    head.append(el("span", labelClass || "name", label), document.createTextNode(" = "));
+    const row = () => { const r = el("div", "row"); r.append(head); return r; };
     if (n[0] === K.ref) {
+      const mark = "#" + (shared.get(n[1]) || "?");
       const cycle = ancestors.has(n[1]);
-      const ref = el("span", "ref", "\u2192 #" + n[1] + (cycle ? " (a cycle: the container itself)" : " (shared)"));
-      ref.title = "The same object as the one marked #" + n[1] + " in this value";
+      const ref = el("span", "ref", "\u2192 " + mark + (cycle ? " (a cycle: the container itself)" : " (shared)"));
+      ref.title = "The same object as the one marked " + mark + "= in this value";
       ref.dataset.ref = n[1];
       head.append(ref);
-      const row = el("div", "row");
-      row.append(head);
-      return row;
+      return row();
     }
-    const isContainer = CONTAINERS.has(n[0]) && (n[2].length || n[4]);
-    if (n[5]) {
-      const anchor = el("span", "anchor", "#" + n[5]);
-      anchor.dataset.anchor = n[5];
+    const id0 = idOf(n);
+    let text = preview(id, shared);
+    if (id0 && shared.has(id0)) {
+      const mark = "#" + shared.get(id0) + "=";
+      const anchor = el("span", "anchor", mark);
+      anchor.dataset.anchor = id0;
       head.append(anchor);
+      text = text.slice(mark.length);
     }
-    head.append(el("span", "preview", preview(id)));
-    if (!isContainer) {
-      const row = el("div", "row");
-      row.append(head);
-      return row;
-    }
+    head.append(el("span", "preview", text));
+    if (!isContainer(n) || !(n[2].length || n[4])) return row();
     const details = el("details");
     const summary = el("summary");
     summary.append(head);
     details.append(summary);
     const inner = new Set(ancestors);
-    if (n[5]) inner.add(n[5]);
+    if (id0) inner.add(id0);
     const fill = () => {
       if (details.dataset.filled) return;
       details.dataset.filled = "1";
       const tree = el("div", "tree");
-      for (const [childLabel, child] of children(id)) tree.append(valueTree(childLabel, child, path + "/" + childLabel, inner, "key"));
+      for (const [childLabel, child] of children(id, shared)) {
+        tree.append(valueTree(childLabel, child, path + "/" + childLabel, inner, shared, "key"));
+      }
       if (n[4]) tree.append(el("div", "row cut", "...<+" + n[4] + "> not recorded (a TraceLimits cap)"));
       details.append(tree);
     };
@@ -284,7 +339,7 @@
     if (ev === 1) {
       const ch = S.changes[i] || [];
       const args = [];
-      for (let t = 0; t < ch.length; t += 2) args.push(D.names[ch[t]] + "=" + preview(ch[t + 1], 40));
+      for (let t = 0; t < ch.length; t += 2) args.push(D.names[ch[t]] + "=" + preview(ch[t + 1], null, 40));
       kind("call ");
       parts.push(fr.fn + "(" + args.join(", ") + ")");
     } else if (ev === 0) {
@@ -348,14 +403,15 @@
       $("vars-where").textContent = F[f].fn + " \u00b7 waiting at line " + S.line[F[f].steps[j]];
     }
     if (f === S.frame[cur] && returned.has(cur)) {
-      box.append(valueTree("\u21a9 " + (S.event[cur] === 2 ? "returned" : "value"), returned.get(cur), "@r", new Set(), "key"));
+      const value = returned.get(cur);
+      box.append(valueTree("\u21a9 " + (S.event[cur] === 2 ? "returned" : "value"), value, "@r", new Set(), labelsOf(value), "key"));
     }
     if (!vars.size) box.append(el("div", "var cut", "(no variables yet)"));
     for (const [name, id] of vars) {
       const row = el("div", "var" + (changed.has(name) ? " changed" : ""));
       row.dataset.name = D.names[name];
-      if (changed.has(name)) row.title = before.has(name) ? "was: " + preview(before.get(name), 300) : "new";
-      const tree = valueTree(D.names[name], id, f + ":" + D.names[name], new Set());
+      if (changed.has(name)) row.title = before.has(name) ? "was: " + preview(before.get(name), null, 300) : "new";
+      const tree = valueTree(D.names[name], id, f + ":" + D.names[name], new Set(), labelsOf(id));
       if (changed.has(name)) (tree.tagName === "DETAILS" ? tree.firstChild : tree).append(el("span", "badge", before.has(name) ? "changed" : "new"));
       row.append(tree);
       box.append(row);
