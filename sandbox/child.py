@@ -2,26 +2,114 @@
 
 The child reads its `JobSpec` from the control pipe, runs the code, and writes
 messages (`sandbox.wire`) to the result pipe: `Returned` for call, script and
-stdio modes; for asserts mode `Ready`, then one `Returned` per call or fetch
-request until `DoneRequest`. It ends with `os._exit`, so atexit hooks, excepthook
-rewrites and daemon threads of the code cannot change anything after the message
-is written. Values are encoded with the tracer's typed encoder, which runs no
-user code.
+stdio modes; for asserts mode `Ready` (the values of the names the tests take
+from the solution), then one `Returned` per call or attribute request until
+`DoneRequest`. An object with no builtin value (a function, a class, an
+instance) stays here, in a table the judge refers to by handle. The child ends
+with `os._exit`, so atexit hooks, excepthook rewrites and daemon threads of the
+code cannot change anything after the message is written. Values are encoded
+with the tracer's typed encoder, which runs no user code.
+
+Against code that would forge its own result (what this does and does not
+guarantee is in the README): the channel's reader and writer (`os.read`,
+`os.write`, a msgpack encoder of its own, the job's nonce) are bound before the
+code runs, so replacing module attributes changes nothing; the nonce is taken
+out of the spec and the channel objects are frozen out of `gc.get_objects()`;
+before each message the child checks that the functions on its reporting path
+are the ones the zygote imported, and says so in the message if one was replaced.
 """
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
+import types
+from collections.abc import Callable
 from typing import Any
 
+import msgspec
+
 import tracer
-from tracer import TraceLimits, encode, exception_info, to_python
+import tracer.encode
+import tracer.run
+import tracer.schema
+from tracer import EncodeLimits, NotDecodable, TraceLimits, Value, encode, exception_info, to_python
 
 from . import wire
-from .wire import CallRequest, DoneRequest, FetchRequest, JobSpec, Ready, Returned
+from .wire import HANDLE, Answer, AttrRequest, CallRequest, DoneRequest, JobSpec, Ready, Returned, ToChild
 
-_CONTROL = wire.Decoder[wire.ToChild](wire.ToChild, wire.CONTROL_LIMIT)
+# Builtin values: the judge gets them back as themselves; anything else also gets a handle.
+_PLAIN = (type(None), bool, int, float, complex, str, bytes, bytearray, range, list, tuple, set, frozenset, dict)
+_TAMPERED = "the code replaced {} on the child's reporting path"
+
+
+def _reporting_path() -> list[tuple[Any, str, Any, Any]]:
+    """What a message goes through: (namespace, name, object, what else to compare) for each thing the
+    child checks is still the zygote's (a function's code, a table's contents)."""
+    found: list[tuple[Any, str, Any]] = [(vars(os), "read", os.read), (vars(os), "write", os.write)]
+    found.append((vars(msgspec.structs), "replace", msgspec.structs.replace))
+    for name in ("tracer.encode", "tracer.run", "tracer.schema", wire.__name__, __name__):
+        namespace = vars(sys.modules[name])  # (`tracer.encode` is also the name of a function)
+        for attribute, value in namespace.items():
+            if isinstance(value, (types.FunctionType, type)) and value.__module__ == name:
+                found.append((namespace, attribute, value))
+                if isinstance(value, type):
+                    members = vars(value)
+                    found += [(members, k, v) for k, v in members.items() if isinstance(v, types.FunctionType)]
+            elif type(value) is dict and attribute.lstrip("_").isupper() and len(value) < 64:
+                found.append((namespace, attribute, value))  # a table of the module (`_ATOMS`)
+    return [(ns, k, v, v.__code__ if isinstance(v, types.FunctionType) else dict(v) if type(v) is dict else None) for ns, k, v in found]
+
+
+def _replaced() -> list[str]:
+    """The things on the reporting path that were replaced (or whose code or contents were) since the zygote started."""
+    return [
+        name
+        for namespace, name, value, kept in _WATCHED
+        if namespace.get(name) is not value
+        or (kept is not None and (kept is not value.__code__ if type(kept) is types.CodeType else kept != value))
+    ]
+
+
+Send = Callable[[Ready | Returned], None]
+
+
+def _reader(fd: int) -> Callable[[], ToChild]:
+    read, decoder, limit = os.read, msgspec.msgpack.Decoder(wire.ToChild), wire.CONTROL_LIMIT
+
+    def exactly(n: int) -> bytes:
+        parts = []
+        while n:
+            chunk = read(fd, min(n, 1 << 20))
+            if not chunk:
+                raise wire.ChannelError("channel closed in the middle of a message")
+            parts.append(chunk)
+            n -= len(chunk)
+        return b"".join(parts)
+
+    def next_message() -> ToChild:
+        size = int.from_bytes(exactly(4), "big")
+        if size > limit:
+            raise wire.ChannelError(f"message of {size} bytes is over the {limit}-byte cap")
+        message: ToChild = decoder.decode(exactly(size))
+        return message
+
+    return next_message
+
+
+def _writer(fd: int, nonce: bytes) -> Send:
+    write, encode_message, replace, replaced = os.write, msgspec.msgpack.Encoder().encode, msgspec.structs.replace, _replaced
+
+    def send(message: Ready | Returned) -> None:
+        changed = replaced()
+        tampered = [_TAMPERED.format(", ".join(changed))] if changed else []  # the judge marks the job as tampered
+        body = encode_message(replace(message, nonce=nonce, tampered=tampered))
+        data = memoryview(len(body).to_bytes(4, "big") + body)
+        while data:
+            data = data[write(fd, data) :]
+
+    return send
 
 
 def _flush() -> None:
@@ -35,13 +123,17 @@ def _flush() -> None:
 def run(control_fd: int, result_fd: int) -> None:
     """Serve one job; never returns."""
     try:  # whatever happens, this process ends here: it never returns into the zygote's code
-        spec = _CONTROL.read(control_fd)
+        read = _reader(control_fd)
+        spec = read()
         if not isinstance(spec, JobSpec):
             raise wire.ChannelError(f"expected the job's spec first, got {type(spec).__name__}")
+        send = _writer(result_fd, spec.nonce)
+        spec = msgspec.structs.replace(spec, nonce=b"")
+        gc.freeze()  # the channel's closures, out of gc.get_objects()
         if spec.mode == "asserts":
-            _serve_asserts(spec, control_fd, result_fd)
+            _serve_asserts(spec, read, send)
         else:
-            wire.write(result_fd, _run_program(spec))
+            send(_run_program(spec))
     finally:
         _flush()
         os._exit(0)
@@ -61,34 +153,76 @@ def _run_program(spec: JobSpec) -> Returned:
         namespace={"__name__": module_name},
         **limits,
     )
-    return Returned(spec.nonce, t.returned, t.exception, t.to_msgpack() if spec.trace else None, t.exit_code)
+    return Returned(b"", t.returned, t.exception, t.to_msgpack() if spec.trace else None, t.exit_code)
 
 
-def _serve_asserts(spec: JobSpec, control_fd: int, result_fd: int) -> None:
+class _Objects:
+    """The solution's objects the judge holds handles to (handle n is `table[n]`; 0 is none)."""
+
+    def __init__(self, limits: EncodeLimits):
+        self.limits = limits
+        self.table: list[Any] = [None]
+
+    def answer(self, obj: Any) -> tuple[Value, int]:
+        """`obj` encoded, and a handle to it when it has no builtin value."""
+        if isinstance(obj, _PLAIN):
+            return encode(obj, self.limits), 0
+        self.table.append(obj)
+        return encode(obj, self.limits), len(self.table) - 1
+
+    def argument(self, value: Value) -> Any:
+        """A value from the judge, with its handles (`wire.handle_value`) turned back into the objects."""
+        try:
+            return to_python(value)
+        except NotDecodable:
+            pass
+        if value.t == "object" and value.type == HANDLE and type(value.v) is int and 0 < value.v < len(self.table):
+            return self.table[value.v]
+        items = [self.argument(x) for x in value.items or []]
+        if value.t == "list":
+            return items
+        if value.t == "tuple":
+            return tuple(items)
+        if value.t in ("set", "frozenset"):
+            return set(items) if value.t == "set" else frozenset(items)
+        if value.t == "dict":
+            return dict(zip([self.argument(k) for k in value.keys or []], items))
+        raise NotDecodable(f"a {value.t} value ({value.type or value.v}) cannot be passed to the solution")
+
+
+def _serve_asserts(spec: JobSpec, read: Callable[[], ToChild], send: Send) -> None:
     namespace: dict[str, Any] = {"__name__": "solution"}
-    caps = TraceLimits(**dict(spec.trace_limits))
+    objects = _Objects(TraceLimits(**dict(spec.trace_limits)).returned_limits())
     ran = tracer.trace(spec.code, backend="none", filename=spec.filename, capture_output=False, namespace=namespace)
     if ran.exception is not None:
-        wire.write(result_fd, Ready(spec.nonce, exception=ran.exception))
+        send(Ready(b"", exception=ran.exception))
         return
-    callables = [n for n in spec.names if n in namespace and callable(namespace[n])]
-    values = [n for n in spec.names if n in namespace and n not in callables]
-    wire.write(result_fd, Ready(spec.nonce, callable=callables, values=values))
+    names = {}
+    for name in spec.names:
+        if name in namespace:
+            names[name] = Answer(*objects.answer(namespace[name]))
+    _flush()
+    send(Ready(b"", names=names))
     while True:
-        request = _CONTROL.read(control_fd)
+        request = read()
         if isinstance(request, DoneRequest):
             return
-        if isinstance(request, FetchRequest):
-            wire.write(result_fd, Returned(spec.nonce, encode(namespace.get(request.name), caps.returned_limits())))
-            continue
-        if not isinstance(request, CallRequest):
+        if not isinstance(request, (CallRequest, AttrRequest)) or not 0 < request.target < len(objects.table):
             raise wire.ChannelError(f"unexpected {type(request).__name__} during the tests")
+        target = objects.table[request.target]
         try:
-            args = [to_python(a) for a in request.args]
-            kwargs = {k: to_python(v) for k, v in request.kwargs.items()}
-            value = namespace[request.name](*args, **kwargs)
-            answer = Returned(spec.nonce, encode(value, caps.returned_limits()))
+            if isinstance(request, AttrRequest):
+                result = getattr(target, request.name)
+            else:
+                args = [objects.argument(a) for a in request.args]
+                kwargs = {k: objects.argument(v) for k, v in request.kwargs.items()}
+                result = target(*args, **kwargs)
+            value, handle = objects.answer(result)
+            answer = Returned(b"", value, handle=handle)
         except BaseException as error:  # SystemExit too: the code does not get to end the session
-            answer = Returned(spec.nonce, exception=exception_info(error))
+            answer = Returned(b"", exception=exception_info(error))
         _flush()
-        wire.write(result_fd, answer)
+        send(answer)
+
+
+_WATCHED = _reporting_path()  # taken in the zygote, before any job
