@@ -57,8 +57,8 @@ def _reporting_path() -> list[tuple[Any, str, Any, Any]]:
                 if isinstance(value, type):
                     members = vars(value)
                     found += [(members, k, v) for k, v in members.items() if isinstance(v, types.FunctionType)]
-            elif type(value) is dict and attribute.lstrip("_").isupper() and len(value) < 64:
-                found.append((namespace, attribute, value))  # a table of the module (`_ATOMS`)
+            elif type(value) is dict and name == "tracer.encode" and len(value) < 64:
+                found.append((namespace, attribute, value))  # a table of the encoder (`_ATOMS`)
     return [(ns, k, v, v.__code__ if isinstance(v, types.FunctionType) else dict(v) if type(v) is dict else None) for ns, k, v in found]
 
 

@@ -316,6 +316,7 @@ class Execution:
             stderr=self.err.decode("utf-8", "replace"),
             cpu_time=exited.cpu_time if exited else 0.0,
             peak_memory=exited.peak_memory if exited else 0,
+            oom_killed=exited.oom_killed if exited else False,
             killed_for=self.killed_for,
             run_time=exited.run_time if exited else 0.0,
             wait_time=exited.wait_time if exited else 0.0,

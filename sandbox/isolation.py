@@ -562,3 +562,11 @@ def write_cgroup(directory: str, name: str, value: int | str) -> None:
 def read_cgroup(fd: int) -> int:
     """The number in a cgroup file opened once (`os.open`), read again from its start."""
     return int(os.pread(fd, 64, 0))
+
+
+def oom_kills(fd: int) -> int:
+    """How many processes the kernel killed in a memory cgroup (its memory.oom_control, opened once)."""
+    for line in os.pread(fd, 256, 0).split(b"\n"):
+        if line.startswith(b"oom_kill "):
+            return int(line.split()[1])
+    return 0

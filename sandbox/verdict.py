@@ -59,6 +59,7 @@ class Evidence(msgspec.Struct, frozen=True, kw_only=True):
     stderr: str = ""  # the child's stderr (explains a failed setup)
     cpu_time: float = 0.0
     peak_memory: int = 0  # bytes
+    oom_killed: bool = False  # the kernel killed a process of the job for its memory cgroup's limit
     killed_for: Literal["timeout", "output_exceeded", "tampered"] | None = None  # why the judge had the job killed
     run_time: float = 0.0  # killed for a timeout: seconds the job's processes ran ...
     wait_time: float = 0.0  # ... and waited, runnable, for a CPU (0 where the kernel does not say)
@@ -135,8 +136,9 @@ def classify(e: Evidence) -> tuple[Status, str]:
 
 
 def _out_of_memory(e: Evidence, sig: int | None) -> bool:
-    """MemoryError, or a failure (signal or exception) after using 90% of the memory budget."""
-    if e.exception is not None and e.exception.type == "MemoryError":
+    """MemoryError, a process of the job killed for its memory cgroup's limit, or a failure (signal or
+    exception) after using 90% of the memory budget."""
+    if e.oom_killed or (e.exception is not None and e.exception.type == "MemoryError"):
         return True
     failed = sig in (signal.SIGKILL, signal.SIGSEGV, signal.SIGABRT) or e.exception is not None
     return failed and e.peak_memory >= 0.9 * e.limits.memory

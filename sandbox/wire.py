@@ -94,6 +94,7 @@ class Exited(msgspec.Struct, frozen=True, tag="exited"):
     leftovers: int  # processes the job left behind, killed
     run_time: float = 0.0  # killed for a timeout: seconds its processes ran (kernel schedstat) ...
     wait_time: float = 0.0  # ... and waited, runnable, for a CPU
+    oom_killed: bool = False  # the kernel killed one of its processes for its memory cgroup's limit
 
 
 ToZygote = Spawn | Kill

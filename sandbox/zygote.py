@@ -86,7 +86,9 @@ class Slot(msgspec.Struct):
     cgroup: str = ""  # its memory cgroup ("" without one)
     procs: int = -1  # the cgroup's cgroup.procs, open for writing: a child joins it by writing "0"
     peak: int = -1  # the cgroup's memory.max_usage_in_bytes, open for reading and resetting
-    memory_limit: int = 0  # the cgroup's limit as last set
+    oom: int = -1  # the cgroup's memory.oom_control, open for reading its count of OOM kills
+    oom_kills: int = 0  # that count when the slot's current job started
+    memory_limit: int = 0  # the cgroup's limit as last set (as found when the cgroup was made)
 
     @property
     def work(self) -> str:
@@ -220,6 +222,9 @@ class Zygote:
                 os.makedirs(slot.cgroup, exist_ok=True)
                 slot.procs = os.open(os.path.join(slot.cgroup, "cgroup.procs"), os.O_WRONLY | os.O_CLOEXEC)
                 slot.peak = os.open(os.path.join(slot.cgroup, "memory.max_usage_in_bytes"), os.O_RDWR | os.O_CLOEXEC)
+                slot.oom = os.open(os.path.join(slot.cgroup, "memory.oom_control"), os.O_RDONLY | os.O_CLOEXEC)
+                with open(os.path.join(slot.cgroup, "memory.limit_in_bytes")) as f:
+                    slot.memory_limit = int(f.read())
             self.slots[number] = slot
         return slot
 
@@ -252,6 +257,7 @@ class Zygote:
             if slot.cgroup:
                 self._set_memory_limit(slot, request.limits.memory + isolation.CGROUP_SLACK)
                 os.pwrite(slot.peak, b"0", 0)  # the peak starts again from what the slot holds now
+                slot.oom_kills = isolation.oom_kills(slot.oom)
             pid = os.fork()
         except Exception as error:
             for fd in fds:
@@ -349,15 +355,13 @@ class Zygote:
                 continue  # a leftover of some job, now reaped
             del self.children[pid], self.by_id[child.id]
             slot = self.slots[child.slot]
-            peak = usage.ru_maxrss * 1024
+            peak, oom_killed = usage.ru_maxrss * 1024, False
             if slot.peak >= 0:
-                try:
-                    peak = max(peak, isolation.read_cgroup(slot.peak))
-                except (OSError, ValueError):
-                    pass
+                peak = max(peak, isolation.read_cgroup(slot.peak))
+                oom_killed = isolation.oom_kills(slot.oom) > slot.oom_kills
             self._clear_work(slot)
             cpu = usage.ru_utime + usage.ru_stime
-            self.send(Exited(child.id, status, cpu, peak, leftovers, child.run_time, child.wait_time))
+            self.send(Exited(child.id, status, cpu, peak, leftovers, child.run_time, child.wait_time, oom_killed))
 
     def _clear_work(self, slot: Slot) -> None:
         """Give the slot a fresh `work` if the job left anything (the old one goes to the janitor).
