@@ -44,7 +44,9 @@ def verdict_jobs(code: str, suite: TestSuite, limits: Limits, entry_points: Sequ
         if not any(isinstance(n, (ast.Assert, ast.Raise)) for n in ast.walk(ast.parse(check))):
             raise InvalidTask("the check block asserts nothing: it cannot fail, so it verifies nothing")
         return [
-            Job(mode="asserts", code=code, tests=check, entry_point=suite.entry_point, entry_points=names, limits=limits)
+            Job(
+                mode="asserts", code=code, tests=check, entry_point=suite.entry_point, entry_points=names, limits=limits
+            )
         ]
     if suite.form == "stdio":
         return [

@@ -35,7 +35,7 @@ import builtins
 import importlib
 import sys
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any, NamedTuple, Protocol
+from typing import Any, Literal, NamedTuple, Protocol
 
 from tracer import EncodeLimits, ExceptionInfo, NotDecodable, Value, encode, render, to_python
 
@@ -46,6 +46,12 @@ from .wire import HANDLE, AttrRequest, CallRequest, DoneRequest, Ready, Returned
 RECORD = "__execalign_assert__"
 _ARGUMENTS = EncodeLimits(max_depth=100, max_items=1 << 24, max_str=1 << 28)  # the tests' own values: never cut
 _NOT_IMPORTED = frozenset({"this", "antigravity", "__future__", "__main__"})  # importing these does things
+_KINDS: dict[type, Literal["list", "tuple", "set", "frozenset"]] = {
+    list: "list",
+    tuple: "tuple",
+    set: "set",
+    frozenset: "frozenset",
+}
 _UNRUN = "did not run: the solution process ended during the tests"
 _UNFINISHED = "did not finish: the solution process ended during it"
 
@@ -196,7 +202,9 @@ class Session:
         return self.value(answer.value if answer.value is not None else Value("none"), answer.handle)
 
     def call(self, handle: int, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        request = CallRequest(handle, [self._argument(a) for a in args], {k: self._argument(v) for k, v in kwargs.items()})
+        request = CallRequest(
+            handle, [self._argument(a) for a in args], {k: self._argument(v) for k, v in kwargs.items()}
+        )
         return self.ask(request)
 
     def _argument(self, obj: Any) -> Value:
@@ -207,7 +215,8 @@ class Session:
         kind = type(obj)
         if kind in (list, tuple, set, frozenset):
             items = [self._argument(x) for x in obj]
-            return Value(kind.__name__, items=items) if any(_has_handle(x) for x in items) else encode(obj, _ARGUMENTS)
+            if any(_has_handle(x) for x in items):
+                return Value(_KINDS[kind], items=items)
         if kind is dict:
             values = [self._argument(x) for x in obj.values()]
             if any(_has_handle(x) for x in values):
@@ -222,7 +231,7 @@ def _has_handle(value: Value) -> bool:
 class Remote:
     """One of the solution's objects, left in the child: every use is a request, and it equals nothing."""
 
-    __slots__ = ("_session", "_handle", "_value", "_next")
+    __slots__ = ("_handle", "_next", "_session", "_value")
 
     def __init__(self, session: Session, handle: int, value: Value):
         self._session = session
@@ -306,7 +315,9 @@ def serve(channel: Channel, job: Job, names: Names) -> tuple[Ready | None, Tests
     if ready.exception is not None:  # the child has ended
         return ready, TestsRun(outcomes=unrun(tests, "did not run: the solution raised before the tests"))
     session = Session(channel)
-    solution = {n: session.value(ready.names[n].value, ready.names[n].handle) for n in names.solution if n in ready.names}
+    solution = {
+        n: session.value(ready.names[n].value, ready.names[n].handle) for n in names.solution if n in ready.names
+    }
     missing = [n for n in names.solution if n not in solution] if names.declared else []
     if missing:
         channel.send(DoneRequest())
@@ -357,7 +368,9 @@ def _compile(source: str) -> tuple[Any, list[str]]:
 def unrun(tests: list[str] | str, why: str) -> list[TestOutcome]:
     """The outcomes of tests that never ran: each planned test failed, saying `why`."""
     if isinstance(tests, str):
-        return [TestOutcome(text, False, why) for text in _assertions(tests)] + [TestOutcome("check(candidate)", False, why)]
+        return [TestOutcome(text, False, why) for text in _assertions(tests)] + [
+            TestOutcome("check(candidate)", False, why)
+        ]
     return [TestOutcome(_label(t), False, why) for t in tests if _assertions(t) or not _parses(t)]
 
 
@@ -422,7 +435,9 @@ def _error(error: BaseException) -> str:
         return type(error).__name__
 
 
-def run_tests(tests: list[str] | str, entry_point: str | None, namespace: dict[str, Any]) -> tuple[list[TestOutcome], bool]:
+def run_tests(
+    tests: list[str] | str, entry_point: str | None, namespace: dict[str, Any]
+) -> tuple[list[TestOutcome], bool]:
     """Run the tests with `namespace` (the solution's values and the judge's modules) in scope.
 
     Returns one outcome per planned test (see the module docstring) and whether

@@ -44,29 +44,42 @@ _PLAIN = (type(None), bool, int, float, complex, str, bytes, bytearray, range, l
 _TAMPERED = "the code replaced {} on the child's reporting path"
 
 
-def _reporting_path() -> list[tuple[Any, str, Any, Any]]:
+Watched = tuple[str, Any, str, Any, Any]  # label, namespace, name, the zygote's object, its code or contents
+
+
+def _reporting_path() -> list[Watched]:
     """What a message goes through: (namespace, name, object, what else to compare) for each thing the
     child checks is still the zygote's (a function's code, a table's contents)."""
-    found: list[tuple[Any, str, Any]] = [(vars(os), "read", os.read), (vars(os), "write", os.write)]
-    found.append((vars(msgspec.structs), "replace", msgspec.structs.replace))
+    found: list[tuple[str, Any, str, Any]] = [("os", vars(os), "read", os.read), ("os", vars(os), "write", os.write)]
+    found.append(("msgspec.structs", vars(msgspec.structs), "replace", msgspec.structs.replace))
     for name in ("tracer.encode", "tracer.run", "tracer.schema", wire.__name__, __name__):
         namespace = vars(sys.modules[name])  # (`tracer.encode` is also the name of a function)
         for attribute, value in namespace.items():
             if isinstance(value, (types.FunctionType, type)) and value.__module__ == name:
-                found.append((namespace, attribute, value))
+                found.append((name, namespace, attribute, value))
                 if isinstance(value, type):
                     members = vars(value)
-                    found += [(members, k, v) for k, v in members.items() if isinstance(v, types.FunctionType)]
+                    owner = f"{name}.{attribute}"
+                    found += [(owner, members, k, v) for k, v in members.items() if isinstance(v, types.FunctionType)]
             elif type(value) is dict and name == "tracer.encode" and len(value) < 64:
-                found.append((namespace, attribute, value))  # a table of the encoder (`_ATOMS`)
-    return [(ns, k, v, v.__code__ if isinstance(v, types.FunctionType) else dict(v) if type(v) is dict else None) for ns, k, v in found]
+                found.append((name, namespace, attribute, value))  # a table of the encoder (`_ATOMS`)
+    return [
+        (
+            f"{owner}.{k}",
+            ns,
+            k,
+            v,
+            v.__code__ if isinstance(v, types.FunctionType) else dict(v) if type(v) is dict else None,
+        )
+        for owner, ns, k, v in found
+    ]
 
 
 def _replaced() -> list[str]:
-    """The things on the reporting path that were replaced (or whose code or contents were) since the zygote started."""
+    """What on the reporting path was replaced (or its code or contents) since the zygote started."""
     return [
-        name
-        for namespace, name, value, kept in _WATCHED
+        label
+        for label, namespace, name, value, kept in _WATCHED
         if namespace.get(name) is not value
         or (kept is not None and (kept is not value.__code__ if type(kept) is types.CodeType else kept != value))
     ]
@@ -99,7 +112,12 @@ def _reader(fd: int) -> Callable[[], ToChild]:
 
 
 def _writer(fd: int, nonce: bytes) -> Send:
-    write, encode_message, replace, replaced = os.write, msgspec.msgpack.Encoder().encode, msgspec.structs.replace, _replaced
+    write, encode_message, replace, replaced = (
+        os.write,
+        msgspec.msgpack.Encoder().encode,
+        msgspec.structs.replace,
+        _replaced,
+    )
 
     def send(message: Ready | Returned) -> None:
         changed = replaced()

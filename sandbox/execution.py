@@ -254,7 +254,9 @@ class Execution:
             if not self.handle.spawned.wait(timeout=self.limits.wall_time + 30) or self.handle.failure:
                 failure = Evidence(mode=job.mode, limits=self.limits, spawned=False, zygote_failure=self.handle.failure)
                 return self._result(failure)
-            names = plan(job.tests if job.tests is not None else [], entry_points(job)) if job.mode == "asserts" else None
+            names = (
+                plan(job.tests if job.tests is not None else [], entry_points(job)) if job.mode == "asserts" else None
+            )
             self.asked = set(names.solution) if names else set()
             self.awaiting = Ready if names else Returned
             self.send(

@@ -221,7 +221,9 @@ def detect() -> Layers:
         notes.append(f"no seccomp ({error}): jobs may use keyrings, System V IPC and user namespaces, start sessions")
     memory, why = cgroup_memory_root() if root else ("", "not root")
     if not memory:
-        notes.append(f"no memory cgroup ({why}): memory a job holds outside its address space (memfd, tmpfs) is not counted")
+        notes.append(
+            f"no memory cgroup ({why}): memory a job holds outside its address space (memfd, tmpfs) is not counted"
+        )
     share, why = cpu_share()
     if not share or not seccomp:
         notes.append(f"no CPU group per job ({why if not share else 'no seccomp: jobs can start sessions'})")
@@ -422,7 +424,12 @@ def _scmp_errno(errno: int) -> int:
 
 
 class _ArgCmp(ctypes.Structure):
-    _fields_ = [("arg", ctypes.c_uint), ("op", ctypes.c_int), ("datum_a", ctypes.c_uint64), ("datum_b", ctypes.c_uint64)]
+    _fields_ = [
+        ("arg", ctypes.c_uint),
+        ("op", ctypes.c_int),
+        ("datum_a", ctypes.c_uint64),
+        ("datum_b", ctypes.c_uint64),
+    ]
 
 
 class _SockFprog(ctypes.Structure):

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import os
 import struct
+from collections.abc import Iterator
 from typing import Any, Generic, TypeVar
 
 import msgspec
@@ -254,10 +255,11 @@ class Decoder(Generic[M]):
         size = self._size(_read_exact(fd, _HEADER.size))
         return self._decode(_read_exact(fd, size))
 
-    def feed(self, data: bytes) -> list[M]:
-        """The messages completed by `data` (read from a non-blocking pipe); keeps the rest."""
+    def feed(self, data: bytes) -> Iterator[M]:
+        """The messages completed by `data` (read from a non-blocking pipe), one by one; keeps the rest.
+
+        A bad message raises `ChannelError` only once every message before it was handed out."""
         self._buffer += data
-        messages = []
         while len(self._buffer) >= _HEADER.size:
             size = self._size(self._buffer)
             end = _HEADER.size + size
@@ -265,5 +267,4 @@ class Decoder(Generic[M]):
                 break
             body = bytes(self._buffer[_HEADER.size : end])
             del self._buffer[:end]
-            messages.append(self._decode(body))
-        return messages
+            yield self._decode(body)

@@ -40,7 +40,8 @@ def _refused(call: str, cleanup: str = "pass") -> str:
 
 
 SETSID = LIBC + (  # in a child: the job's own process leads its session already
-    "def f():\n    pid = os.fork()\n    if pid == 0:\n        os._exit(0 if libc.setsid() != -1 else ctypes.get_errno())\n"
+    "def f():\n    pid = os.fork()\n    if pid == 0:\n"
+    "        os._exit(0 if libc.setsid() != -1 else ctypes.get_errno())\n"
     "    code = os.waitpid(pid, 0)[1] >> 8\n    return errno.errorcode[code] if code else 'made'\n"
 )
 
@@ -59,7 +60,18 @@ SETSID = LIBC + (  # in a child: the job's own process leads its session already
         SETSID,
         _refused("libc.setpriority(0, 0, 19)"),
     ],
-    ids=["shm", "msg queue", "semaphores", "posix mq", "add_key", "keyctl", "unshare user", "clone user", "setsid", "nice"],
+    ids=[
+        "shm",
+        "msg queue",
+        "semaphores",
+        "posix mq",
+        "add_key",
+        "keyctl",
+        "unshare user",
+        "clone user",
+        "setsid",
+        "nice",
+    ],
 )
 def test_kernel_objects_that_outlive_a_job_are_refused(pool, seccomp, code):
     r = run(pool, code, call="f()")
@@ -111,16 +123,18 @@ def test_the_peak_is_the_jobs_own(pool):
 def test_layers_say_what_is_on_and_why_not():
     layers = sandbox.Layers(False, False, False, 0, "NOT cut", ["no seccomp (x): jobs may ..."])
     assert "seccomp" not in layers.describe().splitlines()[0] and "no seccomp (x)" in layers.describe()
-    on = sandbox.Layers(True, True, True, 6, "ns", [], seccomp=True, memory_cgroup="/sys/fs/cgroup/memory", cpu_share=True)
+    on = sandbox.Layers(
+        True, True, True, 6, "ns", [], seccomp=True, memory_cgroup="/sys/fs/cgroup/memory", cpu_share=True
+    )
     assert all(word in on.describe() for word in ("seccomp", "memory cgroup per slot", "one CPU group per job"))
 
 
 # ---------------------------------------------------------------- 11. noisy neighbours
 
 BUSY = (  # 15 busy processes that try to leave the job's session (and its CPU group); each ends within 8 s
-    "import os, time\nfor _ in range(15):\n    if os.fork() == 0:\n        try:\n            os.setsid()\n"
-    "        except OSError:\n            pass\n        end = time.monotonic() + 8\n        while time.monotonic() < end:\n"
-    "            pass\n        os._exit(0)\nend = time.monotonic() + 8\nwhile time.monotonic() < end:\n    pass\n"
+    "import os, time\ndef spin():\n    end = time.monotonic() + 8\n    while time.monotonic() < end:\n        pass\n"
+    "for _ in range(15):\n    if os.fork() == 0:\n        try:\n            os.setsid()\n        except OSError:\n"
+    "            pass\n        spin()\n        os._exit(0)\nspin()\n"
 )
 HONEST = "def f():\n    s = 0\n    for i in range(2 * 10 ** 6):\n        s += i\n    return s\n"
 

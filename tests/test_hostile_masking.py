@@ -73,13 +73,12 @@ def test_closing_its_own_pipes_is_the_jobs_failure(pool, after, status):
         assert r.status in (status if isinstance(status, tuple) else (status,)), (mode, r.status, r.message)
 
 
+JUNK = "import os\nfor fd in range(1024):\n    try:\n        os.write(fd, {})\n    except OSError:\n        pass\n"
+
+
 @pytest.mark.parametrize(
     "code",
-    [
-        "import os\nfor fd in range(1024):\n    try:\n        os.write(fd, os.urandom(4096))\n    except OSError:\n        pass\n",
-        "import os\nfor fd in range(1024):\n    try:\n        os.write(fd, b'\\xff' * 65536)\n    except OSError:\n        pass\n",
-        "import os\nfor fd in range(1024):\n    try:\n        os.write(fd, (2 ** 31).to_bytes(4, 'big'))\n    except OSError:\n        pass\n",
-    ],
+    [JUNK.format("os.urandom(4096)"), JUNK.format("b'\\xff' * 65536"), JUNK.format("(2 ** 31).to_bytes(4, 'big')")],
     ids=["random", "0xff", "huge length"],
 )
 def test_junk_on_every_inherited_descriptor_is_the_jobs_error(pool, code):
@@ -126,7 +125,9 @@ def test_a_setup_the_machine_refuses_is_infra_error(pool):
 
 def test_a_zygote_that_dies_under_a_job_is_infra_error():
     with sandbox.Pool(1) as own:
-        running = own.submit(Job(mode="call", code="import time\ntime.sleep(20)", call="1", limits=Limits(wall_time=30)))
+        running = own.submit(
+            Job(mode="call", code="import time\ntime.sleep(20)", call="1", limits=Limits(wall_time=30))
+        )
         deadline = time.monotonic() + 10
         while not own.client.handles and time.monotonic() < deadline:
             time.sleep(0.01)
@@ -151,7 +152,9 @@ def test_a_stopped_zygote_is_infra_error():
     with sandbox.Pool(1) as own:
         zygote = psutil.Process(own.client.process.pid)
         inner = (zygote.children() or [zygote])[0]  # with namespaces, the zygote is the child of its parent
-        running = own.submit(Job(mode="call", code="import time\ntime.sleep(0.5)", call="1", limits=Limits(wall_time=2)))
+        running = own.submit(
+            Job(mode="call", code="import time\ntime.sleep(0.5)", call="1", limits=Limits(wall_time=2))
+        )
         deadline = time.monotonic() + 10
         while not own.client.handles and time.monotonic() < deadline:
             time.sleep(0.01)

@@ -15,7 +15,9 @@ from tests.sandbox_util import FAST, nothing_left_behind, run  # noqa: F401 (a f
 
 pytestmark = pytest.mark.usefixtures("nothing_left_behind")
 TESTS = ["assert f(1) == 1", "assert f(2) == 2", "assert f(3) == 3"]
-CHECK = "def check(candidate):\n    assert candidate(1) == 1\n    assert candidate(2) == 2\n    assert candidate(3) == 3\n"
+CHECK = (
+    "def check(candidate):\n    assert candidate(1) == 1\n    assert candidate(2) == 2\n    assert candidate(3) == 3\n"
+)
 
 # ---------------------------------------------------------------- 1. shrinking the denominator
 
@@ -73,7 +75,8 @@ def test_raising_before_the_tests_fails_every_planned_test(pool):
     "helper",
     [
         "def isclose(*a, **k):\n    return True\n",
-        "class isclose:\n    def __init__(self, *a, **k):\n        pass\n    def __bool__(self):\n        return True\n",
+        "class isclose:\n    def __init__(self, *a, **k):\n        pass\n"
+        "    def __bool__(self):\n        return True\n",
         "isclose = lambda *a, **k: True\n",
     ],
 )
@@ -225,7 +228,7 @@ def test_forged_results_of_programs_are_detected(pool, attack):
         # where the nonce was before: the spec on the child's stack, a JobSpec found by gc
         "f = sys._getframe()\nwhile f:\n    s = f.f_locals.get('spec')\n    if s is not None and s.nonce:\n"
         "        found.append(s.nonce)\n    f = f.f_back\n",
-        "for o in gc.get_objects():\n    if type(o).__name__ in ('JobSpec', '_Channel') or (type(o) is bytes and len(o) == 16):\n"
+        "for o in gc.get_objects():\n    if type(o).__name__ == 'JobSpec' or (type(o) is bytes and len(o) == 16):\n"
         "        found.append(getattr(o, 'nonce', o))\n",
     ],
 )
@@ -261,8 +264,12 @@ def test_a_bare_call_in_asserts_mode_is_no_pass(pool):
 
 # ---------------------------------------------------------------- 12. class-based tests
 
-SOLUTION = "class Solution:\n    def twoSum(self, nums, target):\n        seen = {}\n        for i, n in enumerate(nums):\n"
-SOLUTION += "            if target - n in seen:\n                return [seen[target - n], i]\n            seen[n] = i\n"
+SOLUTION = (
+    "class Solution:\n    def twoSum(self, nums, target):\n        seen = {}\n        for i, n in enumerate(nums):\n"
+)
+SOLUTION += (
+    "            if target - n in seen:\n                return [seen[target - n], i]\n            seen[n] = i\n"
+)
 MIN_STACK = (
     "class MinStack:\n    def __init__(self):\n        self.items = []\n    def push(self, x):\n"
     "        self.items.append((x, min(x, self.items[-1][1]) if self.items else x))\n"
@@ -280,16 +287,21 @@ TO_LIST += "    return out\n"
 @pytest.mark.parametrize(
     ("code", "tests"),
     [
-        (SOLUTION, ["assert Solution().twoSum([2, 7, 11, 15], 9) == [0, 1]", "assert Solution().twoSum([3, 3], 6) == [0, 1]"]),
+        (
+            SOLUTION,
+            ["assert Solution().twoSum([2, 7, 11, 15], 9) == [0, 1]", "assert Solution().twoSum([3, 3], 6) == [0, 1]"],
+        ),
         (MIN_STACK, ["s = MinStack()\ns.push(3)\ns.push(1)\nassert s.getMin() == 1\ns.pop()\nassert s.getMin() == 3"]),
         (LINKED, [TO_LIST + "assert to_list(reverse(ListNode(1, ListNode(2, ListNode(3))))) == [3, 2, 1]"]),
         (
-            "class P:\n    def __init__(self, a):\n        self.a = a\ndef total(ps):\n    return sum(p.a for p in ps)\n",
+            "class P:\n    def __init__(self, a):\n        self.a = a\n"
+            "def total(ps):\n    return sum(p.a for p in ps)\n",
             ["assert total([P(1), P(2), P(3)]) == 6", "assert P(4).a == 4", "assert hasattr(P(1), 'a')"],
         ),
         ("def f(n):\n    yield from range(n)\n", ["assert list(f(3)) == [0, 1, 2]", "assert 2 in f(3)"]),
         (
-            "class Box:\n    def __init__(self, xs):\n        self.xs = xs\n    def __len__(self):\n        return len(self.xs)\n"
+            "class Box:\n    def __init__(self, xs):\n        self.xs = xs\n"
+            "    def __len__(self):\n        return len(self.xs)\n"
             "    def __getitem__(self, i):\n        return self.xs[i]\n",
             ["assert len(Box([1, 2])) == 2", "assert Box([5, 6])[1] == 6", "assert not Box([])"],
         ),

@@ -469,9 +469,14 @@ def test_wire_refuses_oversized_cut_and_malformed_messages():
     with pytest.raises(ChannelError, match="not one whole message"):
         decoder.unpack(exited[:-1])
     with pytest.raises(ChannelError, match="over the 200-byte cap"):
-        decoder.feed(wire.pack(wire.SpawnFailed(1, "x" * 200)))
+        list(decoder.feed(wire.pack(wire.SpawnFailed(1, "x" * 200))))
     with pytest.raises(ChannelError, match="malformed"):
-        Decoder[wire.FromZygote](wire.FromZygote, 200).feed(wire.pack(SetupDone()))  # not a zygote message
+        list(Decoder[wire.FromZygote](wire.FromZygote, 200).feed(wire.pack(SetupDone())))  # not a zygote message
+    # what came before a bad message is handed out first (a SetupDone followed by junk is still a SetupDone)
+    messages = Decoder[wire.FromChild](wire.FromChild, 200).feed(wire.pack(SetupDone()) + b"\x00\x00\x00\x02\xc1\xc1")
+    assert next(messages) == SetupDone()
+    with pytest.raises(ChannelError, match="malformed"):
+        next(messages)
     deep = b"\x83\xa4type\xa8returned\xa5nonce\xc4\x01n\xa5value" + b"\x82\xa1t\xa4list\xa5items\x91" * 100_000
     with pytest.raises(ChannelError, match="nested too deep"):  # a DecodeError, never a RecursionError
         Decoder[wire.FromChild](wire.FromChild, 1 << 24).unpack(len(deep).to_bytes(4, "big") + deep)
