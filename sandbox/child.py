@@ -88,8 +88,12 @@ def _replaced() -> list[str]:
 Send = Callable[[Ready | Returned], None]
 
 
+_DECODER = msgspec.msgpack.Decoder(wire.ToChild)  # made once, in the zygote (a typed decoder takes time to make)
+_ENCODER = msgspec.msgpack.Encoder()
+
+
 def _reader(fd: int) -> Callable[[], ToChild]:
-    read, decoder, limit = os.read, msgspec.msgpack.Decoder(wire.ToChild), wire.CONTROL_LIMIT
+    read, decoder, limit = os.read, _DECODER, wire.CONTROL_LIMIT
 
     def exactly(n: int) -> bytes:
         parts = []

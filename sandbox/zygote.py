@@ -84,7 +84,7 @@ class Slot(msgspec.Struct):
     directory: str
     ruleset: int  # -1 without Landlock
     cgroup: str = ""  # its memory cgroup ("" without one)
-    procs: int = -1  # the cgroup's cgroup.procs, open for writing: a child joins it by writing "0"
+    procs: int = -1  # the cgroup's `tasks`, open for writing: a child joins it by writing "0"
     peak: int = -1  # the cgroup's memory.max_usage_in_bytes, open for reading and resetting
     oom: int = -1  # the cgroup's memory.oom_control, open for reading its count of OOM kills
     oom_kills: int = 0  # that count when the slot's current job started
@@ -220,7 +220,9 @@ class Zygote:
             if self.cgroups:
                 slot.cgroup = os.path.join(self.cgroups, f"slot{number}")
                 os.makedirs(slot.cgroup, exist_ok=True)
-                slot.procs = os.open(os.path.join(slot.cgroup, "cgroup.procs"), os.O_WRONLY | os.O_CLOEXEC)
+                # `tasks`, not cgroup.procs: moving the calling (single) thread takes no lock on every
+                # thread group, whose writer waits for an RCU grace period (~15 ms on a busy machine)
+                slot.procs = os.open(os.path.join(slot.cgroup, "tasks"), os.O_WRONLY | os.O_CLOEXEC)
                 slot.peak = os.open(os.path.join(slot.cgroup, "memory.max_usage_in_bytes"), os.O_RDWR | os.O_CLOEXEC)
                 slot.oom = os.open(os.path.join(slot.cgroup, "memory.oom_control"), os.O_RDONLY | os.O_CLOEXEC)
                 with open(os.path.join(slot.cgroup, "memory.limit_in_bytes")) as f:
