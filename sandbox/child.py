@@ -48,21 +48,27 @@ Watched = tuple[str, Any, str, Any, Any]  # label, namespace, name, the zygote's
 
 
 def _reporting_path() -> list[Watched]:
-    """What a message goes through: (namespace, name, object, what else to compare) for each thing the
-    child checks is still the zygote's (a function's code, a table's contents)."""
+    """What a message goes through: (label, namespace, name, object, what else to compare) for each
+    thing the child checks is still the zygote's (a function's code, a table's contents). The
+    encoder whole; of the rest, what a message is made with (every check costs copy-on-write faults)."""
+    encoder = sys.modules["tracer.encode"]  # (`tracer.encode` is also the name of a function)
     found: list[tuple[str, Any, str, Any]] = [("os", vars(os), "read", os.read), ("os", vars(os), "write", os.write)]
     found.append(("msgspec.structs", vars(msgspec.structs), "replace", msgspec.structs.replace))
-    for name in ("tracer.encode", "tracer.run", "tracer.schema", wire.__name__, __name__):
-        namespace = vars(sys.modules[name])  # (`tracer.encode` is also the name of a function)
+    found.append(("tracer.run", vars(tracer.run), "trace", tracer.run.trace))
+    for owner, namespace in (("tracer.encode", vars(encoder)), (__name__, vars(sys.modules[__name__]))):
         for attribute, value in namespace.items():
-            if isinstance(value, (types.FunctionType, type)) and value.__module__ == name:
-                found.append((name, namespace, attribute, value))
-                if isinstance(value, type):
-                    members = vars(value)
-                    owner = f"{name}.{attribute}"
-                    found += [(owner, members, k, v) for k, v in members.items() if isinstance(v, types.FunctionType)]
-            elif type(value) is dict and name == "tracer.encode" and len(value) < 64:
-                found.append((name, namespace, attribute, value))  # a table of the encoder (`_ATOMS`)
+            if owner == __name__ and attribute not in ("_Objects", "_writer", "_reader"):
+                continue
+            if isinstance(value, (types.FunctionType, type)) and value.__module__ == owner:
+                found.append((owner, namespace, attribute, value))
+            elif type(value) is dict and owner == "tracer.encode" and len(value) < 64:
+                found.append((owner, namespace, attribute, value))  # a table of the encoder (`_ATOMS`)
+    for cls in (encoder.Encoder, tracer.schema.Trace, _Objects):
+        members = vars(cls)
+        label = f"{cls.__module__}.{cls.__name__}"
+        found += [
+            (label, members, k, v) for k, v in members.items() if isinstance(v, (types.FunctionType, classmethod))
+        ]
     return [
         (
             f"{owner}.{k}",

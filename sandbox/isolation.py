@@ -12,25 +12,26 @@ reports what is on and why anything is off, never silently):
 - Landlock (Linux 5.13+): a job may read the Python installation and system
   libraries, write only its own directory; from ABI 4 TCP bind/connect are
   refused, from ABI 6 signals and abstract sockets stay inside the job;
-- seccomp (libseccomp, compiled once by the zygote, loaded by each child with
-  one prctl): kernel objects that would outlive a job or reach past it are
-  refused (`SECCOMP_REFUSED`): keyrings, System V IPC, POSIX message queues, new
-  user namespaces, new sessions (a job stays one scheduling group) and
-  priority changes; clone3 answers ENOSYS (libc falls back to clone, whose
-  flags the filter can see); a 32-bit system call kills the job;
-- a memory cgroup per slot (root, cgroup v1 memory controller): everything a
-  job holds counts against its budget, memfd and tmpfs pages included, and its
-  peak is the cgroup's; `cgroup_memory_root()` says where;
-- CPU: one scheduling group per job (the kernel's autogroup gives each session
-  its own, and jobs cannot start sessions), so a job's processes share one
-  CPU share however many it starts (`cpu_share()`);
+- seccomp (libseccomp; loaded once by the zygote, so every process after it
+  inherits it at no cost per job): kernel objects that would outlive a job or
+  reach past it are refused (`SECCOMP_REFUSED`): keyrings, System V IPC, POSIX
+  message queues, new user namespaces; clone3 answers ENOSYS (libc falls back
+  to clone, whose flags the filter can see); a 32-bit system call kills;
+- a memory cgroup and a cpu cgroup per slot (root, cgroup v1 controllers): each
+  slot's process joins them once and forks its jobs inside, so everything a
+  job holds counts against its budget (memfd and tmpfs pages included, its peak
+  is the cgroup's) and all of a job's processes share one CPU share, however
+  many it starts and whatever sessions or priorities they take
+  (`cgroup_root()` says where);
 - always: own session and process group, rlimits (address space, CPU, file
   size, open files, no core), a throwaway working directory, a clean
   environment, isolated `sys.path`.
 
-An IPC namespace per job was measured at about 0.45 ms of CPU per job (and a
-cgroup move of the cpu controller at several ms of latency), so System V IPC is
-refused by seccomp instead, and CPU groups come from the autogroup.
+Measured on this project's 2-core VM: an IPC namespace per job costs about
+0.45 ms of CPU, a seccomp filter loaded per job about 0.1 ms (it is compiled
+to machine code), a move into a cgroup through cgroup.procs waits for an RCU
+grace period (ms); so IPC objects are refused instead, the filter is the
+zygote's, and jobs are born in their slot's cgroups.
 """
 
 from __future__ import annotations
@@ -79,7 +80,7 @@ class Layers(msgspec.Struct, frozen=True):
     notes: list[str]
     seccomp: bool = False
     memory_cgroup: str = ""  # where the slots' memory cgroups are made ("": none)
-    cpu_share: bool = False  # a job's processes share one scheduling group
+    cpu_cgroup: str = ""  # where the slots' cpu cgroups are made ("": none)
 
     def describe(self) -> str:
         on = [
@@ -90,7 +91,7 @@ class Layers(msgspec.Struct, frozen=True):
                 (f"landlock ABI {self.landlock_abi}", self.landlock_abi > 0),
                 ("seccomp", self.seccomp),
                 ("memory cgroup per slot", bool(self.memory_cgroup)),
-                ("one CPU group per job", self.cpu_share),
+                ("cpu cgroup per slot", bool(self.cpu_cgroup)),
             )
             if flag
         ]
@@ -218,16 +219,14 @@ def detect() -> Layers:
         seccomp = True
     except OSError as error:
         seccomp = False
-        notes.append(f"no seccomp ({error}): jobs may use keyrings, System V IPC and user namespaces, start sessions")
-    memory, why = cgroup_memory_root() if root else ("", "not root")
+        notes.append(f"no seccomp ({error}): jobs may use keyrings, System V IPC and user namespaces")
+    memory, why = cgroup_root("memory") if root else ("", "not root")
     if not memory:
-        notes.append(
-            f"no memory cgroup ({why}): memory a job holds outside its address space (memfd, tmpfs) is not counted"
-        )
-    share, why = cpu_share()
-    if not share or not seccomp:
-        notes.append(f"no CPU group per job ({why if not share else 'no seccomp: jobs can start sessions'})")
-    return Layers(root, namespaces, root, abi, network, notes, seccomp, memory, share and seccomp)
+        notes.append(f"no memory cgroup ({why}): memory a job holds outside its address space (memfd) is not counted")
+    cpu, why = cgroup_root("cpu") if root else ("", "not root")
+    if not cpu:
+        notes.append(f"no cpu cgroup ({why}): a job's processes each take a CPU share, and no timeout is `starved`")
+    return Layers(root, namespaces, root, abi, network, notes, seccomp, memory, cpu)
 
 
 # ---------------------------------------------------------------- uids
@@ -382,8 +381,8 @@ def apply_rlimits(memory: int, cpu_time: float, file_size: int, open_files: int,
 
 # ---------------------------------------------------------------- seccomp
 
-# system calls refused to jobs (EPERM): kernel objects that outlive a job or reach past it,
-# new sessions (a job stays one CPU group) and scheduling changes (a job cannot make itself look starved)
+# system calls refused (EPERM) to the zygote and everything it starts: kernel objects that outlive a job or
+# reach past it; keyrings are per uid, and a slot's uid serves one job after another
 SECCOMP_REFUSED = (
     "keyctl",
     "add_key",
@@ -406,11 +405,6 @@ SECCOMP_REFUSED = (
     "mq_timedreceive",
     "mq_notify",
     "mq_getsetattr",
-    "setsid",
-    "setpriority",
-    "sched_setscheduler",
-    "sched_setparam",
-    "sched_setattr",
 )
 _SCMP_ACT_ALLOW = 0x7FFF0000
 _SCMP_ACT_KILL_PROCESS = 0x80000000
@@ -504,7 +498,7 @@ def seccomp_enforce(program: bytes) -> None:
         raise OSError(ctypes.get_errno(), f"seccomp filter: {_errno_text()}")
 
 
-# ---------------------------------------------------------------- cgroups and CPU groups
+# ---------------------------------------------------------------- cgroups
 
 CGROUP_SLACK = 64 << 20  # above a job's memory budget in its cgroup: its copy-on-write pages, page tables
 
@@ -529,33 +523,24 @@ def _cgroup_mount(controller: str) -> str | None:
     return None
 
 
-def cgroup_memory_root() -> tuple[str, str]:
-    """Where this process may make memory cgroups (its own v1 memory cgroup), or "" and why not."""
+def cgroup_root(controller: str) -> tuple[str, str]:
+    """Where this process may make cgroups of a v1 `controller` (its own cgroup there), or "" and why not."""
     try:
-        mount, own = _cgroup_mount("memory"), _own_cgroup("memory")
+        mount, own = _cgroup_mount(controller), _own_cgroup(controller)
     except OSError as error:
         return "", str(error)
     if mount is None or own is None:
-        return "", "no cgroup v1 memory controller (cgroup v2 is not supported yet)"
+        return "", f"no cgroup v1 {controller} controller (cgroup v2 is not supported yet)"
     root = os.path.join(mount, own.lstrip("/"))
     if not os.access(root, os.W_OK):
         return "", f"{root} is not writable"
     return root, ""
 
 
-def cpu_share() -> tuple[bool, str]:
-    """Whether each session (each job) gets its own scheduling group: the kernel's autogroup, or why not."""
-    try:
-        with open("/proc/sys/kernel/sched_autogroup_enabled") as f:
-            enabled = f.read().strip() == "1"
-        cpu = _own_cgroup("cpu")
-    except OSError:
-        return False, "no autogroup in this kernel"
-    if not enabled:
-        return False, "kernel.sched_autogroup_enabled is 0"
-    if cpu not in (None, "/"):
-        return False, f"the zygote is in cpu cgroup {cpu}, where the autogroup does not apply"
-    return True, ""
+def join_cgroup(directory: str) -> None:
+    """Move this (single-threaded) process into a cgroup: by its `tasks` file, which moves the calling
+    thread without the lock on every thread group that cgroup.procs takes (an RCU grace period)."""
+    write_cgroup(directory, "tasks", 0)
 
 
 def write_cgroup(directory: str, name: str, value: int | str) -> None:

@@ -30,6 +30,8 @@ compared as an object it made.
 from __future__ import annotations
 
 import os
+import select
+import socket
 import struct
 from collections.abc import Iterator
 from typing import Any, Generic, TypeVar
@@ -207,6 +209,19 @@ def write(fd: int, message: Message) -> None:
     data = memoryview(pack(message))
     while data:
         data = data[os.write(fd, data) :]
+
+
+def send(sock: socket.socket, message: Message) -> None:
+    """Send one framed message as one datagram of a (possibly non-blocking) SOCK_SEQPACKET socket.
+
+    Waits for room rather than drop it: several processes send on the judge's socket."""
+    data = pack(message)
+    while True:
+        try:
+            sock.send(data)
+            return
+        except BlockingIOError:
+            select.select([], [sock], [], 1.0)
 
 
 def _read_exact(fd: int, n: int) -> bytes:

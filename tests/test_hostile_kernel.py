@@ -124,9 +124,17 @@ def test_layers_say_what_is_on_and_why_not():
     layers = sandbox.Layers(False, False, False, 0, "NOT cut", ["no seccomp (x): jobs may ..."])
     assert "seccomp" not in layers.describe().splitlines()[0] and "no seccomp (x)" in layers.describe()
     on = sandbox.Layers(
-        True, True, True, 6, "ns", [], seccomp=True, memory_cgroup="/sys/fs/cgroup/memory", cpu_share=True
+        True,
+        True,
+        True,
+        6,
+        "ns",
+        [],
+        seccomp=True,
+        memory_cgroup="/sys/fs/cgroup/memory",
+        cpu_cgroup="/sys/fs/cgroup/cpu",
     )
-    assert all(word in on.describe() for word in ("seccomp", "memory cgroup per slot", "one CPU group per job"))
+    assert all(word in on.describe() for word in ("seccomp", "memory cgroup per slot", "cpu cgroup per slot"))
 
 
 # ---------------------------------------------------------------- 11. noisy neighbours
@@ -140,7 +148,7 @@ HONEST = "def f():\n    s = 0\n    for i in range(2 * 10 ** 6):\n        s += i\
 
 
 def test_a_jobs_processes_share_one_cpu_group(pool):
-    if not pool.layers.cpu_share:
+    if not pool.layers.cpu_cgroup:
         pytest.skip(pool.layers.describe())
     noisy = pool.submit(Job(mode="call", code=BUSY, call="1", limits=Limits(wall_time=20, cpu_time=20, processes=16)))
     time.sleep(0.5)
