@@ -2,14 +2,15 @@
 
 The zygote forks one `Slot` process per worker slot, the first time the slot
 is used, and hands it the slot's `Spawn` and `Kill` requests. The slot process
-joins the slot's memory and cpu cgroups once (`isolation.join_cgroup`), makes
-the slot's directory and Landlock rules, becomes the subreaper of its jobs,
-and then for each `Spawn`: forks the child, which isolates itself and runs the
-job (`become_child`), replies `Spawned` on the judge's socket, and when the
-child ends kills whatever the job left, moves the job's working directory to
-the janitor if the job wrote in it, and replies `Exited` with the wait status,
-CPU time and peak memory. A job is born inside its slot's cgroups, so the
-cgroups cost nothing per job.
+joins the slot's cpu cgroup once (a move in the cpu controller waits for the
+kernel), makes the slot's directory and Landlock rules, becomes the subreaper
+of its jobs, and then for each `Spawn`: forks the child, which joins the
+slot's memory cgroup (a fast move; the slot process stays out of it, so the
+kernel's OOM killer never picks it), isolates itself and runs the job
+(`become_child`); replies `Spawned` on the judge's socket, and when the child
+ends kills whatever the job left, moves the job's working directory to the
+janitor if the job wrote in it, and replies `Exited` with the wait status, CPU
+time and peak memory.
 
 A slot's directory `slotN` holds its Landlock rule and stays; the job's working
 directory is `slotN/work`, swapped for a fresh one after any job that wrote in it.
@@ -74,7 +75,7 @@ class Slot:
         self.to_janitor: list[bytes] = []  # paths the janitor's pipe had no room for yet
         self.child: Child | None = None
         self.cgroup = ""
-        self.peak = self.usage = self.oom = -1  # the memory cgroup's files, open once
+        self.tasks = self.peak = self.usage = self.oom = -1  # the memory cgroup's files, open once
         self.oom_kills = 0
         self.memory_limit = 0
         self.ruleset = -1
@@ -89,11 +90,12 @@ class Slot:
         for controller, directory in self.place.cgroups.items():
             path = os.path.join(directory, f"slot{self.number}")
             os.makedirs(path, exist_ok=True)
-            isolation.join_cgroup(path)  # every job forked from here is born in it
             if controller == "memory":
-                self._open_memory_cgroup(path)
+                self._open_memory_cgroup(path)  # each child joins it (this process stays out: never its OOM victim)
+            else:
+                isolation.join_cgroup(path)  # every job forked from here is born in it
         os.makedirs(self.directory, 0o711 if self.uid is not None else 0o700, exist_ok=True)  # a job owns `work` only
-        self._new_work()
+        self._clear_work()  # after a slot process that died: what its last job left
         if self.layers.landlock_abi:
             devices = ["/dev/null", "/dev/zero", "/dev/urandom"]
             self.ruleset = isolation.landlock_ruleset(
@@ -103,6 +105,7 @@ class Slot:
     def _open_memory_cgroup(self, path: str) -> None:
         self.cgroup = path
         flags = os.O_CLOEXEC
+        self.tasks = os.open(os.path.join(path, "tasks"), os.O_WRONLY | flags)
         self.peak = os.open(os.path.join(path, "memory.max_usage_in_bytes"), os.O_RDWR | flags)
         self.usage = os.open(os.path.join(path, "memory.usage_in_bytes"), os.O_RDONLY | flags)
         self.oom = os.open(os.path.join(path, "memory.oom_control"), os.O_RDONLY | flags)
@@ -286,7 +289,7 @@ class Slot:
         return killed
 
     def _clear_work(self) -> None:
-        """Give the slot a fresh `work` if the job left anything (the old one goes to the janitor).
+        """Give the slot a fresh `work` if the job left anything, or none is there (the old one goes to the janitor).
 
         With a uid per slot the job can write nothing but `work`; without, it may
         also have left entries beside it, which go too."""
@@ -341,6 +344,8 @@ def become_child(request: Spawn, fds: list[int], slot: Slot) -> None:
         signal.set_wakeup_fd(-1)
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         os.setsid()
+        if slot.tasks >= 0:  # by its `tasks` file: see `isolation.join_cgroup`
+            os.write(slot.tasks, b"0")  # all this job holds counts in its slot's memory cgroup
         high = [fcntl.fcntl(fd, fcntl.F_DUPFD, 10) for fd in fds]  # above every target below
         for target, fd in zip(CHILD_FDS, high):
             os.dup2(fd, target, inheritable=target not in (CONTROL_FD, RESULT_FD))

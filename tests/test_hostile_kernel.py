@@ -17,7 +17,7 @@ import rewards
 import sandbox
 from rewards.cache import ResultCache
 from sandbox import Job, Limits
-from tests.sandbox_util import FAST, nothing_left_behind, quick, run  # noqa: F401 (a fixture)
+from tests.sandbox_util import FAST, job_processes, nothing_left_behind, quick, run  # noqa: F401 (a fixture)
 
 pytestmark = pytest.mark.usefixtures("nothing_left_behind")
 
@@ -39,13 +39,6 @@ def _refused(call: str, cleanup: str = "pass") -> str:
     )
 
 
-SETSID = LIBC + (  # in a child: the job's own process leads its session already
-    "def f():\n    pid = os.fork()\n    if pid == 0:\n"
-    "        os._exit(0 if libc.setsid() != -1 else ctypes.get_errno())\n"
-    "    code = os.waitpid(pid, 0)[1] >> 8\n    return errno.errorcode[code] if code else 'made'\n"
-)
-
-
 @pytest.mark.parametrize(
     "code",
     [
@@ -57,25 +50,32 @@ SETSID = LIBC + (  # in a child: the job's own process leads its session already
         _refused("libc.syscall(250, 1, -4, 0, 0, 0)"),  # keyctl(KEYCTL_JOIN_SESSION_KEYRING)
         _refused("libc.unshare(0x10000000)"),  # CLONE_NEWUSER
         _refused("libc.syscall(56, 0x10000000 | 17, 0, 0, 0, 0)", "os._exit(0) if rc == 0 else None"),  # clone
-        SETSID,
-        _refused("libc.setpriority(0, 0, 19)"),
     ],
-    ids=[
-        "shm",
-        "msg queue",
-        "semaphores",
-        "posix mq",
-        "add_key",
-        "keyctl",
-        "unshare user",
-        "clone user",
-        "setsid",
-        "nice",
-    ],
+    ids=["shm", "msg queue", "semaphores", "posix mq", "add_key", "keyctl", "unshare user", "clone user"],
 )
 def test_kernel_objects_that_outlive_a_job_are_refused(pool, seccomp, code):
     r = run(pool, code, call="f()")
     assert r.status == "ok" and sandbox.to_python(r.value) in ("EPERM", "ENOSYS"), (r.status, r.message, r.value)
+
+
+def test_a_jobs_processes_stay_in_its_cgroups(pool):
+    """New sessions and lower priorities leave a job's processes in its slot's cgroups (seen from the host)."""
+    if not (pool.layers.cpu_cgroup and pool.layers.memory_cgroup and pool.uids):
+        pytest.skip(pool.layers.describe())
+    code = (
+        "import os, time\nif os.fork() == 0:\n    try:\n        os.setsid()\n        os.nice(19)\n"
+        "        time.sleep(3)\n    finally:\n        os._exit(0)\ntime.sleep(3)\n"
+    )
+    running = pool.submit(Job(mode="call", code=code, call="1", limits=Limits(wall_time=20)))
+    deadline = time.monotonic() + 10
+    while len(job_processes(pool)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    groups = set()
+    for process in job_processes(pool):
+        with open(f"/proc/{process['pid']}/cgroup") as f:
+            groups.add(tuple(sorted(line for line in f.read().splitlines() if ":cpu:" in line or ":memory:" in line)))
+    assert running.result().status == "ok"
+    assert len(groups) == 1 and all("/slot" in line for line in groups.pop())
 
 
 def test_threads_and_subprocesses_still_work(pool, seccomp):
