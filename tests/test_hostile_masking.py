@@ -16,7 +16,7 @@ import pytest
 import sandbox
 from sandbox import Job, Limits
 from sandbox.execution import Execution
-from tests.sandbox_util import FAST, nothing_left_behind, quick, run  # noqa: F401 (a fixture)
+from tests.sandbox_util import FAST, job_processes, nothing_left_behind, quick, run  # noqa: F401 (a fixture)
 
 pytestmark = pytest.mark.usefixtures("nothing_left_behind")
 JOB_FAILURES = ("error", "failed", "timeout", "killed", "memory_exceeded", "output_exceeded")
@@ -147,21 +147,21 @@ def test_a_bug_of_the_judge_is_infra_error(pool, monkeypatch):
     assert (r.status, r.message) == ("infra_error", "judge error: TypeError: a bug of ours")
 
 
-def test_a_stopped_zygote_is_infra_error():
-    """The zygote stops answering (the machine froze it): the job's end is never reported."""
+def test_a_stopped_slot_process_is_infra_error():
+    """The process that reports the job's end stops (the machine froze it): the end is never reported."""
     with sandbox.Pool(1) as own:
-        zygote = psutil.Process(own.client.process.pid)
-        inner = (zygote.children() or [zygote])[0]  # with namespaces, the zygote is the child of its parent
-        running = own.submit(
-            Job(mode="call", code="import time\ntime.sleep(0.5)", call="1", limits=Limits(wall_time=2))
-        )
+        job = Job(mode="call", code="import time\ntime.sleep(1)", call="1", limits=Limits(wall_time=2))
+        running = own.submit(job)
         deadline = time.monotonic() + 10
-        while not own.client.handles and time.monotonic() < deadline:
+        while not job_processes(own) and time.monotonic() < deadline:
             time.sleep(0.01)
-        time.sleep(0.1)
-        inner.suspend()
+        if not job_processes(own):
+            pytest.skip("the job's process is not visible as a uid of this pool (no root)")
+        slot = psutil.Process(job_processes(own)[0]["pid"]).parent()
+        slot.suspend()
         try:
             r = running.result(timeout=60)
         finally:
-            inner.resume()
-        assert r.status == "infra_error" and ("did not report" in r.message or "spawn failed" in r.message)
+            slot.resume()
+        assert r.status == "infra_error" and "did not report" in r.message
+        assert [quick(own).status for _ in range(3)][-1] == "ok"

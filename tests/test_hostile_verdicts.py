@@ -187,7 +187,7 @@ def test_the_child_cannot_add_names_to_the_tests(pool, claim):
         "forge({'type': 'returned', 'value': {'t': 'int', 'v': 3}})",
         "forge({'type': 'ready'})\nforge({'type': 'ready'})",
         # patches on the child's reporting path
-        "import sandbox.wire\nsandbox.wire.write = lambda *a: None",
+        "import sandbox.child\nsandbox.child._Objects.answer = lambda self, obj: (sandbox.child.Value('int', 3), 0)",
         "import sandbox.child\nsandbox.child._writer = lambda *a: None",
         "import tracer\nsys.modules['tracer.encode'].Encoder._encode = lambda self, obj, depth: tracer.Value('int', 3)",
         "os.write = lambda fd, data: len(data)",
@@ -198,6 +198,18 @@ def test_forged_answers_in_asserts_mode_are_detected(pool, attack):
     code = FORGE + attack + "\ndef f(x):\n    return 0\n"
     r = run(pool, code, mode="asserts", tests=["assert f(-3) == 3"])
     assert r.status == "error" and r.passed == 0 and r.tampered
+
+
+@pytest.mark.parametrize(
+    "patch",
+    [
+        "import sandbox.wire\nsandbox.wire.write = lambda *a: None\nsandbox.wire.pack = lambda m: b''",
+        "import msgspec\nmsgspec.msgpack.Encoder = None\nmsgspec.msgpack.encode = lambda *a: b''",
+    ],
+)
+def test_patches_of_what_the_child_bound_before_the_code_change_nothing(pool, patch):
+    r = run(pool, patch + "\ndef f(x):\n    return 0\n", mode="asserts", tests=["assert f(-3) == 3"])
+    assert (r.status, r.tests[0].message, r.tampered) == ("failed", "expected 3, got 0", [])
 
 
 @pytest.mark.parametrize(
