@@ -488,6 +488,13 @@ def test_wire_refuses_oversized_cut_and_malformed_messages():
     os.close(read_end)
 
 
+def test_time_the_judge_spends_on_the_tests_is_not_the_solutions(pool):
+    # the child waits for the judge meanwhile: its wall time counts only while it has the turn
+    tests = ["import time\ntime.sleep(1.5)\nassert f(1) == 2", "time.sleep(1.5)\nassert f(2) == 3"]
+    r = pool.run(Job(mode="asserts", code=F.replace("x * 2", "x"), tests=tests, limits=Limits(wall_time=2)))
+    assert (r.status, r.passed, r.total) == ("passed", 2, 2)
+
+
 def test_child_gone_during_the_tests_is_the_codes_error(pool):
     # the code ends its own process in the middle of the tests
     code = "import os\nX = 1\ndef f():\n    os._exit(0)\n"
