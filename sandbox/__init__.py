@@ -21,8 +21,9 @@ layers and their fallbacks.
 
 Modules: job (Job, Limits, Result), pool (the judge's workers and its client of
 the zygote), execution (one job's pipes), asserts (asserts mode in the judge),
-verdict (the status), wire (every message and its framing), zygote and child
-(the processes that run the code), isolation, compare, progress.
+verdict (the status), wire (every message and its framing), zygote, slot and
+child (the processes that run the code), janitor (what jobs leave on disk),
+isolation, compare, progress.
 """
 
 from __future__ import annotations
