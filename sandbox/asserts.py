@@ -158,10 +158,10 @@ def _judge_modules(names: list[str]) -> dict[str, Any]:
 class Opaque:
     """A value from the child with no builtin equal and no handle: equal to nothing, shown by its encoding."""
 
-    __slots__ = ("value",)
+    __slots__ = ("_value",)
 
     def __init__(self, value: Value):
-        self.value = value
+        self._value = value
 
     def __eq__(self, other: object) -> bool:
         return False
@@ -172,7 +172,7 @@ class Opaque:
     __hash__ = object.__hash__
 
     def __repr__(self) -> str:
-        return render(self.value)
+        return render(self._value)
 
 
 class Session:
@@ -228,15 +228,15 @@ def _has_handle(value: Value) -> bool:
     return (value.t == "object" and value.type == HANDLE) or any(_has_handle(x) for x in value.items or [])
 
 
-class Remote:
+class Remote(Opaque):
     """One of the solution's objects, left in the child: every use is a request, and it equals nothing."""
 
-    __slots__ = ("_handle", "_next", "_session", "_value")
+    __slots__ = ("_handle", "_next", "_session")
 
     def __init__(self, session: Session, handle: int, value: Value):
+        super().__init__(value)
         self._session = session
         self._handle = handle
-        self._value = value
         self._next: Remote | None = None
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
@@ -280,17 +280,6 @@ class Remote:
                 continue
         return True
 
-    def __eq__(self, other: object) -> bool:
-        return False
-
-    def __ne__(self, other: object) -> bool:
-        return True
-
-    __hash__ = object.__hash__
-
-    def __repr__(self) -> str:
-        return render(self._value)
-
 
 def raise_from_child(info: ExceptionInfo) -> None:
     cls = getattr(builtins, info.type, None)
@@ -331,7 +320,7 @@ def serve(channel: Channel, job: Job, names: Names) -> tuple[Ready | None, Tests
 
 
 def _show(value: Any) -> str:
-    text = repr(value) if isinstance(value, (Opaque, Remote)) else render(encode(value))
+    text = repr(value) if isinstance(value, Opaque) else render(encode(value))
     return text if len(text) <= 200 else text[:200] + "..."
 
 

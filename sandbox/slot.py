@@ -25,6 +25,7 @@ import signal
 import socket
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
@@ -138,43 +139,28 @@ class Slot:
 
     def serve(self) -> None:
         try:
-            wake_r, wake_w = os.pipe()
-            os.set_blocking(wake_r, False)
-            os.set_blocking(wake_w, False)
-            signal.set_wakeup_fd(wake_w)
-            signal.signal(signal.SIGCHLD, lambda *_: None)
+            wake = wake_on_child_exit()
             try:
                 self.start()
             except Exception as error:  # every job of this slot says so, rather than wait for an answer
                 self.broken = f"the slot could not be set up: {type(error).__name__}: {error}"
-            selector = selectors.DefaultSelector()
-            selector.register(self.requests, selectors.EVENT_READ)
-            selector.register(wake_r, selectors.EVENT_READ)
-            while True:
-                for key, _ in selector.select(timeout=1.0):
-                    if key.fileobj is self.requests:
-                        if not self._read_requests():
-                            self._shutdown()
-                            return
-                    else:
-                        try:
-                            while os.read(wake_r, 4096):
-                                pass
-                        except BlockingIOError:
-                            pass
-                self._reap()
-                self._feed_janitor()
+            loop(self.requests, wake, self._read_requests, self._tick)
+            self._shutdown()
         finally:
             os._exit(0)
 
+    def _tick(self) -> None:
+        self._reap()
+        self._feed_janitor()
+
     def _read_requests(self) -> bool:
         try:
-            data, fds, _, _ = socket.recv_fds(self.requests, wire.PACKET_LIMIT + 4, len(CHILD_FDS))
+            received = wire.receive(self.requests, self.decoder)
         except BlockingIOError:
             return True
-        if not data:
+        if received is None:
             return False
-        request = self.decoder.unpack(data)
+        request, _, fds = received
         if isinstance(request, Spawn):
             self._spawn(request, fds)
         else:
@@ -335,6 +321,35 @@ class Slot:
         while self.child is not None and time.monotonic() < deadline:
             self._reap()
             time.sleep(0.005)
+
+
+def wake_on_child_exit() -> int:
+    """A pipe that a SIGCHLD makes readable (its read end): the event loops wait on it."""
+    wake_r, wake_w = os.pipe()
+    os.set_blocking(wake_r, False)
+    os.set_blocking(wake_w, False)
+    signal.set_wakeup_fd(wake_w)
+    signal.signal(signal.SIGCHLD, lambda *_: None)
+    return wake_r
+
+
+def loop(requests: socket.socket, wake: int, read: Callable[[], bool], tick: Callable[[], None]) -> None:
+    """Serve `requests` (`read` handles what came, False once they end) and child exits; `tick` after each wake."""
+    selector = selectors.DefaultSelector()
+    selector.register(requests, selectors.EVENT_READ)
+    selector.register(wake, selectors.EVENT_READ)
+    while True:
+        for key, _ in selector.select(timeout=1.0):
+            if key.fileobj is requests:
+                if not read():
+                    return
+            else:
+                try:
+                    while os.read(wake, 4096):
+                        pass
+                except BlockingIOError:
+                    pass
+        tick()
 
 
 def become_child(request: Spawn, fds: list[int], slot: Slot) -> None:

@@ -283,3 +283,10 @@ class Decoder(Generic[M]):
             body = bytes(self._buffer[_HEADER.size : end])
             del self._buffer[:end]
             yield self._decode(body)
+
+
+def receive(sock: socket.socket, decoder: Decoder[M]) -> tuple[M, bytes, list[int]] | None:
+    """One datagram of a SOCK_SEQPACKET socket: its message, its bytes, the descriptors it carried
+    (None once the socket is closed; BlockingIOError when nothing is there yet)."""
+    data, fds, _, _ = socket.recv_fds(sock, PACKET_LIMIT + 4, len(CHILD_FDS))
+    return (decoder.unpack(data), data, fds) if data else None

@@ -26,7 +26,6 @@ from __future__ import annotations
 import gc
 import importlib
 import os
-import selectors
 import signal
 import socket
 import sys
@@ -35,8 +34,8 @@ import time
 import msgspec
 
 from . import isolation, janitor, wire
-from .slot import Place, Slot
-from .wire import CHILD_FDS, Hello, Spawn, SpawnFailed
+from .slot import Place, Slot, loop, wake_on_child_exit
+from .wire import Hello, Spawn, SpawnFailed
 
 # Modules imported once in the zygote. Each adds to every fork's cost (page tables),
 # so only what most generated code uses; others are imported by the job itself.
@@ -103,39 +102,20 @@ class Zygote:
         wire.send(self.sock, message)
 
     def serve(self) -> None:
-        wake_r, wake_w = os.pipe()
-        os.set_blocking(wake_r, False)
-        os.set_blocking(wake_w, False)
-        signal.set_wakeup_fd(wake_w)
-        signal.signal(signal.SIGCHLD, lambda *_: None)
-        self.wake = (wake_r, wake_w)
-        selector = selectors.DefaultSelector()
-        selector.register(self.sock, selectors.EVENT_READ)
-        selector.register(wake_r, selectors.EVENT_READ)
+        self.wake = wake_on_child_exit()
         self.sock.setblocking(False)
-        while True:
-            for key, _ in selector.select(timeout=1.0):
-                if key.fileobj is self.sock:
-                    if not self._read_requests():
-                        self._shutdown()
-                        return
-                else:
-                    try:
-                        while os.read(wake_r, 4096):
-                            pass
-                    except BlockingIOError:
-                        pass
-            self._reap()
+        loop(self.sock, self.wake, self._read_requests, self._reap)
+        self._shutdown()
 
     def _read_requests(self) -> bool:
         while True:
             try:
-                data, fds, _, _ = socket.recv_fds(self.sock, wire.PACKET_LIMIT + 4, len(CHILD_FDS))
+                received = wire.receive(self.sock, self.decoder)
             except BlockingIOError:
                 return True
-            if not data:
+            if received is None:
                 return False
-            request = self.decoder.unpack(data)
+            request, data, fds = received
             try:
                 if isinstance(request, Spawn):
                     self._spawn(request, data, fds)
@@ -169,7 +149,7 @@ class Zygote:
             for fd in map(int, os.listdir("/proc/self/fd")):
                 if fd not in keep:
                     try:
-                        os.close(fd)  # the other slots' sockets, the wake pipe, a pending job's pipe ends
+                        os.close(fd)  # the other slots' sockets, the wake pipe (its signal fd too), a job's pipes
                     except OSError:
                         pass
             Slot(number, self.place, theirs).serve()
