@@ -17,6 +17,8 @@ from __future__ import annotations
 import ast
 from collections.abc import Sequence
 
+import msgspec
+
 from sandbox import Job, Limits, Result
 
 from .testcases import InvalidTask, TestSuite
@@ -33,9 +35,19 @@ def trace_job(code: str, suite: TestSuite, index: int, limits: Limits, trace_lim
     return Job(mode="call", code=code, call=call, trace=True, trace_limits=trace_limits, limits=limits)
 
 
-def verdict_jobs(code: str, suite: TestSuite, limits: Limits, entry_points: Sequence[str] = ()) -> list[Job]:
-    """The runs that give the tests' pass rate (see `pass_rate`)."""
-    names = list(entry_points)
+def verdict_jobs(
+    code: str, suite: TestSuite, limits: Limits, entry_points: Sequence[str] = (), trace_first: bool = False
+) -> list[Job]:
+    """The runs that give the tests' pass rate (see `pass_rate`). With `trace_first`, the run of
+    the first test also records its trace (asserts: the code and the tests' first call), so
+    that one run both judges the code and shows what it did (`rewards.onpolicy`)."""
+    jobs = _verdict_jobs(code, suite, limits, list(entry_points))
+    if trace_first:
+        jobs[0] = msgspec.structs.replace(jobs[0], trace=True)
+    return jobs
+
+
+def _verdict_jobs(code: str, suite: TestSuite, limits: Limits, names: list[str]) -> list[Job]:
     if suite.form == "asserts":
         tests = [c.source for c in suite.cases]
         return [Job(mode="asserts", code=code, tests=tests, entry_points=names, limits=limits)]

@@ -4,8 +4,9 @@ The child reads its `JobSpec` from the control pipe, runs the code, and writes
 messages (`sandbox.wire`) to the result pipe: `Returned` for call, script and
 stdio modes; for asserts mode `Ready` (the values of the names the tests take
 from the solution), then one `Returned` per call or attribute request until
-`DoneRequest`. An object with no builtin value (a function, a class, an
-instance) stays here, in a table the judge refers to by handle. The child ends
+`DoneRequest` (with a trace asked, the first call's carries it). An object with
+no builtin value (a function, a class, an instance) stays here, in a table the
+judge refers to by handle. The child ends
 with `os._exit`, so atexit hooks, excepthook rewrites and daemon threads of the
 code cannot change anything after the message is written. Values are encoded
 with the tracer's typed encoder, which runs no user code.
@@ -26,6 +27,7 @@ import os
 import sys
 import types
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import msgspec
@@ -57,13 +59,13 @@ def _reporting_path() -> list[Watched]:
     found.append(("tracer.run", vars(tracer.run), "trace", tracer.run.trace))
     for owner, namespace in (("tracer.encode", vars(encoder)), (__name__, vars(sys.modules[__name__]))):
         for attribute, value in namespace.items():
-            if owner == __name__ and attribute not in ("_Objects", "_writer", "_reader"):
+            if owner == __name__ and attribute not in ("_Objects", "_Session", "_writer", "_reader"):
                 continue
             if isinstance(value, (types.FunctionType, type)) and value.__module__ == owner:
                 found.append((owner, namespace, attribute, value))
             elif type(value) is dict and owner == "tracer.encode" and len(value) < 64:
                 found.append((owner, namespace, attribute, value))  # a table of the encoder (`_ATOMS`)
-    for cls in (encoder.Encoder, tracer.schema.Trace, _Objects):
+    for cls in (encoder.Encoder, tracer.schema.Trace, _Objects, _Session):
         members = vars(cls)
         label = f"{cls.__module__}.{cls.__name__}"
         found += [
@@ -191,12 +193,16 @@ class _Objects:
         self.limits = limits
         self.table: list[Any] = [None]
 
-    def answer(self, obj: Any) -> tuple[Value, int]:
-        """`obj` encoded, and a handle to it when it has no builtin value."""
+    def handle(self, obj: Any) -> int:
+        """A handle to `obj` when it has no builtin value (0 when it has one: the judge gets the value)."""
         if isinstance(obj, _PLAIN):
-            return encode(obj, self.limits), 0
+            return 0
         self.table.append(obj)
-        return encode(obj, self.limits), len(self.table) - 1
+        return len(self.table) - 1
+
+    def answer(self, obj: Any) -> tuple[Value, int]:
+        """`obj` encoded, and its handle."""
+        return encode(obj, self.limits), self.handle(obj)
 
     def argument(self, value: Value) -> Any:
         """A value from the judge, with its handles (`wire.handle_value`) turned back into the objects."""
@@ -218,39 +224,112 @@ class _Objects:
         raise NotDecodable(f"a {value.t} value ({value.type or value.v}) cannot be passed to the solution")
 
 
+HOOK = "__execalign_first_call__"  # asserts mode with a trace: the call expression that serves the first call
+
+
 def _serve_asserts(spec: JobSpec, read: Callable[[], ToChild], send: Send) -> None:
-    namespace: dict[str, Any] = {"__name__": "solution"}
-    objects = _Objects(TraceLimits(**dict(spec.trace_limits)).returned_limits())
-    ran = tracer.trace(spec.code, backend="none", filename=spec.filename, capture_output=False, namespace=namespace)
-    if ran.exception is not None:
-        send(Ready(b"", exception=ran.exception))
-        return
-    names = {}
-    for name in spec.names:
-        if name in namespace:
-            names[name] = Answer(*objects.answer(namespace[name]))
-    _flush()
-    send(Ready(b"", names=names))
-    while True:
-        request = read()
-        if isinstance(request, DoneRequest):
+    """The code runs, then the judge's requests are answered in order (see `_Session`).
+
+    With `spec.trace`, the code and the tests' first call are one traced run, as in call mode:
+    the code runs under the tracer, then the call expression `HOOK()` answers the judge's
+    requests up to its first call and makes that call inside the run; the `Returned` of that
+    call carries the trace. Later calls are not traced."""
+    session = _Session(spec, read, send)
+    namespace = session.namespace
+    if not spec.trace:
+        ran = tracer.trace(spec.code, backend="none", filename=spec.filename, capture_output=False, namespace=namespace)
+    else:
+        namespace[HOOK] = session.first_call
+        limits: dict[str, Any] = dict(spec.trace_limits)
+        ran = tracer.trace(
+            spec.code, f"{HOOK}()", filename=spec.filename, capture_output=False, namespace=namespace, **limits
+        )
+        if namespace.get(HOOK) is session.first_call:
+            del namespace[HOOK]
+        if session.broken is not None:
+            raise session.broken
+        if session.first is not None:  # the traced call's answer: its value or exception, and the trace
+            value = None if ran.exception is not None else ran.returned
+            send(Returned(b"", value, ran.exception, ran.to_msgpack(), ran.exit_code, session.first_handle))
+        if session.done:
             return
-        if not isinstance(request, (CallRequest, AttrRequest)) or not 0 < request.target < len(objects.table):
-            raise wire.ChannelError(f"unexpected {type(request).__name__} during the tests")
-        target = objects.table[request.target]
+    if not session.ready_sent:
+        if ran.exception is not None:  # the code failed (or removed the hook): the tests never run
+            send(Ready(b"", exception=ran.exception))
+            return
+        session.ready()  # the code replaced the hook: the tests run untraced
+    while (request := session.next_call()) is not None:
+        send(session.answer(request))
+
+
+class _Session:
+    """Asserts mode in the child: the judge's call and attribute requests about the code's objects."""
+
+    def __init__(self, spec: JobSpec, read: Callable[[], ToChild], send: Send):
+        self.spec, self.read, self.send = spec, read, send
+        self.namespace: dict[str, Any] = {"__name__": "solution"}
+        self.objects = _Objects(TraceLimits(**dict(spec.trace_limits)).returned_limits())
+        self.ready_sent = False
+        self.done = False  # the judge sent DoneRequest
+        self.first: CallRequest | None = None  # the call made inside the traced run
+        self.first_handle = 0
+        self.broken: wire.ChannelError | None = None
+
+    def ready(self) -> None:
+        found = [n for n in self.spec.names if n in self.namespace]
+        names = {n: Answer(*self.objects.answer(self.namespace[n])) for n in found}
+        _flush()
+        self.send(Ready(b"", names=names))
+        self.ready_sent = True
+
+    def next_call(self) -> CallRequest | None:
+        """Answer attribute requests until the next call request; None once the judge is done."""
+        while True:
+            request = self.read()
+            if isinstance(request, DoneRequest):
+                self.done = True
+                return None
+            if not isinstance(request, (CallRequest, AttrRequest)) or not 0 < request.target < len(self.objects.table):
+                raise wire.ChannelError(f"unexpected {type(request).__name__} during the tests")
+            if isinstance(request, CallRequest):
+                return request
+            self.send(self._answer(partial(getattr, self.objects.table[request.target], request.name)))
+
+    def _call(self, request: CallRequest) -> Any:
+        args = [self.objects.argument(a) for a in request.args]
+        kwargs = {k: self.objects.argument(v) for k, v in request.kwargs.items()}
+        return self.objects.table[request.target](*args, **kwargs)
+
+    def answer(self, request: CallRequest) -> Returned:
+        return self._answer(lambda: self._call(request))
+
+    def _answer(self, compute: Callable[[], Any]) -> Returned:
         try:
-            if isinstance(request, AttrRequest):
-                result = getattr(target, request.name)
-            else:
-                args = [objects.argument(a) for a in request.args]
-                kwargs = {k: objects.argument(v) for k, v in request.kwargs.items()}
-                result = target(*args, **kwargs)
-            value, handle = objects.answer(result)
+            value, handle = self.objects.answer(compute())
             answer = Returned(b"", value, handle=handle)
         except BaseException as error:  # SystemExit too: the code does not get to end the session
             answer = Returned(b"", exception=exception_info(error))
         _flush()
-        send(answer)
+        return answer
+
+    def first_call(self) -> Any:
+        """The traced run's call expression: Ready, the requests up to the first call, then that call,
+        whose value or exception is the run's (the tracer records it as call mode's)."""
+        try:
+            self.ready()
+            request = self.next_call()
+        except wire.ChannelError as error:
+            self.broken = error
+            return None
+        if request is None:
+            return None
+        self.first = request
+        try:
+            result = self._call(request)
+            self.first_handle = self.objects.handle(result)
+            return result
+        finally:
+            _flush()
 
 
 _WATCHED = _reporting_path()  # taken in the zygote, before any job

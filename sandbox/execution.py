@@ -3,9 +3,10 @@
 `Execution` has the zygote fork a child, sends it the `JobSpec`, feeds its
 stdin, reads stdout, stderr and messages without blocking (capping output and
 message size), watches the wall clock and has the zygote kill the job at the
-deadline. Asserts mode's tests run through it (`sandbox.asserts.serve`); the
-time the child spends waiting for the judge between two of its answers does
-not count against its wall time. When every pipe has closed and the zygote has
+deadline. Asserts mode's tests run through it (`sandbox.asserts.serve`); with a
+trace asked, the answer to their first call carries it; the time the child
+spends waiting for the judge between two of its answers does not count against
+its wall time. When every pipe has closed and the zygote has
 reported the child's end (a child that closed its pipes and lingers is killed
 at its deadline), what was seen becomes an `Evidence`, `sandbox.verdict.classify`
 gives the status, and the `Result` is built once.
@@ -14,10 +15,11 @@ What the judge checks of the child's messages, whatever the code did in the
 child: each carries the job's nonce; each comes in the protocol state that
 expects it (one `Ready` first in asserts mode, naming only names the judge
 asked for, then one `Returned` per request; one `Returned` for a program), and
-nothing comes after; no value is nested deeper than the encoder's caps allow;
-a trace agrees with the message (returned value, exception, exit code) and
-names only lines of the job's code. A message that breaks one of these kills
-the job at once: status error, `tampered` says why.
+nothing comes after; only an asked trace (a program's, or in asserts mode the
+answer to the first call) carries one; no value is nested deeper than the
+encoder's caps allow; a trace agrees with its message (returned value,
+exception, exit code) and names only lines of the job's code. A message that
+breaks one of these kills the job at once: status error, `tampered` says why.
 """
 
 from __future__ import annotations
@@ -66,6 +68,8 @@ class Execution:
         self.messages: list[Ready | Returned] = []  # from the child, with the job's nonce
         self.awaiting: type[Ready] | type[Returned] | None = None  # the one message the protocol expects next
         self.asked: set[str] = set()  # asserts mode: the names the judge asked the child for
+        self.trace_allowed = False  # the awaited message may carry a trace (a program's; asserts: the first call)
+        self.called = False  # asserts mode: the judge sent a call request
         limits = tracer.TraceLimits(**dict(job.trace_limits))
         self.depth = limits.returned_limits().max_depth + _DEPTH_MARGIN
         self.step_depth = limits.value_limits().max_depth + _DEPTH_MARGIN
@@ -107,6 +111,9 @@ class Execution:
             self.answered_at = None
         if isinstance(message, (wire.CallRequest, wire.AttrRequest)):
             self.awaiting = Returned
+            first_call = isinstance(message, wire.CallRequest) and not self.called
+            self.trace_allowed = self.job.trace and first_call
+            self.called = self.called or first_call
         self.pending_ctrl += wire.pack(message)
         self._watch_writes()
 
@@ -217,6 +224,8 @@ class Execution:
                 return f"the child answered for names the judge did not ask for: {', '.join(unasked)[:200]}"
             values = [a.value for a in message.names.values()]
         else:
+            if message.trace is not None and not self.trace_allowed:
+                return "a trace the judge did not ask for"
             values = [message.value] if message.value is not None else []
         if not _within_depth(values, self.depth):
             return f"a value nested deeper than {self.depth} levels (the encoder's cap)"
@@ -259,6 +268,7 @@ class Execution:
             )
             self.asked = set(names.solution) if names else set()
             self.awaiting = Ready if names else Returned
+            self.trace_allowed = job.trace and names is None
             self.send(
                 JobSpec(
                     mode=job.mode,
@@ -299,14 +309,15 @@ class Execution:
             self.handle.exited.wait(timeout=_EXIT_GRACE)
         exited: wire.Exited | None = self.handle.exit
         trace = None
-        if isinstance(answer, Returned) and answer.trace is not None:
+        traced = answer if isinstance(answer, Returned) else _first_traced_call(self.messages)
+        if traced is not None and traced.trace is not None:
             try:
-                trace = tracer.Trace.from_msgpack(answer.trace)
+                trace = tracer.Trace.from_msgpack(traced.trace)
             except (msgspec.DecodeError, RecursionError) as error:
                 self.tampered.append(f"malformed trace: {str(error)[:200]}")
             else:
                 self.tampered.extend(trace.tampered)
-                self.tampered.extend(self._trace_disagrees(trace, answer))
+                self.tampered.extend(self._trace_disagrees(trace, traced))
         stdout = self.out.decode("utf-8", "replace")
         job = self.job
         evidence = Evidence(
@@ -407,3 +418,8 @@ def _within_depth(values: list[tracer.Value], limit: int) -> bool:
                 deeper += value.attrs.values()
         level = deeper
     return not level
+
+
+def _first_traced_call(messages: list[Ready | Returned]) -> Returned | None:
+    """Asserts mode with a trace: the answer to the tests' first call, which carries the trace."""
+    return next((m for m in messages if isinstance(m, Returned) and m.trace is not None), None)
