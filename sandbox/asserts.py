@@ -25,7 +25,8 @@ one test, passed when it ran to its end and every assertion in it held (an
 entry with no assertion is setup, and counts only if it fails); an entry that
 never ran, because the solution ended, hung or flooded its output, failed. A
 check block counts its assertions as they ran; when it did not run to its
-end, each assertion that never ran and the unfinished block itself failed.
+end, the assertion it stopped in and each that never ran failed (and the block
+itself, when it stopped outside an assertion).
 """
 
 from __future__ import annotations
