@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from itertools import islice
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import msgspec
 
@@ -114,7 +114,12 @@ class _Plan:
         except ParseError as error:
             self.parse_error = str(error)
             return
-        self.jobs = [trace_job(item.code, self.suite, item.test_index, limits, trace_limits)]
+        # Final values and the output need no line events: recorded as "final", a long run costs
+        # close to its untraced time (and is not cut at the step cap).
+        record: Literal["lines", "final"] = (
+            "final" if self.question in ("output", "final") or item.mode == "coderl_plus" else "lines"
+        )
+        self.jobs = [trace_job(item.code, self.suite, item.test_index, limits, trace_limits, record)]
         if with_verdict:
             self.verdict = verdict_jobs(item.code, self.suite, limits, item.entry_points or ())
 
