@@ -234,8 +234,10 @@ def main(argv=None) -> int:
     )
     lines.append(f"\nlibrary workload, traced / untraced time: {lib_ratio}")
     source, call = WORKLOADS["bubble120"]
-    size = len(tracer.trace(source, call).to_json())
-    lines.append(f"bubble120 trace: {size:,} bytes of JSON")
+    bubble = tracer.trace(source, call)
+    lines.append(
+        f"bubble120 trace: {len(bubble.to_json()):,} bytes of JSON, {len(bubble.to_msgpack()):,} of MessagePack"
+    )
     lines.append(long_loop(args.repeat))
     lines.append(
         "ratios vs PySnooper/snoop use the faster execalign backend; us/event = (traced - untraced) / line events"

@@ -32,7 +32,7 @@ import numpy as np
 
 import sandbox
 from sandbox import Result
-from tracer import StepState, Trace, Value, encode, render
+from tracer import Step, StepState, Trace, Value, encode, render
 
 from . import align
 from .compare import DEFAULT_RTOL, gold, matches
@@ -154,11 +154,10 @@ def final_values(trace: Trace) -> dict[str, Value]:
     return values
 
 
-def line_steps(trace: Trace) -> list[StepState]:
-    """The line steps of the traced execution (of the call, when there is one), each with
-    the whole new values of what it changed (`changed`)."""
-    start = max(trace.call_step, 0)
-    return [s for s in trace.replay() if s.index >= start and s.step.event == "line"]
+def line_steps(trace: Trace) -> list[Step]:
+    """The line steps of the traced execution (of the call, when there is one); their values
+    are in `line_states`."""
+    return [s for s in trace.steps[max(trace.call_step, 0) :] if s.event == "line"]
 
 
 def asked_variables(truth: Truth) -> list[str]:
@@ -235,9 +234,33 @@ def _predicted_steps(answer: Any) -> list[tuple[int | None, dict[Any, Any]]]:
     return steps
 
 
-def score_steps(answer: Any, truth: Truth) -> Graded:
+def line_states(trace: Trace) -> list[StepState]:
+    """The line steps of the traced execution (of the call, when there is one), with their
+    frame's variables (`Trace.replay`)."""
+    start = max(trace.call_step, 0)
+    return [s for s in trace.replay() if s.index >= start and s.step.event == "line"]
+
+
+def value_checks(predicted: dict[Any, Any], real: dict[str, Value], truth: Truth) -> dict[str, bool]:
+    """For each name a real step changed or a predicted step names: whether the prediction has
+    that name's new value right. A step's similarity is the share of True (1.0 with no names)."""
+    checks = {n: n in predicted and matches(predicted[n], v, truth.mode, truth.rtol) for n, v in real.items()}
+    checks.update({n: False for n in predicted if isinstance(n, str) and n not in real})
+    return checks
+
+
+class StepAlignment(NamedTuple):
+    """How a steps answer lines up with the run: what `score_steps` scores (`rewards.diff` shows it)."""
+
+    predicted: list[tuple[int | None, dict[Any, Any]]]  # (line, changes) per predicted step, cut at MAX_LENGTH
+    actual: list[StepState]  # the real line steps, cut at MAX_LENGTH
+    similarity: np.ndarray  # [predicted, actual]: on the same line, the share of names right (`value_checks`)
+    score: float  # the alignment score over the uncut lengths
+
+
+def align_steps(answer: Any, truth: Truth) -> StepAlignment:
     predicted = _predicted_steps(answer)[: align.MAX_LENGTH]
-    real = line_steps(truth.trace)
+    real = line_states(truth.trace)
     actual = real[: align.MAX_LENGTH]
     by_line: dict[int, list[int]] = {}
     for j, state in enumerate(actual):
@@ -245,24 +268,26 @@ def score_steps(answer: Any, truth: Truth) -> Graded:
     similarity = np.zeros((len(predicted), len(actual)))
     for i, (line, changes) in enumerate(predicted):
         for j in by_line.get(line, ()) if line is not None else ():
-            real_changes = actual[j].changed
-            names = set(real_changes) | {k for k in changes if isinstance(k, str)}
-            if not names:
-                similarity[i, j] = 1.0
-                continue
-            right = sum(
-                1 for n in real_changes if n in changes and matches(changes[n], real_changes[n], truth.mode, truth.rtol)
-            )
-            similarity[i, j] = right / len(names)
+            checks = value_checks(changes, actual[j].changed, truth)
+            similarity[i, j] = sum(checks.values()) / len(checks) if checks else 1.0
     score = align.alignment_score(similarity, len(predicted), len(real))
-    best = similarity.max(axis=1) if similarity.size else np.zeros(len(predicted))
-    return Graded(score, [Detail(f"step {i} (line {line})", float(best[i])) for i, (line, _) in enumerate(predicted)])
+    return StepAlignment(predicted, actual, similarity, score)
+
+
+def score_steps(answer: Any, truth: Truth) -> Graded:
+    aligned = align_steps(answer, truth)
+    similarity = aligned.similarity
+    best = similarity.max(axis=1) if similarity.size else np.zeros(len(aligned.predicted))
+    return Graded(
+        aligned.score,
+        [Detail(f"step {i} (line {line})", float(best[i])) for i, (line, _) in enumerate(aligned.predicted)],
+    )
 
 
 def score_lines(answer: Any, truth: Truth) -> Graded:
     if not isinstance(answer, list) or not all(type(x) is int for x in answer):
         raise ParseError("a lines answer is a list of line numbers")
-    real = [s.step.line for s in line_steps(truth.trace)]
+    real = [s.line for s in line_steps(truth.trace)]
     score = align.alignment_score(align.line_similarity(answer, real), len(answer), len(real))
     return Graded(score, [Detail("lines", score, _short(str(answer)), _short(str(real)))])
 
@@ -305,12 +330,12 @@ def gold_coderl_plus(truth: Truth) -> dict[str, Any]:
 
 
 def gold_steps(truth: Truth) -> dict[str, Any]:
-    steps = line_steps(truth.trace)
+    steps = line_states(truth.trace)
     return {"steps": [{"line": s.step.line, "changes": {k: gold(v) for k, v in s.changed.items()}} for s in steps]}
 
 
 def gold_lines(truth: Truth) -> dict[str, Any]:
-    return {"lines": [s.step.line for s in line_steps(truth.trace)]}
+    return {"lines": [s.line for s in line_steps(truth.trace)]}
 
 
 # ---------------------------------------------------------------- the registry

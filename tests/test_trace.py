@@ -1,5 +1,7 @@
 """What a trace records for the kinds of code people write (run on every backend)."""
 
+import ast
+import pathlib
 import sys
 import textwrap
 
@@ -775,3 +777,32 @@ def test_the_sandbox_records_what_the_job_asks(pool):
     assert final.status == lines.status == "ok"
     assert final.trace.record == "final" and len(final.trace.steps) == 4 and len(lines.trace.steps) > 200
     assert final.trace.frames[-1].locals == lines.trace.frames[-1].locals
+
+
+def test_the_readmes_tracer_tour_runs_and_shows_what_it_says(tmp_path, monkeypatch):
+    """Each line of the README's tracer example runs; a comment that is a Python literal is
+    the value of its line's expression (a comment alone on a line: of the line before)."""
+    text = (pathlib.Path(__file__).resolve().parents[1] / "README.md").read_text()
+    tour = text[text.index("### tracer") :]
+    start = tour.index("```python\n") + len("```python\n")
+    block = tour[start : tour.index("```\n", start)]
+    (tmp_path / "prog.py").write_text("import sys\nprint(int(sys.argv[1]) + 1)\n")
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {}
+    value, claims = None, 0
+    for line in block.splitlines():
+        code, _, comment = ("", "", line[2:]) if line.startswith("# ") else line.partition("  # ")
+        if code:
+            try:
+                value = eval(compile(code, "README", "eval"), namespace)
+            except SyntaxError:
+                exec(compile(code, "README", "exec"), namespace)
+                value = None
+        try:
+            claimed = ast.literal_eval(comment)
+        except (ValueError, SyntaxError):
+            continue
+        assert value == claimed, line
+        claims += 1
+    assert claims >= 8
+    assert namespace["tracer"].trace_file("prog.py", argv=["1"]).stdout == "2\n"
