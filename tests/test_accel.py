@@ -19,6 +19,7 @@ import pytest
 from hypothesis import given, settings
 
 import tracer
+from benchmarks.tracer_bench import WORKLOADS
 from tests.conftest import BACKENDS
 from tests.test_backends import programs
 from tracer import accel
@@ -83,16 +84,7 @@ def program(text):
 
 
 PROGRAMS = {
-    "bubble sort (flat lists edited in place)": program("""
-        def f(a):
-            n = len(a)
-            for i in range(n):
-                for j in range(n - i - 1):
-                    if a[j] > a[j + 1]:
-                        a[j], a[j + 1] = a[j + 1], a[j]
-            return a
-        # call: f(list(range(30, 0, -1)))
-    """),
+    "bubble sort (flat lists edited in place)": (WORKLOADS["bubble120"][0], "f(list(range(30, 0, -1)))"),
     "module-level code and globals": program("""
         import math
         G = 0

@@ -554,6 +554,12 @@ error:
     return NULL;
 }
 
+/* diff_all, unless the locals are a dict with other keys than names: then the recorder reads it (and fails) its way */
+static PyObject *read_all(Hot *h, PyObject *st, PyObject *frame, PyObject *locals) {
+    if (PyDict_Check(locals) && !plain_keys(locals)) return PyObject_CallMethod(h->rec, "_diff_all", "OO", st, frame);
+    return diff_all(h, st, frame, locals);
+}
+
 /* recorder._diff_names */
 static PyObject *diff_names(Hot *h, PyObject *st, PyObject *frame, PyObject *locals, PyObject *names) {
     PyObject *changes = PyDict_New(), *globals = NULL;
@@ -698,12 +704,8 @@ static int settle(Hot *h, PyObject *st, PyObject *frame) {
     }
     if (full || PyTuple_GET_SIZE(PyTuple_GET_ITEM(info, LI_STORES))) {
         if (locals == NULL && (locals = PyFrame_GetLocals((PyFrameObject *)frame)) == NULL) return -1;
-        if (full && PyDict_Check(locals) && !plain_keys(locals)) {  /* the recorder reads it (and fails) its way */
-            PyObject *r = PyObject_CallMethod(h->rec, "_diff_all", "OO", st, frame);
-            if (r == NULL) goto done;
-            changes = r;
-        } else if (full) {
-            changes = diff_all(h, st, frame, locals);
+        if (full) {
+            changes = read_all(h, st, frame, locals);
         } else {
             changes = diff_names(h, st, frame, locals, PyTuple_GET_ITEM(info, LI_STORES));
         }
@@ -812,11 +814,7 @@ static PyObject *Hot_diff_all(Hot *h, PyObject *const *args, Py_ssize_t nargs) {
     if (!is_frame_state(h, st)) return NULL;
     PyObject *locals = PyFrame_GetLocals((PyFrameObject *)frame);
     if (locals == NULL) return NULL;
-    PyObject *changes;
-    if (PyDict_Check(locals) && !plain_keys(locals))  /* the recorder reads it (and fails) its way */
-        changes = PyObject_CallMethod(h->rec, "_diff_all", "OO", st, frame);
-    else
-        changes = diff_all(h, st, frame, locals);
+    PyObject *changes = read_all(h, st, frame, locals);
     Py_DECREF(locals);
     return changes;
 }
