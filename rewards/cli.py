@@ -21,7 +21,7 @@ import msgspec
 from tracer import cli as tracer_cli
 
 from .questions import QUESTIONS
-from .score import score
+from .score import jsonable, score
 
 
 def _read(text: str | None) -> str | None:
@@ -74,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
         print("execalign score: error: give at least one --test or --stdin-test", file=sys.stderr)
         return 2
     result = score(code, tests, prediction, question=args.question, mode=args.mode, test_index=args.test_index)
-    sys.stdout.write(msgspec.json.format(msgspec.json.encode(result)).decode() + "\n")
+    sys.stdout.write(msgspec.json.format(msgspec.json.encode(jsonable(result))).decode() + "\n")
     return 0 if result.status == "ok" else 1
 
 

@@ -13,17 +13,27 @@ the sandbox's run plus what was asked), its gold answer from the same `Truth`
 (what `tasks.build_task` asks a model to write, which scores 1.0), and the
 prompt `build_task` asks it with. Adding a question is adding one entry.
 
-Scores lie in [0, 1]: output and input 1 or 0; final: correct items / items,
-where the items are the variables asked for (`Truth.variables`, else those
-worth asking about: `interesting_variables`) plus every other predicted name;
-steps and lines: the alignment score (`align`). `coderl_plus` is CodeRL+'s
-reward for a final answer: 0.1 for the format plus 0.9 * correct / (1 + n).
+Scores lie in [0, 1]: output and input 1 or 0; final: correct / asked, over
+the variables asked for (`Truth.variables`, else those worth asking about:
+`interesting_variables`) and nothing else: other predicted names, and the
+output (which the final question does not ask), are ignored and listed in a
+detail that is not scored (`Detail.scored` False); steps and lines: the
+alignment score (`align`). `coderl_plus` is CodeRL+'s reward for its question
+(the output and the asked variables): 0.1 for the format plus
+0.9 * correct / (1 + n). A final question that asks about no variable, or about
+one the run never defines, is the task's fault (`InvalidTask`).
+
+Scoring work is bounded whatever the answer: comparisons spend a `Budget` (past
+it: `OverBudget`, which `score` reports as a parse_error), and each predicted
+step is compared with the real steps of its line near its own position only
+(`step_window`), so a steps answer costs about `STEP_WORK` node comparisons at
+most, not predicted x real.
 """
 
 from __future__ import annotations
 
 import ast
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -35,18 +45,22 @@ from sandbox import Result
 from tracer import Step, Trace, Value, encode, render
 
 from . import align
-from .compare import DEFAULT_RTOL, gold, matches
+from .compare import DEFAULT_RTOL, Budget, Real, equal, gold, matches, nodes
 from .parse import ParseError
 from .testcases import InvalidTask
 
 _NOT_ASKED = {"function", "class", "module", "generator", "coroutine"}
+STEP_WORK = 1_000_000  # about how many value nodes a steps answer's comparisons may visit
+MIN_WINDOW = 8  # a predicted step is compared with at least this many real steps of its line each side
+SHOWN = 300  # characters of a value or text kept in a Detail
 
 
 class Detail(msgspec.Struct, frozen=True):
-    item: str  # "output", "y", "step 3 (line 5)", "lines"
+    item: str  # "output", "y", "step 3 (line 5)", "lines", or a note ("ignored", "window")
     score: float  # 1.0 right, 0.0 wrong, in between for partly right steps
     predicted: str = ""
     actual: str = ""
+    scored: bool = True  # False: a note (what was ignored or cut), not part of the score
 
 
 class Graded(NamedTuple):
@@ -169,8 +183,26 @@ def asked_variables(truth: Truth) -> list[str]:
 # ---------------------------------------------------------------- scorers
 
 
-def _short(text: str, limit: int = 300) -> str:
+def _short(text: str, limit: int = SHOWN) -> str:
     return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _note(item: str, text: str) -> Detail:
+    """A detail that says what was ignored or cut; it is not part of the score."""
+    return Detail(item, 0.0, _short(text, 2 * SHOWN), scored=False)
+
+
+def _ignored(names: list[Any]) -> list[Detail]:
+    if not names:
+        return []
+    shown = ", ".join(_short(n if isinstance(n, str) else repr(n), 40) for n in names[:20])
+    more = f" (and {len(names) - 20} more)" if len(names) > 20 else ""
+    return [_note("ignored", f"not asked, not scored: {shown}{more}")]
+
+
+def _mean(details: list[Detail]) -> float:
+    scored = [d.score for d in details if d.scored]
+    return sum(scored) / len(scored) if scored else 1.0
 
 
 def _show(value: Any) -> str:
@@ -185,33 +217,52 @@ def score_output(answer: Any, truth: Truth) -> Graded:
     if truth.stdio:
         real = truth.result.stdout
         ok = isinstance(answer, str) and sandbox.matches(answer, real)
-        return Graded(float(ok), [Detail("output", float(ok), _show(answer), _short(repr(real)))])
+        return Graded(float(ok), [Detail("output", float(ok), _show(answer), _short(repr(real[: 2 * SHOWN])))])
     trace = truth.trace
     actual = trace.returned if trace.returned is not None else encode(None)
     ok = matches(answer, actual, truth.mode, truth.rtol)
     return Graded(float(ok), [Detail("output", float(ok), _show(answer), _short(render(actual)))])
 
 
-def score_final(answer: Any, truth: Truth) -> Graded:
+def _final_answer(answer: Any) -> tuple[dict[Any, Any], list[Any]]:
+    """The predicted variables of a final answer ({"y": 6}, or CodeRL+'s {"final_output": 7,
+    "variables": {"y": 6}}), and its other top-level keys."""
     if not isinstance(answer, dict):
         raise ParseError(f"a final-values answer is a dict of names, got {type(answer).__name__}")
-    values = answer.get("variables", answer) if ("variables" in answer or "final_output" in answer) else answer
+    if "variables" not in answer and "final_output" not in answer:
+        return answer, []
+    values = answer.get("variables", {})
     if not isinstance(values, dict):
         raise ParseError("'variables' must be a dict of names")
+    return values, [k for k in answer if k != "variables"]
+
+
+def _variable_details(values: dict[Any, Any], truth: Truth, budget: Budget) -> tuple[list[Detail], list[Any]]:
+    """A detail for each asked variable, and the predicted names that were not asked."""
     asked = asked_variables(truth)
-    names = asked + [n for n in values if isinstance(n, str) and n not in asked and n != "final_output"]
     real = final_values(truth.trace)
-    details = score_output(answer["final_output"], truth).details if "final_output" in answer else []
-    for name in names:
-        actual = real.get(name)
-        if name not in values or actual is None:
-            shown = _show(values[name]) if name in values else ""
-            details.append(Detail(name, 0.0, shown, render(actual) if actual is not None else "<no such variable>"))
+    if not asked:
+        raise InvalidTask("the final question asks about no variable (give `variables`, or a run that sets some)")
+    unknown = [name for name in asked if name not in real]
+    if unknown:
+        raise InvalidTask(f"variables asked about that the run never defines: {', '.join(unknown[:20])}")
+    details = []
+    for name in asked:
+        actual = real[name]
+        if name not in values:
+            details.append(Detail(name, 0.0, "", _short(render(actual))))
             continue
-        ok = matches(values[name], actual, truth.mode, truth.rtol)
+        ok = matches(values[name], actual, truth.mode, truth.rtol, budget)
         details.append(Detail(name, float(ok), _show(values[name]), _short(render(actual))))
-    total = len(details)
-    return Graded(sum(d.score for d in details) / total if total else 1.0, details)
+    asked_set = set(asked)
+    return details, [n for n in values if n not in asked_set]
+
+
+def score_final(answer: Any, truth: Truth) -> Graded:
+    """The asked variables only: other names, and a CodeRL+ answer's output, are listed as ignored."""
+    values, others = _final_answer(answer)
+    details, ignored = _variable_details(values, truth, Budget())
+    return Graded(_mean(details), details + _ignored(others + ignored))
 
 
 def _predicted_steps(answer: Any) -> list[tuple[int | None, dict[Any, Any]]]:
@@ -233,28 +284,71 @@ def _predicted_steps(answer: Any) -> list[tuple[int | None, dict[Any, Any]]]:
     return steps
 
 
+def step_window(predicted: list[tuple[int | None, dict[Any, Any]]]) -> int:
+    """How many real steps of its line, each side of its own position, a predicted step is compared
+    with: `STEP_WORK` shared by the answer's steps in proportion to their size, `MIN_WINDOW` at least."""
+    work = sum(1 + len(changes) + sum(nodes(v, STEP_WORK) for v in changes.values()) for _, changes in predicted)
+    return max(MIN_WINDOW, STEP_WORK // (4 * max(work, 1)))
+
+
 def score_steps(answer: Any, truth: Truth) -> Graded:
-    predicted = _predicted_steps(answer)[: align.MAX_LENGTH]
+    """Each predicted step is compared with the real steps of its line: the k-th predicted occurrence
+    of a line with the real occurrences within `step_window` of k (and of k shifted by how many more
+    times the line really ran), then the best order-preserving matching is found (`align`)."""
+    steps = _predicted_steps(answer)
+    predicted = steps[: align.MAX_LENGTH]
     real = line_steps(truth.trace)
     actual = real[: align.MAX_LENGTH]
-    by_line: dict[int, list[int]] = {}
+    occurrences: dict[int, list[int]] = {}
     for j, step in enumerate(actual):
-        by_line.setdefault(step.line, []).append(j)
-    similarity = np.zeros((len(predicted), len(actual)))
-    for i, (line, changes) in enumerate(predicted):
-        for j in by_line.get(line, ()) if line is not None else ():
-            real_changes = actual[j].changes
-            names = set(real_changes) | {k for k in changes if isinstance(k, str)}
-            if not names:
-                similarity[i, j] = 1.0
-                continue
-            right = sum(
-                1 for n in real_changes if n in changes and matches(changes[n], real_changes[n], truth.mode, truth.rtol)
-            )
-            similarity[i, j] = right / len(names)
-    score = align.alignment_score(similarity, len(predicted), len(real))
-    best = similarity.max(axis=1) if similarity.size else np.zeros(len(predicted))
-    return Graded(score, [Detail(f"step {i} (line {line})", float(best[i])) for i, (line, _) in enumerate(predicted)])
+        occurrences.setdefault(step.line, []).append(j)
+    predicted_count: dict[int | None, int] = {}
+    for line, _ in predicted:
+        predicted_count[line] = predicted_count.get(line, 0) + 1
+    window = step_window(predicted)
+    budget = Budget(8 * STEP_WORK)
+    decoded: dict[int, dict[str, Real]] = {}
+    best = np.zeros(len(predicted))
+    narrowed = False
+
+    def similarity(changes: dict[Any, Any], named: int, j: int) -> float:
+        real_changes = decoded.get(j)
+        if real_changes is None:
+            real_changes = decoded[j] = {n: Real(v) for n, v in actual[j].changes.items()}
+        budget.spend(1 + len(real_changes))
+        common = [n for n in real_changes if n in changes]
+        names = len(real_changes) + named - len(common)
+        if not names:
+            return 1.0
+        right = sum(equal(changes[n], real_changes[n], truth.mode, truth.rtol, budget) for n in common)
+        return right / names
+
+    def rows() -> Iterator[np.ndarray]:
+        nonlocal narrowed
+        seen: dict[int | None, int] = {}
+        for i, (line, changes) in enumerate(predicted):
+            row = np.zeros(len(actual))
+            k = seen[line] = seen.get(line, -1) + 1
+            places = occurrences.get(line, []) if line is not None else []
+            shift = len(places) - predicted_count[line]
+            near = set(range(max(0, k - window), min(len(places), k + window + 1)))
+            near.update(range(max(0, k + shift - window), min(len(places), k + shift + window + 1)))
+            narrowed = narrowed or len(near) < len(places)
+            named = sum(isinstance(name, str) for name in changes)
+            for c in near:
+                row[places[c]] = similarity(changes, named, places[c])
+            best[i] = row.max() if len(row) else 0.0
+            yield row
+
+    score = align.alignment_score(rows(), len(steps), len(real))
+    details = [Detail(f"step {i} (line {line})", float(best[i])) for i, (line, _) in enumerate(predicted)]
+    if len(steps) > len(predicted) or len(real) > len(actual):
+        details.append(
+            _note("cut", f"only the first {align.MAX_LENGTH} steps are compared (the score divides by all of them)")
+        )
+    if narrowed:
+        details.append(_note("window", f"steps were compared with the real steps of their line within {window} places"))
+    return Graded(score, details)
 
 
 def score_lines(answer: Any, truth: Truth) -> Graded:
@@ -262,25 +356,29 @@ def score_lines(answer: Any, truth: Truth) -> Graded:
         raise ParseError("a lines answer is a list of line numbers")
     real = [s.line for s in line_steps(truth.trace)]
     score = align.alignment_score(align.line_similarity(answer, real), len(answer), len(real))
-    return Graded(score, [Detail("lines", score, _short(str(answer)), _short(str(real)))])
+    return Graded(score, [Detail("lines", score, _short(str(answer[:SHOWN])), _short(str(real[:SHOWN])))])
 
 
 def score_input(answer: Any, truth: Truth) -> Graded:
     """The run is of the predicted call: does it return the output the test asserts?"""
     real = truth.result.value
     ok = real is not None and matches(truth.expected, real, truth.mode, truth.rtol)
-    return Graded(
-        float(ok), [Detail("output", float(ok), _show(truth.expected), render(real) if real is not None else "")]
-    )
+    shown = _short(render(real)) if real is not None else ""
+    return Graded(float(ok), [Detail("output", float(ok), _show(truth.expected), shown)])
 
 
 def coderl_plus(answer: Any, truth: Truth) -> tuple[float, list[Detail], dict[str, float]]:
     """CodeRL+'s reward for an answer {"final_output": ..., "variables": {...}} (values compared
-    leniently): the reward, the details, and the components (format, values)."""
-    details = score_final(answer, truth).details
-    asked = len(asked_variables(truth))
-    correct = sum(d.score for d in details[: 1 + asked])  # CodeRL+ counts the output and the asked variables only
-    return 0.1 + 0.9 * correct / (1 + asked), details, {"format": 1.0, "values": correct / (1 + asked)}
+    leniently): the reward, the details, and the components (format, values). Its question asks
+    the output and the variables; other names are ignored (and listed)."""
+    values, others = _final_answer(answer)
+    details = score_output(answer["final_output"], truth).details
+    variables, ignored = _variable_details(values, truth, Budget())
+    details += variables
+    correct = sum(d.score for d in details)
+    share = correct / len(details)
+    others = [k for k in others if k != "final_output"]
+    return 0.1 + 0.9 * share, details + _ignored(others + ignored), {"format": 1.0, "values": share}
 
 
 # ---------------------------------------------------------------- gold answers

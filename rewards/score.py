@@ -5,18 +5,24 @@ The question (what the answer predicts: output, final, steps, lines, input; see
 {"final_output"/"variables"} or a dict of names -> final; {"steps": [...]} or
 a list of step dicts -> steps; {"lines": [...]} -> lines; {"output": x} or any
 other value -> output. `Score.question` says which was chosen. Tests with
-`assert f(??) == out` make it "input".
+`assert f(??) == out` make it "input". "auto" is for a person reading the
+Score: it lets the answer pick the question, so a policy would pick the easiest
+one. Rewards for training name the question: the trainer adapters and the
+server take it from the dataset row and refuse "auto" (`rewards.integrations`).
 
 With no answer, the reward is the tests' pass rate (`Score.question` "tests").
 `weights` mixes the answer's score ("prediction", default 1) with the pass rate
 ("tests", default 0). mode="coderl_plus" gives CodeRL+'s reward for a final
 answer instead: 0.1 for the format plus 0.9 * correct / (1 + n), lenient values.
 
-Statuses: ok, parse_error (reward 0), the code's own failures from the sandbox
-(error, timeout, memory_exceeded, output_exceeded, killed: reward 0), and two
-that must be masked, never scored, so their reward is None: infra_error (ours or
-the machine's) and invalid_task (malformed tests). Nothing here raises into the
-caller for bad input.
+Statuses: ok, parse_error (reward 0: the answer cannot be read, or is too
+large or too deep to score within the comparison budget), the code's own failures
+from the sandbox (error, timeout, memory_exceeded, output_exceeded, killed:
+reward 0), and two that must be masked, never scored, so their reward is None:
+infra_error (ours or the machine's) and invalid_task (malformed tests or fields).
+Nothing an answer holds can make either of those: any failure while reading or
+scoring an answer is its parse_error. Nothing here raises into the caller for
+bad input.
 """
 
 from __future__ import annotations
@@ -32,7 +38,7 @@ from sandbox import Job, Limits, Result
 from tracer import encode, render
 
 from .cache import CACHE, ResultCache
-from .compare import DEFAULT_RTOL
+from .compare import DEFAULT_RTOL, OverBudget
 from .jobs import pass_rate, trace_job, verdict_jobs
 from .parse import ParseError, parse_answer, parse_arguments
 from .questions import QUESTIONS, Detail, Truth, coderl_plus, resolve
@@ -107,8 +113,10 @@ class _Plan:
         try:
             self.parsed = parse_answer(item.predicted_trace).value
             self.question, self.answer = resolve(item.question, self.parsed)
-        except ParseError as error:
-            self.parse_error = str(error)
+        except InvalidTask:
+            raise
+        except Exception as error:  # whatever the answer holds, it is the answer's failure
+            self.parse_error = _answer_failure(error)
             return
         self.jobs = [trace_job(item.code, self.suite, item.test_index, limits, trace_limits)]
         if with_verdict:
@@ -125,11 +133,11 @@ class _Plan:
             raise InvalidTask("an input question needs a predicted input")
         try:
             args, kwargs = parse_arguments(self.item.predicted_trace, case.function)
-        except ParseError as error:
-            self.parse_error = str(error)
+            shown = [render(encode(a)) for a in args] + [f"{k}={render(encode(v))}" for k, v in kwargs.items()]
+        except Exception as error:  # whatever the answer holds, it is the answer's failure
+            self.parse_error = _answer_failure(error)
             return
         self.parsed = list(args)
-        shown = [render(encode(a)) for a in args] + [f"{k}={render(encode(v))}" for k, v in kwargs.items()]
         call = f"{case.function}({', '.join(shown)})"
         self.jobs = [Job(mode="call", code=self.item.code, call=call, limits=limits)]
 
@@ -179,9 +187,15 @@ class _Plan:
                 return self._coderl_plus(truth)
             asked = QUESTIONS[question]
             value, details = asked.score(self.answer, truth)
-        except ParseError as error:
+        except InvalidTask as error:
+            return Score(reward=None, status="invalid_task", question=question, message=str(error))
+        except Exception as error:  # whatever the answer holds, it is the answer's failure, never masked
             return Score(
-                reward=0.0, status="parse_error", question=question, prediction=self.parsed, message=str(error)
+                reward=0.0,
+                status="parse_error",
+                question=question,
+                prediction=self.parsed,
+                message=_answer_failure(error),
             )
         return Score(
             reward=value,
@@ -207,6 +221,31 @@ class _Plan:
         return Score(
             reward=reward, status="ok", question="final", prediction=answer, details=details, components=components
         )
+
+
+def _answer_failure(error: BaseException) -> str:
+    """Why an answer could not be read or scored, in a line."""
+    if isinstance(error, ParseError):
+        return str(error)
+    if isinstance(error, OverBudget):
+        return f"the answer is too large to score: {error}"
+    if isinstance(error, (RecursionError, MemoryError)):
+        return f"the answer is too deep or too large to score ({type(error).__name__})"
+    text = str(error)
+    return f"the answer could not be scored: {type(error).__name__}: {text[:200]}"
+
+
+def jsonable(s: Score) -> Score:
+    """The Score, with its prediction as text where JSON cannot hold it (a complex, a dict with tuple keys)."""
+    try:
+        msgspec.json.encode(s.prediction)
+        return s
+    except (TypeError, ValueError, OverflowError, RecursionError):
+        try:
+            shown = render(encode(s.prediction))
+        except Exception:  # a value too odd even to render: say what it was
+            shown = f"<{type(s.prediction).__name__}>"
+        return msgspec.structs.replace(s, prediction=shown)
 
 
 def _mix(components: dict[str, float], weights: dict[str, float]) -> float:

@@ -13,7 +13,7 @@ from rewards import integrations
 from rewards.server import RewardServer
 
 CODE = "def f(x):\n    y = x * 2\n    return y + 1"
-TRACE_ROW = {"kind": "trace", "code": CODE, "tests": json.dumps(["f(3)"]), "question": "auto"}
+TRACE_ROW = {"kind": "trace", "code": CODE, "tests": json.dumps(["f(3)"]), "question": "final"}
 RLVR_ROW = {"kind": "rlvr", "code": None, "tests": json.dumps(["assert f(3) == 7", "assert f(0) == 1"])}
 GOOD_CODE = "Here you go:\n```python\ndef f(x):\n    return 2 * x + 1\n```"
 
@@ -58,6 +58,7 @@ def test_trl_async_and_conversational_completions_and_pickling():
             completion_ids=[[1]],
             kind=["trace"],
             code=[CODE],
+            question=["final"],
             test_list=[["f(3)"]],
         )
     )
