@@ -143,6 +143,20 @@ def _text(value: Any, budget: Budget) -> str:
     return text.strip()
 
 
+_EXACT = (type(None), bool, int, str, bytes)  # types whose typed equality is plain ==, with their type
+
+
+def exact_key(value: Any) -> Any:
+    """A hashable key two values share exactly when `typed_equal` holds, for the common small values:
+    None, bools, ints, strings, bytes, and lists or tuples of up to 64 of them; None for any other."""
+    t = type(value)
+    if t in _EXACT:
+        return (t, value)
+    if (t is list or t is tuple) and len(value) <= 64 and all(type(x) in _EXACT for x in value):
+        return (t, tuple((type(x), x) for x in value))
+    return None
+
+
 def nodes(value: Any, cap: int) -> int:
     """How many nodes `value` has (containers, items, dict keys), counted up to `cap`."""
     count, stack = 0, [value]

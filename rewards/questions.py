@@ -45,12 +45,12 @@ from sandbox import Result
 from tracer import Step, Trace, Value, encode, render
 
 from . import align
-from .compare import DEFAULT_RTOL, Budget, Real, equal, gold, matches, nodes
+from .compare import DEFAULT_RTOL, Budget, Real, equal, exact_key, gold, matches, nodes
 from .parse import ParseError
 from .testcases import InvalidTask
 
 _NOT_ASKED = {"function", "class", "module", "generator", "coroutine"}
-STEP_WORK = 1_000_000  # about how many value nodes a steps answer's comparisons may visit
+STEP_WORK = 500_000  # about how many value nodes a steps answer's comparisons may visit
 MIN_WINDOW = 8  # a predicted step is compared with at least this many real steps of its line each side
 SHOWN = 300  # characters of a value or text kept in a Detail
 
@@ -291,6 +291,27 @@ def step_window(predicted: list[tuple[int | None, dict[Any, Any]]]) -> int:
     return max(MIN_WINDOW, STEP_WORK // (4 * max(work, 1)))
 
 
+class _Changes:
+    """One step's changes, ready to be compared many times: their names, the (name, key) pairs of
+    the values that have an exact key (`compare.exact_key`: a set intersection compares those),
+    and the other values (compared one by one)."""
+
+    __slots__ = ("exact", "loose", "names", "values")
+
+    def __init__(self, values: dict[Any, Any], keys: Callable[[Any], Any]) -> None:
+        self.values = values
+        self.names = frozenset(n for n in values if isinstance(n, str))
+        exact = set()
+        self.loose = {}
+        for name in self.names:
+            key = keys(values[name])
+            if key is None:
+                self.loose[name] = values[name]
+            else:
+                exact.add((name, key))
+        self.exact = frozenset(exact)
+
+
 def score_steps(answer: Any, truth: Truth) -> Graded:
     """Each predicted step is compared with the real steps of its line: the k-th predicted occurrence
     of a line with the real occurrences within `step_window` of k (and of k shifted by how many more
@@ -307,26 +328,38 @@ def score_steps(answer: Any, truth: Truth) -> Graded:
         predicted_count[line] = predicted_count.get(line, 0) + 1
     window = step_window(predicted)
     budget = Budget(8 * STEP_WORK)
-    decoded: dict[int, dict[str, Real]] = {}
+    typed = truth.mode == "typed"
+
+    def key(value: Any) -> Any:
+        return exact_key(value) if typed else None
+
+    def real_key(real: Real) -> Any:
+        return exact_key(real.value) if typed and real.text is None else None
+
+    decoded: dict[int, _Changes] = {}
     best = np.zeros(len(predicted))
     narrowed = False
 
-    def similarity(changes: dict[Any, Any], named: int, j: int) -> float:
+    def similarity(changes: _Changes, j: int) -> float:
         real_changes = decoded.get(j)
         if real_changes is None:
-            real_changes = decoded[j] = {n: Real(v) for n, v in actual[j].changes.items()}
-        budget.spend(1 + len(real_changes))
-        common = [n for n in real_changes if n in changes]
-        names = len(real_changes) + named - len(common)
+            values = {n: Real(v) for n, v in actual[j].changes.items()}
+            real_changes = decoded[j] = _Changes(values, real_key)
+        budget.spend(1 + len(real_changes.names))
+        names = len(real_changes.names) + len(changes.names) - len(real_changes.names & changes.names)
         if not names:
             return 1.0
-        right = sum(equal(changes[n], real_changes[n], truth.mode, truth.rtol, budget) for n in common)
+        right = len(changes.exact & real_changes.exact) + sum(
+            equal(changes.values[n], r, truth.mode, truth.rtol, budget)
+            for n, r in real_changes.loose.items()
+            if n in changes.names
+        )
         return right / names
 
     def rows() -> Iterator[np.ndarray]:
         nonlocal narrowed
         seen: dict[int | None, int] = {}
-        for i, (line, changes) in enumerate(predicted):
+        for i, (line, values) in enumerate(predicted):
             row = np.zeros(len(actual))
             k = seen[line] = seen.get(line, -1) + 1
             places = occurrences.get(line, []) if line is not None else []
@@ -334,9 +367,9 @@ def score_steps(answer: Any, truth: Truth) -> Graded:
             near = set(range(max(0, k - window), min(len(places), k + window + 1)))
             near.update(range(max(0, k + shift - window), min(len(places), k + shift + window + 1)))
             narrowed = narrowed or len(near) < len(places)
-            named = sum(isinstance(name, str) for name in changes)
+            changes = _Changes(values, key)
             for c in near:
-                row[places[c]] = similarity(changes, named, places[c])
+                row[places[c]] = similarity(changes, places[c])
             best[i] = row.max() if len(row) else 0.0
             yield row
 
