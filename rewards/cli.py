@@ -91,9 +91,10 @@ def add_serve_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentPar
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--max-pending", type=int, default=64, help="requests in flight before answering 503")
     p.add_argument("--max-request-bytes", type=int, default=16 << 20)
+    p.add_argument("--read-timeout", type=float, default=30.0, help="seconds a request may take to arrive (else 408)")
 
     def handler(args: argparse.Namespace) -> int:
-        server.serve(args.host, args.port, args.max_pending, args.max_request_bytes)
+        server.serve(args.host, args.port, args.max_pending, args.max_request_bytes, read_timeout=args.read_timeout)
         return 0
 
     p.set_defaults(handler=handler)

@@ -191,8 +191,27 @@ def equal(
         return isinstance(predicted, str) and predicted.strip() == real.text
     budget = budget or Budget()
     if mode == "coderl_plus":
-        return _coderl_equal(_to_json_value(predicted, budget), _to_json_value(real.value, budget), budget)
-    return _typed_equal(predicted, real.value, rtol, budget)
+        loaded = _to_json_value(predicted, budget)
+        try:  # a lenient match is no larger than the prediction's text: a larger real value is no match
+            expected = _to_json_value(real.value, Budget(2 * _weight(loaded) + 64))
+        except OverBudget:
+            return False
+        return _coderl_equal(loaded, expected, budget)
+    return _typed_equal(predicted, real.value, rtol, budget)  # (bounded by the prediction's size)
+
+
+def _weight(value: Any) -> int:
+    """Nodes and string characters of a JSON value: how large a value it can leniently equal."""
+    weight, stack = 0, [value]
+    while stack:
+        item = stack.pop()
+        weight += 1 + (len(item) if isinstance(item, str) else 0)
+        if isinstance(item, dict):
+            stack.extend(item.values())
+            weight += sum(len(k) for k in item)
+        elif isinstance(item, list):
+            stack.extend(item)
+    return weight
 
 
 def matches(

@@ -484,10 +484,15 @@ QUESTIONS: dict[str, Question] = {
 _WRAPPED = ("steps", "lines", "output")  # answers that may come as {"steps": [...]} and so on
 
 
-def resolve(question: str, value: Any) -> tuple[str, Any]:
-    """The question an answer is for ("auto": from its shape), and the part of the answer that matters."""
+def check_question(question: str) -> None:
+    """Raises InvalidTask for a question that is neither "auto" nor in `QUESTIONS`."""
     if question != "auto" and question not in QUESTIONS:
         raise InvalidTask(f"unknown question {question!r}: choose auto, {', '.join(QUESTIONS)}")
+
+
+def resolve(question: str, value: Any) -> tuple[str, Any]:
+    """The question an answer is for ("auto": from its shape), and the part of the answer that matters."""
+    check_question(question)
     if isinstance(value, dict) and len(value) == 1:
         ((key, inner),) = value.items()
         if key in _WRAPPED and question in ("auto", key):

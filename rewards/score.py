@@ -41,7 +41,7 @@ from .cache import CACHE, ResultCache
 from .compare import DEFAULT_RTOL, OverBudget
 from .jobs import pass_rate, trace_job, verdict_jobs
 from .parse import ParseError, parse_answer, parse_arguments
-from .questions import QUESTIONS, Detail, Truth, coderl_plus, resolve
+from .questions import QUESTIONS, Detail, Truth, check_question, coderl_plus, resolve
 from .testcases import InvalidTask, parse_tests
 
 DEFAULT_WEIGHTS = {"prediction": 1.0, "tests": 0.0}
@@ -110,17 +110,16 @@ class _Plan:
             self.question = "tests"
             self.jobs = verdict_jobs(item.code, self.suite, limits)
             return
-        try:
-            self.parsed = parse_answer(item.predicted_trace).value
-            self.question, self.answer = resolve(item.question, self.parsed)
-        except InvalidTask:
-            raise
-        except Exception as error:  # whatever the answer holds, it is the answer's failure
-            self.parse_error = _answer_failure(error)
-            return
+        check_question(item.question)  # the task's fields are checked before the answer is read
         self.jobs = [trace_job(item.code, self.suite, item.test_index, limits, trace_limits)]
         if with_verdict:
             self.verdict = verdict_jobs(item.code, self.suite, limits)
+        try:
+            self.parsed = parse_answer(item.predicted_trace).value
+            self.question, self.answer = resolve(item.question, self.parsed)
+        except Exception as error:  # whatever the answer holds, it is the answer's failure
+            self.jobs = self.verdict = []
+            self.parse_error = _answer_failure(error)
 
     def _plan_input(self, limits: Limits) -> None:
         case = self.suite.case(self.item.test_index)
@@ -228,7 +227,7 @@ def _answer_failure(error: BaseException) -> str:
     if isinstance(error, ParseError):
         return str(error)
     if isinstance(error, OverBudget):
-        return f"the answer is too large to score: {error}"
+        return f"the answer is too large to score: {error}"  # (a real value costs at most the answer's size)
     if isinstance(error, (RecursionError, MemoryError)):
         return f"the answer is too deep or too large to score ({type(error).__name__})"
     text = str(error)

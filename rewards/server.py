@@ -98,6 +98,8 @@ class _Handler(BaseHTTPRequestHandler):
         """The errors `http.server` answers itself (a malformed request line, headers too long, an
         unknown method): JSON too, and the connection closed."""
         self.close_connection = True
+        if self.request_version == "HTTP/0.9":  # a request line too broken to say its version: answer in HTTP/1.1
+            self.request_version = self.protocol_version
         reason = self.responses.get(code, ("error", ""))[0]
         self._send(code, {"error": f"{reason}: {message}" if message else reason})
 
