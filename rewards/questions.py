@@ -23,11 +23,10 @@ alignment score (`align`). `coderl_plus` is CodeRL+'s reward for its question
 0.9 * correct / (1 + n). A final question that asks about no variable, or about
 one the run never defines, is the task's fault (`InvalidTask`).
 
-Scoring work is bounded whatever the answer: comparisons spend a `Budget` (past
-it: `OverBudget`, which `score` reports as a parse_error), and each predicted
-step is compared with the real steps of its line near its own position only
-(`step_window`), so a steps answer costs about `STEP_WORK` node comparisons at
-most, not predicted x real.
+Scoring work is bounded whatever the answer: each comparison is bounded by the
+prediction's size (`compare`), and each predicted step is compared with the
+real steps of its line near its own position only (`step_window`), so a steps
+answer costs about `STEP_WORK` value parts compared, not predicted x real.
 """
 
 from __future__ import annotations
@@ -45,7 +44,7 @@ from sandbox import Result
 from tracer import Step, Trace, Value, encode, render
 
 from . import align
-from .compare import DEFAULT_RTOL, Budget, Real, equal, exact_key, gold, matches, nodes
+from .compare import DEFAULT_RTOL, Real, equal, exact_key, gold, matches, nodes
 from .parse import ParseError
 from .testcases import InvalidTask
 
@@ -237,7 +236,7 @@ def _final_answer(answer: Any) -> tuple[dict[Any, Any], list[Any]]:
     return values, [k for k in answer if k != "variables"]
 
 
-def _variable_details(values: dict[Any, Any], truth: Truth, budget: Budget) -> tuple[list[Detail], list[Any]]:
+def _variable_details(values: dict[Any, Any], truth: Truth) -> tuple[list[Detail], list[Any]]:
     """A detail for each asked variable, and the predicted names that were not asked."""
     asked = asked_variables(truth)
     real = final_values(truth.trace)
@@ -252,7 +251,7 @@ def _variable_details(values: dict[Any, Any], truth: Truth, budget: Budget) -> t
         if name not in values:
             details.append(Detail(name, 0.0, "", _short(render(actual))))
             continue
-        ok = matches(values[name], actual, truth.mode, truth.rtol, budget)
+        ok = matches(values[name], actual, truth.mode, truth.rtol)
         details.append(Detail(name, float(ok), _show(values[name]), _short(render(actual))))
     asked_set = set(asked)
     return details, [n for n in values if n not in asked_set]
@@ -261,7 +260,7 @@ def _variable_details(values: dict[Any, Any], truth: Truth, budget: Budget) -> t
 def score_final(answer: Any, truth: Truth) -> Graded:
     """The asked variables only: other names, and a CodeRL+ answer's output, are listed as ignored."""
     values, others = _final_answer(answer)
-    details, ignored = _variable_details(values, truth, Budget())
+    details, ignored = _variable_details(values, truth)
     return Graded(_mean(details), details + _ignored(others + ignored))
 
 
@@ -327,7 +326,6 @@ def score_steps(answer: Any, truth: Truth) -> Graded:
     for line, _ in predicted:
         predicted_count[line] = predicted_count.get(line, 0) + 1
     window = step_window(predicted)
-    budget = Budget(8 * STEP_WORK)
     typed = truth.mode == "typed"
 
     def key(value: Any) -> Any:
@@ -338,26 +336,25 @@ def score_steps(answer: Any, truth: Truth) -> Graded:
 
     decoded: dict[int, _Changes] = {}
     best = np.zeros(len(predicted))
-    narrowed = False
+    narrowed, compared = False, 0
 
     def similarity(changes: _Changes, j: int) -> float:
         real_changes = decoded.get(j)
         if real_changes is None:
             values = {n: Real(v) for n, v in actual[j].changes.items()}
             real_changes = decoded[j] = _Changes(values, real_key)
-        budget.spend(1 + len(real_changes.names))
         names = len(real_changes.names) + len(changes.names) - len(real_changes.names & changes.names)
         if not names:
             return 1.0
         right = len(changes.exact & real_changes.exact) + sum(
-            equal(changes.values[n], r, truth.mode, truth.rtol, budget)
+            equal(changes.values[n], r, truth.mode, truth.rtol)
             for n, r in real_changes.loose.items()
             if n in changes.names
         )
         return right / names
 
     def rows() -> Iterator[np.ndarray]:
-        nonlocal narrowed
+        nonlocal narrowed, compared
         seen: dict[int | None, int] = {}
         for i, (line, values) in enumerate(predicted):
             row = np.zeros(len(actual))
@@ -367,6 +364,7 @@ def score_steps(answer: Any, truth: Truth) -> Graded:
             near = set(range(max(0, k - window), min(len(places), k + window + 1)))
             near.update(range(max(0, k + shift - window), min(len(places), k + shift + window + 1)))
             narrowed = narrowed or len(near) < len(places)
+            compared += len(near)
             changes = _Changes(values, key)
             for c in near:
                 row[places[c]] = similarity(changes, places[c])
@@ -380,7 +378,8 @@ def score_steps(answer: Any, truth: Truth) -> Graded:
             _note("cut", f"only the first {align.MAX_LENGTH} steps are compared (the score divides by all of them)")
         )
     if narrowed:
-        details.append(_note("window", f"steps were compared with the real steps of their line within {window} places"))
+        within = f"within {window} places ({compared} pairs compared)"
+        details.append(_note("window", f"steps were compared with the real steps of their line {within}"))
     return Graded(score, details)
 
 
@@ -406,7 +405,7 @@ def coderl_plus(answer: Any, truth: Truth) -> tuple[float, list[Detail], dict[st
     the output and the variables; other names are ignored (and listed)."""
     values, others = _final_answer(answer)
     details = score_output(answer["final_output"], truth).details
-    variables, ignored = _variable_details(values, truth, Budget())
+    variables, ignored = _variable_details(values, truth)
     details += variables
     correct = sum(d.score for d in details)
     share = correct / len(details)

@@ -16,7 +16,7 @@ With no answer, the reward is the tests' pass rate (`Score.question` "tests").
 answer instead: 0.1 for the format plus 0.9 * correct / (1 + n), lenient values.
 
 Statuses: ok, parse_error (reward 0: the answer cannot be read, or is too
-large or too deep to score within the comparison budget), the code's own failures
+large or too deep to score), the code's own failures
 from the sandbox (error, timeout, memory_exceeded, output_exceeded, killed:
 reward 0), and two that must be masked, never scored, so their reward is None:
 infra_error (ours or the machine's) and invalid_task (malformed tests or fields).
@@ -35,10 +35,10 @@ import msgspec
 
 import sandbox
 from sandbox import Job, Limits, Result
-from tracer import encode, render
+from tracer import encode, render, to_literal
 
 from .cache import CACHE, ResultCache
-from .compare import DEFAULT_RTOL, OverBudget
+from .compare import DEFAULT_RTOL
 from .jobs import pass_rate, trace_job, verdict_jobs
 from .parse import ParseError, parse_answer, parse_arguments
 from .questions import QUESTIONS, Detail, Truth, check_question, coderl_plus, resolve
@@ -132,11 +132,15 @@ class _Plan:
             raise InvalidTask("an input question needs a predicted input")
         try:
             args, kwargs = parse_arguments(self.item.predicted_trace, case.function)
-            shown = [render(encode(a)) for a in args] + [f"{k}={render(encode(v))}" for k, v in kwargs.items()]
         except Exception as error:  # whatever the answer holds, it is the answer's failure
             self.parse_error = _answer_failure(error)
             return
         self.parsed = list(args)
+        try:  # exact source, however long: a cut marker would not run
+            shown = [to_literal(a) for a in args] + [f"{k}={to_literal(v)}" for k, v in kwargs.items()]
+        except Exception as error:
+            self.parse_error = f"the input cannot be written as Python: {_answer_failure(error)}"
+            return
         call = f"{case.function}({', '.join(shown)})"
         self.jobs = [Job(mode="call", code=self.item.code, call=call, limits=limits)]
 
@@ -226,8 +230,6 @@ def _answer_failure(error: BaseException) -> str:
     """Why an answer could not be read or scored, in a line."""
     if isinstance(error, ParseError):
         return str(error)
-    if isinstance(error, OverBudget):
-        return f"the answer is too large to score: {error}"  # (a real value costs at most the answer's size)
     if isinstance(error, (RecursionError, MemoryError)):
         return f"the answer is too deep or too large to score ({type(error).__name__})"
     text = str(error)

@@ -10,6 +10,7 @@ import asyncio
 import functools
 import http.client
 import json
+import re
 import socket
 import threading
 import time
@@ -248,19 +249,10 @@ def test_the_bracket_scan_stops_at_its_budget_and_says_so():
     assert parse.parse_answer("<answer>1</answer> then <ANSWER>2</answer> </answer>").value == 2
 
 
-class CountingBudget(compare.Budget):
-    spent = 0
-
-    def spend(self, nodes=1):
-        CountingBudget.spent += nodes
-        super().spend(nodes)
-
-
-def steps_work(monkeypatch, answer, truth):
-    """The steps score of `answer`, and the comparison work it took (nodes spent from its budget)."""
-    monkeypatch.setattr(questions, "Budget", CountingBudget)
-    CountingBudget.spent = 0
-    return questions.score_steps(answer, truth), CountingBudget.spent
+def compared_pairs(graded):
+    """How many pairs of steps the steps scorer compared (its "window" note says, when it narrowed)."""
+    (note,) = [d for d in graded.details if d.item == "window"]
+    return int(re.search(r"\((\d+) pairs compared\)", note.predicted).group(1))
 
 
 def peak_memory(fn):
@@ -272,23 +264,24 @@ def peak_memory(fn):
         tracemalloc.stop()
 
 
-def test_thousands_of_steps_on_one_hot_line_cost_bounded_work_and_memory(monkeypatch):
+def test_thousands_of_steps_on_one_hot_line_cost_bounded_work_and_memory():
     truth = truth_of(LOOP, "f(5000)")  # line 4 runs 5000 times
     hot = {n: [{"line": 4, "changes": {"t": 1}} for _ in range(n)] for n in (1250, 5000)}
     work = {}
     for n, answer in hot.items():
-        graded, work[n] = steps_work(monkeypatch, answer, truth)
+        graded = questions.score_steps(answer, truth)
+        work[n] = compared_pairs(graded)
         assert 0 < graded.score < 0.01
-    assert work[5000] < 1_000_000 and work[5000] < 5 * work[1250]  # was 25 million comparisons at 5000
+    assert work[5000] < 200_000 and work[5000] < 5 * work[1250]  # was 25 million comparisons at 5000
     assert peak_memory(lambda: questions.score_steps(hot[5000], truth)) < 48 << 20  # a 5000 x 5000 matrix: 200 MB
     honest = [
         step
         for i in range(1000)
         for step in ({"line": 3, "changes": {"i": i}}, {"line": 4, "changes": {"t": i * (i + 1) // 2}})
     ]
-    graded, spent = steps_work(monkeypatch, honest, truth)
+    graded = questions.score_steps(honest, truth)
     real = len(questions.line_steps(truth.trace))  # 10003, the first 5000 compared
-    assert graded.score == pytest.approx(1999 / real) and spent < 1_000_000  # (`t += 0` changes nothing)
+    assert graded.score == pytest.approx(1999 / real) and compared_pairs(graded) < 200_000  # (`t += 0` changes nothing)
     assert any(d.item == "cut" and not d.scored for d in graded.details)
 
 
@@ -342,17 +335,19 @@ def test_many_lines_on_one_hot_line_and_huge_line_numbers():
     assert questions.score_lines([10**30, -(10**30), 2], truth).score == pytest.approx(1 / 4003)
 
 
-def test_comparing_with_a_shared_real_value_costs_what_the_answer_costs(monkeypatch):
-    code = "def f():\n    v = [1]\n    for _ in range(3):\n        v = [v] * 30\n    return v"  # 27,000 leaves
-    monkeypatch.setattr(compare, "Budget", CountingBudget)
-    monkeypatch.setattr(questions, "Budget", CountingBudget)
-    right = [[[[1]] * 30] * 30] * 30
+def test_comparing_with_a_shared_real_value_costs_what_the_answer_costs():
+    def shared(levels):  # 30 ** levels leaves, each level one list 30 times
+        return f"def f():\n    v = [1]\n    for _ in range({levels}):\n        v = [v] * 30\n    return v"
+
     for mode in ("typed", "coderl_plus"):
-        truth = truth_of(code, "f()", mode)
-        for answer, score_, most in (([[1]] * 30, 0.0, 1000), ("[[[[1]]]]", 0.0, 1000), (right, 1.0, 200_000)):
-            CountingBudget.spent = 0
-            assert questions.score_output(answer, truth).score == score_
-            assert CountingBudget.spent < most, (mode, CountingBudget.spent)  # not the 27,000 leaves each time
+        for answer in ([[1]] * 30, "[[[[1]]]]", [[[[[[1]] * 30] * 30] * 30] * 30]):
+
+            def compare_with(levels, answer=answer, mode=mode):
+                assert questions.score_output(answer, truth_of(shared(levels), "f()", mode)).score == 0.0
+
+            assert growth(compare_with, 2, 5) < 10  # 27,000 times the leaves: about the same time
+        right = [[[[[[1]] * 30] * 30] * 30] * 30] * 30  # shared like the real value
+        assert questions.score_output(right, truth_of(shared(5), "f()", mode)).score == 1.0
 
 
 @pytest.mark.parametrize(
