@@ -49,7 +49,7 @@ from .parse import ParseError
 from .testcases import InvalidTask
 
 _NOT_ASKED = {"function", "class", "module", "generator", "coroutine"}
-STEP_WORK = 500_000  # about how many value nodes a steps answer's comparisons may visit
+STEP_WORK = 500_000  # about how many value parts a steps answer's comparisons may visit
 MIN_WINDOW = 8  # a predicted step is compared with at least this many real steps of its line each side
 SHOWN = 300  # characters of a value or text kept in a Detail
 
@@ -286,7 +286,13 @@ def _predicted_steps(answer: Any) -> list[tuple[int | None, dict[Any, Any]]]:
 def step_window(predicted: list[tuple[int | None, dict[Any, Any]]]) -> int:
     """How many real steps of its line, each side of its own position, a predicted step is compared
     with: `STEP_WORK` shared by the answer's steps in proportion to their size, `MIN_WINDOW` at least."""
-    work = sum(1 + len(changes) + sum(nodes(v, STEP_WORK) for v in changes.values()) for _, changes in predicted)
+    work = 0
+    for _, changes in predicted:
+        work += 1 + len(changes)
+        for value in changes.values():
+            if work >= STEP_WORK:
+                return MIN_WINDOW
+            work += nodes(value, STEP_WORK - work)
     return max(MIN_WINDOW, STEP_WORK // (4 * max(work, 1)))
 
 

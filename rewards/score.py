@@ -138,8 +138,9 @@ class _Plan:
         self.parsed = list(args)
         try:  # exact source, however long: a cut marker would not run
             shown = [to_literal(a) for a in args] + [f"{k}={to_literal(v)}" for k, v in kwargs.items()]
-        except Exception as error:
-            self.parse_error = f"the input cannot be written as Python: {_answer_failure(error)}"
+        except Exception as error:  # (a ValueError says why; anything else is the answer's failure too)
+            why = str(error)[:200] if isinstance(error, ValueError) else _answer_failure(error)
+            self.parse_error = f"the input cannot be written as Python: {why}"
             return
         call = f"{case.function}({', '.join(shown)})"
         self.jobs = [Job(mode="call", code=self.item.code, call=call, limits=limits)]

@@ -6,7 +6,6 @@ the CPU time grows between two sizes of the same input, never by a wall-clock li
 request has a socket timeout, and every loop a fixed number of turns.
 """
 
-import asyncio
 import functools
 import http.client
 import json
@@ -29,6 +28,7 @@ from rewards.compare import exact_key, typed_equal
 from rewards.server import RewardServer
 from sandbox import Result
 from tests.strategies import values
+from tests.test_integrations import adapters_on  # each adapter, as its trainer calls it
 
 CODE = "K = 5\n\ndef f(x):\n    y = x * 2\n    return y + 1"
 LOOP = "def f(n):\n    t = 0\n    for i in range(n):\n        t += i\n    return t"
@@ -127,31 +127,12 @@ LOOP_ROW = {"kind": "trace", "code": LOOP, "tests": json.dumps(["f(3)"])}
 LINES = "{'lines': [2, 3, 4, 3, 4, 3, 4, 3, 5]}"  # right, and an easier question than the one asked
 
 
-def every_adapter(row, completion):
-    """Each adapter called as its trainer calls it: (reward, masked) per adapter."""
-    cols = {key: [row.get(key)] for key in integrations.TRLReward().columns}
-    trl = integrations.TRLReward()(completions=[completion], **cols)[0]
-    trl_async = asyncio.run(integrations.AsyncTRLReward()(completions=[completion], **cols))[0]
-    verl = integrations.compute_score(data_source="x", solution_str=completion, ground_truth=row, extra_info={})
-    verl_async = asyncio.run(integrations.compute_score_async("x", completion, json.dumps(row), {}))
-    openrlhf = integrations.openrlhf_reward(["P:" + completion], ["P:"], [json.dumps(row)])
-    verifiers = asyncio.run(integrations.verifiers_reward(completion=completion, info=row))
-    return {
-        "trl": (trl, trl is None),
-        "trl_async": (trl_async, trl_async is None),
-        "verl": (verl["score"], verl["masked"] == 1.0),
-        "verl_async": (verl_async["score"], verl_async["masked"] == 1.0),
-        "openrlhf": (openrlhf["rewards"][0], openrlhf["extra_logs"]["masked"] == [1.0]),
-        "verifiers": (verifiers, verifiers == 0.0),  # (a plain float: masked samples are 0.0)
-    }
-
-
 @pytest.mark.parametrize("named", [{}, {"question": "auto"}, {"task": "auto"}, {"question": ""}])
-def test_a_row_that_names_no_question_is_masked_in_every_adapter(named, caplog):
+def test_a_row_that_names_no_question_is_masked_in_adapters_on(named, caplog):
     with caplog.at_level("WARNING", logger="rewards.integrations"):
         for completion in (LINES, "3", "{'t': 3}"):
-            results = every_adapter({**LOOP_ROW, **named}, completion)
-            assert all(masked for _, masked in results.values()) and all(not r for r, _ in results.values())
+            results = adapters_on({**LOOP_ROW, **named}, completion)  # (verifiers: a plain 0.0, no flag)
+            assert all(masked is not False and not reward for reward, masked in results.values())
     assert all("must name its question" in r.getMessage() for r in caplog.records)
 
 
@@ -159,9 +140,9 @@ def test_a_row_that_names_no_question_is_masked_in_every_adapter(named, caplog):
 def test_the_rows_question_is_scored_whatever_the_answers_shape(field):
     row = {**LOOP_ROW, field: "final", "variables": json.dumps(["t"])}
     for completion, reward in ((LINES, 0.0), ("3", 0.0), ("{'output': 3}", 0.0), ("{'t': 3}", 1.0)):
-        results = every_adapter(row, completion)
+        results = adapters_on(row, completion)
         assert {r for r, _ in results.values()} == {reward}, (completion, results)
-        assert not any(masked for name, (_, masked) in results.items() if name != "verifiers")
+        assert not any(masked for _, masked in results.values())
 
 
 def test_the_servers_batch_needs_a_named_question_too():
@@ -183,7 +164,7 @@ def test_a_direct_call_with_auto_still_reads_the_answers_shape():
 def test_fields_in_the_answer_change_nothing():
     row = {**LOOP_ROW, "question": "final", "variables": json.dumps(["t"])}
     sneaky = "{'t': 0, 'question': 'lines', 'variables': ['i'], 'test_index': 5, 'mode': 'coderl_plus', 'i': 2}"
-    assert {r for r, _ in every_adapter(row, sneaky).values()} == {0.0}
+    assert {r for r, _ in adapters_on(row, sneaky).values()} == {0.0}
 
 
 @pytest.mark.parametrize(
@@ -205,8 +186,8 @@ def test_fields_in_the_answer_change_nothing():
 def test_malformed_row_fields_are_invalid_tasks_never_infra_errors(fields):
     row = {**LOOP_ROW, "question": "final", **fields}
     for completion in ("{'t': 3}", "x" * 1000):
-        results = every_adapter(row, completion)
-        assert all(masked for _, masked in results.values()), (fields, results)
+        results = adapters_on(row, completion)
+        assert all(masked is not False and not reward for reward, masked in results.values()), (fields, results)
     s = integrations.score_samples([integrations.make_item("{'t': 3}", row)])[0]
     assert s.status == "invalid_task" and s.message
 

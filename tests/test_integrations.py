@@ -24,7 +24,8 @@ def on_test_pool(pool, monkeypatch):
 
 
 def columns(rows):
-    return {key: [row.get(key) for row in rows] for key in ("kind", "code", "tests", "question", "task")}
+    """The rows as TRL passes a dataset's columns: one list per column the reward reads."""
+    return {key: [row.get(key) for row in rows] for key in integrations.TRLReward().columns}
 
 
 def test_trl_sync_call_shape_mixed_batch_and_logging():
