@@ -123,6 +123,8 @@ class _Handler(BaseHTTPRequestHandler):
         except TimeoutError:
             self.close_connection = True
             self._send(408, {"error": f"the body did not arrive within {self.server.read_timeout} s"})
+        except (BrokenPipeError, ConnectionResetError):  # the client left: nobody to answer
+            self.close_connection = True
         except Exception as error:  # a bug of ours: still JSON, and says what
             self.close_connection = True
             self._send(500, {"error": f"{type(error).__name__}: {str(error)[:500]}"})
