@@ -374,7 +374,7 @@ def score_steps(answer: Any, truth: Truth) -> Graded:
             changes = _Changes(values, key)
             for c in near:
                 row[places[c]] = similarity(changes, places[c])
-            best[i] = row.max() if len(row) else 0.0
+            best[i] = np.max(row, initial=0.0)  # (similarities are never negative)
             yield row
 
     score = align.alignment_score(rows(), len(steps), len(real))
