@@ -223,22 +223,20 @@ def score_output(answer: Any, truth: Truth) -> Graded:
     return Graded(float(ok), [Detail("output", float(ok), _show(answer), _short(render(actual)))])
 
 
-def _final_answer(answer: Any) -> tuple[dict[Any, Any], list[Any]]:
-    """The predicted variables of a final answer ({"y": 6}, or CodeRL+'s {"final_output": 7,
-    "variables": {"y": 6}}), and its other top-level keys."""
+def _final_answer(answer: Any, asked: list[str]) -> tuple[dict[Any, Any], list[Any]]:
+    """The predicted variables of a final answer, and its other top-level keys: {"y": 6}, or CodeRL+'s
+    {"final_output": 7, "variables": {"y": 6}} (read so when "variables" holds a dict and is not
+    itself asked about: code may name its own variables `final_output` or `variables`)."""
     if not isinstance(answer, dict):
         raise ParseError(f"a final-values answer is a dict of names, got {type(answer).__name__}")
-    if "variables" not in answer and "final_output" not in answer:
-        return answer, []
-    values = answer.get("variables", {})
-    if not isinstance(values, dict):
-        raise ParseError("'variables' must be a dict of names")
-    return values, [k for k in answer if k != "variables"]
+    inner = answer.get("variables")
+    if isinstance(inner, dict) and "variables" not in asked:
+        return inner, [k for k in answer if k != "variables"]
+    return answer, []
 
 
-def _variable_details(values: dict[Any, Any], truth: Truth) -> tuple[list[Detail], list[Any]]:
+def _variable_details(values: dict[Any, Any], asked: list[str], truth: Truth) -> tuple[list[Detail], list[Any]]:
     """A detail for each asked variable, and the predicted names that were not asked."""
-    asked = asked_variables(truth)
     real = final_values(truth.trace)
     if not asked:
         raise InvalidTask("the final question asks about no variable (give `variables`, or a run that sets some)")
@@ -259,8 +257,9 @@ def _variable_details(values: dict[Any, Any], truth: Truth) -> tuple[list[Detail
 
 def score_final(answer: Any, truth: Truth) -> Graded:
     """The asked variables only: other names, and a CodeRL+ answer's output, are listed as ignored."""
-    values, others = _final_answer(answer)
-    details, ignored = _variable_details(values, truth)
+    asked = asked_variables(truth)
+    values, others = _final_answer(answer, asked)
+    details, ignored = _variable_details(values, asked, truth)
     return Graded(_mean(details), details + _ignored(others + ignored))
 
 
@@ -409,13 +408,14 @@ def coderl_plus(answer: Any, truth: Truth) -> tuple[float, list[Detail], dict[st
     """CodeRL+'s reward for an answer {"final_output": ..., "variables": {...}} (values compared
     leniently): the reward, the details, and the components (format, values). Its question asks
     the output and the variables; other names are ignored (and listed)."""
-    values, others = _final_answer(answer)
+    values = answer["variables"]
+    if not isinstance(values, dict):
+        raise ParseError("'variables' must be a dict of names")
     details = score_output(answer["final_output"], truth).details
-    variables, ignored = _variable_details(values, truth)
+    variables, ignored = _variable_details(values, asked_variables(truth), truth)
     details += variables
-    correct = sum(d.score for d in details)
-    share = correct / len(details)
-    others = [k for k in others if k != "final_output"]
+    share = sum(d.score for d in details) / len(details)
+    others = [k for k in answer if k not in ("final_output", "variables")]
     return 0.1 + 0.9 * share, details + _ignored(others + ignored), {"format": 1.0, "values": share}
 
 

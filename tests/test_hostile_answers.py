@@ -90,6 +90,14 @@ def test_an_output_the_final_question_does_not_ask_is_ignored():
     assert [d.item for d in padded.details if d.scored] == ["output", "y"]
 
 
+def test_code_may_name_its_own_variables_final_output_and_variables():
+    code = "def f(x):\n    final_output = [x]\n    variables = {'a': x}\n    return 0"
+    assert score(code, ["f(3)"], "{'final_output': [3], 'variables': {'a': 3}}", question="final").reward == 1.0
+    assert score(code, ["f(3)"], "{'final_output': [3], 'variables': {'a': 4}}", question="final").reward == 0.5
+    one = "def f(x):\n    final_output = [x]\n    return 0"
+    assert score(one, ["f(3)"], "{'final_output': [3]}", question="final").reward == 1.0
+
+
 def test_a_huge_padding_is_listed_in_a_short_note():
     answer = {"y": 6, **{f"name{i}": i for i in range(50_000)}}
     s = score(CODE, ["f(3)"], answer, question="final")
