@@ -3,7 +3,8 @@
 A bounded LRU of sandbox `Result`s keyed by the content hash of their `Job`,
 shared by all calls (`CACHE`): the G answers of a GRPO group cost one
 execution. Concurrent requests for the same job wait for the one run in
-flight. infra_error results are never cached.
+flight. Results that say nothing about the code (`sandbox.NOT_VERDICTS`: infra_error,
+starved) are never cached.
 
 What rewards keeps of a result (`kept`, also what `run` returns) has its
 messages cut: the result's message, each test's message, the exception's
@@ -80,10 +81,10 @@ class ResultCache:
                 self.inflight.pop(key, None)
             return
         result = kept(future.result(), program)
-        size = len(msgspec.msgpack.encode(result)) if result.status != "infra_error" else 0
+        size = len(msgspec.msgpack.encode(result)) if result.status not in sandbox.NOT_VERDICTS else 0
         with self.lock:
             self.inflight.pop(key, None)
-            if result.status == "infra_error" or self.max_entries <= 0 or size > self.max_bytes // 8:
+            if result.status in sandbox.NOT_VERDICTS or self.max_entries <= 0 or size > self.max_bytes // 8:
                 return
             if key in self.entries:
                 self.bytes -= self.entries.pop(key)[1]

@@ -41,7 +41,7 @@ import numpy as np
 
 import sandbox
 from sandbox import Result
-from tracer import Step, Trace, Value, encode, render
+from tracer import Step, StepState, Trace, Value, encode, render
 
 from . import align
 from .compare import DEFAULT_RTOL, Real, equal, exact_key, gold, matches, nodes
@@ -282,6 +282,21 @@ def _predicted_steps(answer: Any) -> list[tuple[int | None, dict[Any, Any]]]:
     return steps
 
 
+def line_states(trace: Trace) -> list[StepState]:
+    """The line steps of the traced execution (of the call, when there is one), with their
+    frame's variables (`Trace.replay`)."""
+    start = max(trace.call_step, 0)
+    return [s for s in trace.replay() if s.index >= start and s.step.event == "line"]
+
+
+def value_checks(predicted: dict[Any, Any], real: dict[str, Value], truth: Truth) -> dict[str, bool]:
+    """For each name a real step changed or a predicted step names: whether the prediction has
+    that name's new value right. A step's similarity is the share of True (1.0 with no names)."""
+    checks = {n: n in predicted and matches(predicted[n], v, truth.mode, truth.rtol) for n, v in real.items()}
+    checks.update({n: False for n in predicted if isinstance(n, str) and n not in real})
+    return checks
+
+
 def step_window(predicted: list[tuple[int | None, dict[Any, Any]]]) -> int:
     """How many real steps of its line, each side of its own position, a predicted step is compared
     with: `STEP_WORK` shared by the answer's steps in proportion to their size, `MIN_WINDOW` at least."""
@@ -316,74 +331,102 @@ class _Changes:
         self.exact = frozenset(exact)
 
 
-def score_steps(answer: Any, truth: Truth) -> Graded:
-    """Each predicted step is compared with the real steps of its line: the k-th predicted occurrence
-    of a line with the real occurrences within `step_window` of k (and of k shifted by how many more
-    times the line really ran), then the best order-preserving matching is found (`align`)."""
-    steps = _predicted_steps(answer)
-    predicted = steps[: align.MAX_LENGTH]
-    real = line_steps(truth.trace)
-    actual = real[: align.MAX_LENGTH]
-    occurrences: dict[int, list[int]] = {}
-    for j, step in enumerate(actual):
-        occurrences.setdefault(step.line, []).append(j)
-    predicted_count: dict[int | None, int] = {}
-    for line, _ in predicted:
-        predicted_count[line] = predicted_count.get(line, 0) + 1
-    window = step_window(predicted)
-    typed = truth.mode == "typed"
+class _StepRows:
+    """The rows of a steps answer's similarity with the run, made one at a time (`align` takes them
+    so). Each predicted step is compared with the real steps of its line near its own position: the
+    k-th predicted occurrence of a line with the real occurrences within `step_window` of k (and of
+    k shifted by how many more times the line really ran). A pair's similarity is the share of
+    `value_checks` that hold, computed without them: names by set, values by `exact_key` where they
+    have one. After iterating: `best` (each predicted step's best similarity), `window`, `narrowed`
+    (whether some step saw only part of its line's steps) and `compared` (the pairs compared)."""
 
-    def key(value: Any) -> Any:
-        return exact_key(value) if typed else None
+    def __init__(self, predicted: list[tuple[int | None, dict[Any, Any]]], actual: list[StepState], truth: Truth):
+        self.predicted, self.actual, self.truth = predicted, actual, truth
+        self.window = step_window(predicted)
+        self.best = np.zeros(len(predicted))
+        self.narrowed, self.compared = False, 0
+        self.occurrences: dict[int, list[int]] = {}
+        for j, state in enumerate(actual):
+            self.occurrences.setdefault(state.step.line, []).append(j)
+        self.decoded: dict[int, _Changes] = {}
 
-    def real_key(real: Real) -> Any:
-        return exact_key(real.value) if typed and real.text is None else None
+    def _key(self, value: Any) -> Any:
+        return exact_key(value) if self.truth.mode == "typed" else None
 
-    decoded: dict[int, _Changes] = {}
-    best = np.zeros(len(predicted))
-    narrowed, compared = False, 0
+    def _real_key(self, real: Real) -> Any:
+        return exact_key(real.value) if self.truth.mode == "typed" and real.text is None else None
 
-    def similarity(changes: _Changes, j: int) -> float:
-        real_changes = decoded.get(j)
-        if real_changes is None:
-            values = {n: Real(v) for n, v in actual[j].changes.items()}
-            real_changes = decoded[j] = _Changes(values, real_key)
-        names = len(real_changes.names) + len(changes.names) - len(real_changes.names & changes.names)
+    def _similarity(self, changes: _Changes, j: int) -> float:
+        real = self.decoded.get(j)
+        if real is None:
+            values = {n: Real(v) for n, v in self.actual[j].changed.items()}
+            real = self.decoded[j] = _Changes(values, self._real_key)
+        names = len(real.names) + len(changes.names) - len(real.names & changes.names)
         if not names:
             return 1.0
-        right = len(changes.exact & real_changes.exact) + sum(
-            equal(changes.values[n], r, truth.mode, truth.rtol)
-            for n, r in real_changes.loose.items()
-            if n in changes.names
+        truth = self.truth
+        right = len(changes.exact & real.exact) + sum(
+            equal(changes.values[n], r, truth.mode, truth.rtol) for n, r in real.loose.items() if n in changes.names
         )
         return right / names
 
-    def rows() -> Iterator[np.ndarray]:
-        nonlocal narrowed, compared
+    def __iter__(self) -> Iterator[np.ndarray]:
+        predicted_count: dict[int | None, int] = {}
+        for line, _ in self.predicted:
+            predicted_count[line] = predicted_count.get(line, 0) + 1
         seen: dict[int | None, int] = {}
-        for i, (line, values) in enumerate(predicted):
-            row = np.zeros(len(actual))
+        window = self.window
+        for i, (line, values) in enumerate(self.predicted):
+            row = np.zeros(len(self.actual))
             k = seen[line] = seen.get(line, -1) + 1
-            places = occurrences.get(line, []) if line is not None else []
+            places = self.occurrences.get(line, []) if line is not None else []
             shift = len(places) - predicted_count[line]
             near = set(range(max(0, k - window), min(len(places), k + window + 1)))
             near.update(range(max(0, k + shift - window), min(len(places), k + shift + window + 1)))
-            narrowed = narrowed or len(near) < len(places)
-            compared += len(near)
-            changes = _Changes(values, key)
+            self.narrowed = self.narrowed or len(near) < len(places)
+            self.compared += len(near)
+            changes = _Changes(values, self._key)
             for c in near:
-                row[places[c]] = similarity(changes, places[c])
-            best[i] = np.max(row, initial=0.0)  # (similarities are never negative)
+                row[places[c]] = self._similarity(changes, places[c])
+            self.best[i] = np.max(row, initial=0.0)  # (similarities are never negative)
             yield row
 
-    score = align.alignment_score(rows(), len(steps), len(real))
-    details = [Detail(f"step {i} (line {line})", float(best[i])) for i, (line, _) in enumerate(predicted)]
-    if len(steps) > len(predicted) or len(real) > len(actual):
+
+class StepAlignment(NamedTuple):
+    """How a steps answer lines up with the run: what `score_steps` scores (`rewards.diff` shows it)."""
+
+    predicted: list[tuple[int | None, dict[Any, Any]]]  # (line, changes) per predicted step, cut at MAX_LENGTH
+    actual: list[StepState]  # the real line steps, cut at MAX_LENGTH
+    similarity: np.ndarray  # [predicted, actual]: the rows `score_steps` aligns (`value_checks`' share)
+    score: float  # the alignment score over the uncut lengths
+
+
+def align_steps(answer: Any, truth: Truth) -> StepAlignment:
+    """The whole similarity matrix of `score_steps` (for showing: up to MAX_LENGTH squared cells)."""
+    steps = _predicted_steps(answer)
+    real = line_states(truth.trace)
+    rows = _StepRows(steps[: align.MAX_LENGTH], real[: align.MAX_LENGTH], truth)
+    similarity = np.zeros((len(rows.predicted), len(rows.actual)))
+    for i, row in enumerate(rows):
+        similarity[i] = row
+    score = align.alignment_score(similarity, len(steps), len(real))
+    return StepAlignment(rows.predicted, rows.actual, similarity, score)
+
+
+def score_steps(answer: Any, truth: Truth) -> Graded:
+    """The alignment score of the answer's steps with the run's (`_StepRows`, `align`): about
+    `STEP_WORK` value parts compared whatever the answer, no matrix held."""
+    steps = _predicted_steps(answer)
+    real = line_states(truth.trace)
+    rows = _StepRows(steps[: align.MAX_LENGTH], real[: align.MAX_LENGTH], truth)
+    score = align.alignment_score(rows, len(steps), len(real))
+    details = [Detail(f"step {i} (line {line})", float(rows.best[i])) for i, (line, _) in enumerate(rows.predicted)]
+    if len(steps) > len(rows.predicted) or len(real) > len(rows.actual):
         details.append(
             _note("cut", f"only the first {align.MAX_LENGTH} steps are compared (the score divides by all of them)")
         )
-    if narrowed:
-        within = f"within {window} places ({compared} pairs compared)"
+    if rows.narrowed:
+        within = f"within {rows.window} places ({rows.compared} pairs compared)"
         details.append(_note("window", f"steps were compared with the real steps of their line {within}"))
     return Graded(score, details)
 
@@ -439,8 +482,8 @@ def gold_coderl_plus(truth: Truth) -> dict[str, Any]:
 
 
 def gold_steps(truth: Truth) -> dict[str, Any]:
-    steps = line_steps(truth.trace)
-    return {"steps": [{"line": s.line, "changes": {k: gold(v) for k, v in s.changes.items()}} for s in steps]}
+    states = line_states(truth.trace)
+    return {"steps": [{"line": s.step.line, "changes": {k: gold(v) for k, v in s.changed.items()}} for s in states]}
 
 
 def gold_lines(truth: Truth) -> dict[str, Any]:
