@@ -274,6 +274,19 @@ def test_thousands_of_steps_on_one_hot_line_cost_bounded_work_and_memory():
     assert any(d.item == "cut" and not d.scored for d in graded.details)
 
 
+def test_the_viewer_aligns_exactly_what_the_reward_scored():
+    """`align_steps` (rewards.diff's rows) holds the windowed comparison `score_steps` streams."""
+    truth = truth_of(LOOP, "f(300)")  # line 4 runs 300 times
+    answer = [{"line": 4, "changes": {"t": 150 * 151 // 2}}] * 3000  # right for one real step only
+    graded = questions.score_steps(answer, truth)
+    aligned = questions.align_steps(answer, truth)
+    assert compared_pairs(graded) < 300 * 3000  # the window left pairs out
+    assert 0 < np.count_nonzero(aligned.similarity) < 3000  # compared with everything: 3000 ones
+    assert aligned.score == pytest.approx(graded.score) == pytest.approx(1 / 3000)
+    best = aligned.similarity.max(axis=1)
+    assert [d.score for d in graded.details if d.scored] == pytest.approx(list(best))
+
+
 def step_reference(answer, truth):
     """The steps score without windows: every predicted step against every real step of its line."""
     predicted = [(s["line"], s["changes"]) for s in answer]
