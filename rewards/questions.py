@@ -289,6 +289,13 @@ def line_states(trace: Trace) -> list[StepState]:
     return [s for s in trace.replay() if s.index >= start and s.step.event == "line"]
 
 
+def line_changes(trace: Trace) -> list[tuple[int, dict[str, Value]]]:
+    """(line, new values of the names it changed) of each line step of `line_states`, without
+    holding each step's variables (a wide frame's variables at every step can take gigabytes)."""
+    start = max(trace.call_step, 0)
+    return [(s.step.line, s.changed) for s in trace.replay() if s.index >= start and s.step.event == "line"]
+
+
 def value_checks(predicted: dict[Any, Any], real: dict[str, Value], truth: Truth) -> dict[str, bool]:
     """For each name a real step changed or a predicted step names: whether the prediction has
     that name's new value right. A step's similarity is the share of True (1.0 with no names)."""
@@ -340,14 +347,19 @@ class _StepRows:
     have one. After iterating: `best` (each predicted step's best similarity), `window`, `narrowed`
     (whether some step saw only part of its line's steps) and `compared` (the pairs compared)."""
 
-    def __init__(self, predicted: list[tuple[int | None, dict[Any, Any]]], actual: list[StepState], truth: Truth):
-        self.predicted, self.actual, self.truth = predicted, actual, truth
+    def __init__(
+        self,
+        predicted: list[tuple[int | None, dict[Any, Any]]],
+        actual: list[tuple[int, dict[str, Value]]],
+        truth: Truth,
+    ):
+        self.predicted, self.actual, self.truth = predicted, actual, truth  # actual: `line_changes`, cut
         self.window = step_window(predicted)
         self.best = np.zeros(len(predicted))
         self.narrowed, self.compared = False, 0
         self.occurrences: dict[int, list[int]] = {}
-        for j, state in enumerate(actual):
-            self.occurrences.setdefault(state.step.line, []).append(j)
+        for j, (line, _) in enumerate(actual):
+            self.occurrences.setdefault(line, []).append(j)
         self.decoded: dict[int, _Changes] = {}
 
     def _key(self, value: Any) -> Any:
@@ -359,7 +371,7 @@ class _StepRows:
     def _similarity(self, changes: _Changes, j: int) -> float:
         real = self.decoded.get(j)
         if real is None:
-            values = {n: Real(v) for n, v in self.actual[j].changed.items()}
+            values = {n: Real(v) for n, v in self.actual[j][1].items()}
             real = self.decoded[j] = _Changes(values, self._real_key)
         names = len(real.names) + len(changes.names) - len(real.names & changes.names)
         if not names:
@@ -405,19 +417,20 @@ def align_steps(answer: Any, truth: Truth) -> StepAlignment:
     """The whole similarity matrix of `score_steps` (for showing: up to MAX_LENGTH squared cells)."""
     steps = _predicted_steps(answer)
     real = line_states(truth.trace)
-    rows = _StepRows(steps[: align.MAX_LENGTH], real[: align.MAX_LENGTH], truth)
-    similarity = np.zeros((len(rows.predicted), len(rows.actual)))
+    actual = real[: align.MAX_LENGTH]
+    rows = _StepRows(steps[: align.MAX_LENGTH], [(s.step.line, s.changed) for s in actual], truth)
+    similarity = np.zeros((len(rows.predicted), len(actual)))
     for i, row in enumerate(rows):
         similarity[i] = row
     score = align.alignment_score(similarity, len(steps), len(real))
-    return StepAlignment(rows.predicted, rows.actual, similarity, score)
+    return StepAlignment(rows.predicted, actual, similarity, score)
 
 
 def score_steps(answer: Any, truth: Truth) -> Graded:
     """The alignment score of the answer's steps with the run's (`_StepRows`, `align`): about
     `STEP_WORK` value parts compared whatever the answer, no matrix held."""
     steps = _predicted_steps(answer)
-    real = line_states(truth.trace)
+    real = line_changes(truth.trace)
     rows = _StepRows(steps[: align.MAX_LENGTH], real[: align.MAX_LENGTH], truth)
     score = align.alignment_score(rows, len(steps), len(real))
     details = [Detail(f"step {i} (line {line})", float(rows.best[i])) for i, (line, _) in enumerate(rows.predicted)]
@@ -482,8 +495,8 @@ def gold_coderl_plus(truth: Truth) -> dict[str, Any]:
 
 
 def gold_steps(truth: Truth) -> dict[str, Any]:
-    states = line_states(truth.trace)
-    return {"steps": [{"line": s.step.line, "changes": {k: gold(v) for k, v in s.changed.items()}} for s in states]}
+    steps = line_changes(truth.trace)
+    return {"steps": [{"line": line, "changes": {k: gold(v) for k, v in changed.items()}} for line, changed in steps]}
 
 
 def gold_lines(truth: Truth) -> dict[str, Any]:

@@ -274,6 +274,16 @@ def test_thousands_of_steps_on_one_hot_line_cost_bounded_work_and_memory():
     assert any(d.item == "cut" and not d.scored for d in graded.details)
 
 
+def test_a_run_with_wide_frames_costs_no_copy_of_its_variables_per_step():
+    """A steps score holds each real step's changes, never each step's whole frame (300 names x 10k steps)."""
+    names = "=".join(f"a{i}" for i in range(300))
+    code = f"def f():\n    {names} = 0\n    for k in range(10000):\n        a0 = k\n    return 0\n"
+    truth = truth_of(code, "f()")
+    answer = [{"line": 4, "changes": {"a0": 1}}]
+    assert questions.score_steps(answer, truth).score == pytest.approx(1 / 20003)
+    assert peak_memory(lambda: questions.score_steps(answer, truth)) < 24 << 20  # holding every step's frame: 130 MB
+
+
 def test_the_viewer_aligns_exactly_what_the_reward_scored():
     """`align_steps` (rewards.diff's rows) holds the windowed comparison `score_steps` streams."""
     truth = truth_of(LOOP, "f(300)")  # line 4 runs 300 times
