@@ -376,6 +376,11 @@ def test_comparing_with_a_shared_real_value_costs_what_the_answer_costs():
         ("input", "f(" + "1+" * 20_000 + "1)"),
         ("output", "1j"),
         ("final", "{'y': {(1, 2): 1j}}"),
+        ("output", "bytearray(1000000000)"),  # literals that would build gigabytes
+        ("final", "{'y': bytes(10**9)}"),
+        ("output", "'x' * 10**10"),
+        ("output", "10**10**10"),
+        ("steps", "[{'line': 4, 'changes': {'y': [0] * 10**9}}]"),
     ],
 )
 def test_no_answer_masks_itself_or_escapes_as_an_exception(question, answer):
