@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import ast
 from collections.abc import Sequence
-from typing import Literal
 
 import msgspec
 
@@ -27,21 +26,13 @@ from .testcases import InvalidTask, TestSuite
 _TESTS_NOTHING = "call expressions test nothing (a call passes whenever it does not raise): a pass rate needs asserts"
 
 
-def trace_job(
-    code: str,
-    suite: TestSuite,
-    index: int,
-    limits: Limits,
-    trace_limits: dict[str, int],
-    record: Literal["lines", "final"] = "lines",
-) -> Job:
-    """The traced run of test `index`: its call, or the program on its stdin. `record` as for
-    `tracer.trace` ("final" when only final values and the output are asked)."""
+def trace_job(code: str, suite: TestSuite, index: int, limits: Limits, trace_limits: dict[str, int]) -> Job:
+    """The traced run of test `index`: its call, or the program on its stdin."""
     if suite.form == "stdio":
-        job = Job(mode="script", code=code, stdin=suite.case(index).stdin)
-    else:
-        job = Job(mode="call", code=code, call=suite.call(index))
-    return msgspec.structs.replace(job, trace=True, trace_record=record, trace_limits=trace_limits, limits=limits)
+        stdin = suite.case(index).stdin
+        return Job(mode="script", code=code, stdin=stdin, trace=True, trace_limits=trace_limits, limits=limits)
+    call = suite.call(index)
+    return Job(mode="call", code=code, call=call, trace=True, trace_limits=trace_limits, limits=limits)
 
 
 def verdict_jobs(
