@@ -32,24 +32,32 @@
 #include <math.h>
 #include <string.h>
 
-enum { S_SEEN, S_FLATS, S_REFS, S_LINES, S_LAST, S_PENDING, S_PREV_LINE, S_FID, S_DEFINED, S_INFO, S_IS_MODULE, NSLOTS };
+enum {
+    S_SEEN, S_FLATS, S_REFS, S_LINES, S_LAST, S_PENDING, S_PREV_LINE, S_FID, S_DEFINED, S_INFO, S_IS_MODULE,
+    S_RAISED_AT, S_RETURNED, S_FINISHED, NSLOTS
+};
 static const char *SLOT_NAMES[NSLOTS] = {
     "seen", "flats", "refs", "lines", "last", "pending", "prev_line", "fid", "defined", "info", "is_module",
+    "raised_at", "returned", "finished",
 };
 enum { E_NODES, E_SAW_DEFAULTDICT, NENC };
 static const char *ENC_NAMES[NENC] = {"nodes", "saw_defaultdict"};
 
 /* LineInfo and CodeInfo fields (tracer.codeinfo NamedTuples) */
 enum { LI_STORES, LI_MUTATES, LI_INPLACE, LI_SUBSCRIPT, LI_ITERATES };
-enum { CI_GLOBALS_WRITTEN = 1 };
+enum { CI_GLOBALS_WRITTEN = 1, CI_SCOPE = 3 };
+/* recorder.LINE, CALL, RETURN; codeinfo.START_LINE */
+enum { EV_LINE, EV_CALL, EV_RETURN };
+#define START_LINE 0
 
 typedef struct {
     PyObject_HEAD
     PyObject *rec, *events, *fids, *line_numbers, *changes, *states, *encoder;
-    PyObject *py_line, *py_check, *py_check_caps, *py_failed, *py_encode;
+    PyObject *payloads, *py_line, *py_check, *py_check_caps, *py_failed, *py_encode, *py_new_frame;
+    PyObject *py_call, *py_returned;
     PyObject *other;
     Py_ssize_t max_steps, max_values, max_items;
-    char active;
+    char active, lines;
 } Hot;
 
 /* What `configure` is told once: the recorder's types and markers, where FrameState and Encoder keep their slots. */
@@ -728,6 +736,30 @@ static int is_frame_state(Hot *h, PyObject *st) {
     return 1;
 }
 
+/* Recorder._append: the step's index, or -1 with an exception set */
+static Py_ssize_t append_step(Hot *h, PyObject *st, int event, PyObject *line) {
+    Py_ssize_t index = PyList_GET_SIZE(h->events);
+    PyObject *ev = PyLong_FromLong(event); /* a small int: cached, never fails */
+    int r = PyList_Append(h->events, ev);
+    Py_DECREF(ev);
+    if (r < 0 || PyList_Append(h->fids, SLOT(h, st, S_FID)) < 0 || PyList_Append(h->line_numbers, line) < 0 ||
+        set_int_slot(&SLOT(h, st, S_LAST), index) < 0)
+        return -1;
+    return index;
+}
+
+/* The recorder's caps, after a step: Recorder._check_caps when one is reached */
+static int check_caps(Hot *h) {
+    Py_ssize_t nodes = PyLong_AsSsize_t(ENC(h, E_NODES));
+    if (nodes == -1 && PyErr_Occurred()) return -1;
+    if (PyList_GET_SIZE(h->events) >= h->max_steps || nodes >= h->max_values) {
+        PyObject *r = PyObject_CallNoArgs(h->py_check_caps);
+        if (r == NULL) return -1;
+        Py_DECREF(r);
+    }
+    return 0;
+}
+
 /* Recorder.line: 0, or -1 with an exception set */
 static int hot_line(Hot *h, PyObject *frame, PyObject *line) {
     PyObject *st = PyDict_GetItemWithError(h->states, frame);
@@ -739,25 +771,106 @@ static int hot_line(Hot *h, PyObject *frame, PyObject *line) {
     }
     Py_INCREF(st);
     int result = -1;
-    if (!is_frame_state(h, st)) goto done;
-    if (settle(h, st, frame) < 0) goto done;
-    Py_ssize_t index = PyList_GET_SIZE(h->events);
-    if (PyList_Append(h->events, C.line_event) < 0 || PyList_Append(h->fids, SLOT(h, st, S_FID)) < 0 ||
-        PyList_Append(h->line_numbers, line) < 0)
-        goto done;
-    if (set_int_slot(&SLOT(h, st, S_LAST), index) < 0) goto done;
+    if (!is_frame_state(h, st) || settle(h, st, frame) < 0 || append_step(h, st, EV_LINE, line) < 0) goto done;
     set_slot(&SLOT(h, st, S_PENDING), SLOT(h, st, S_LAST));
     set_slot(&SLOT(h, st, S_PREV_LINE), line);
-    Py_ssize_t nodes = PyLong_AsSsize_t(ENC(h, E_NODES));
-    if (nodes == -1 && PyErr_Occurred()) goto done;
-    if (index + 1 >= h->max_steps || nodes >= h->max_values) {
-        PyObject *r = PyObject_CallNoArgs(h->py_check_caps);
-        if (r == NULL) goto done;
-        Py_DECREF(r);
+    result = check_caps(h);
+done:
+    Py_DECREF(st);
+    return result;
+}
+
+/* frame.f_lineno as Python shows it: the line, or None */
+static PyObject *frame_line(PyObject *frame) {
+    int line = PyFrame_GetLineNumber((PyFrameObject *)frame);
+    return line < 0 ? Py_NewRef(Py_None) : PyLong_FromLong(line);
+}
+
+/* Recorder.call (with line events): a frame starts, or resumes */
+static int hot_call(Hot *h, PyObject *frame) {
+    if (!h->lines) {
+        PyObject *r = PyObject_CallOneArg(h->py_call, frame);
+        Py_XDECREF(r);
+        return r == NULL ? -1 : 0;
+    }
+    PyObject *st = PyDict_GetItemWithError(h->states, frame), *line = NULL, *locals = NULL, *changes = NULL;
+    int resumed = st != NULL, result = -1;
+    if (resumed) {
+        Py_INCREF(st);
+    } else if (PyErr_Occurred() || (st = PyObject_CallOneArg(h->py_new_frame, frame)) == NULL) {
+        return -1;
+    }
+    if (!is_frame_state(h, st)) goto done;
+    int lineno = PyFrame_GetLineNumber((PyFrameObject *)frame);
+    if (lineno <= 0) { /* frame.f_lineno or code.co_firstlineno */
+        PyCodeObject *code = PyFrame_GetCode((PyFrameObject *)frame);
+        lineno = code->co_firstlineno;
+        Py_DECREF(code);
+    }
+    if ((line = PyLong_FromLong(lineno)) == NULL || append_step(h, st, EV_CALL, line) < 0) goto done;
+    set_slot(&SLOT(h, st, S_PENDING), SLOT(h, st, S_LAST));
+    if (resumed) {
+        set_slot(&SLOT(h, st, S_PREV_LINE), line);
+    } else if (set_int_slot(&SLOT(h, st, S_PREV_LINE), START_LINE) < 0) {
+        goto done;
+    }
+    if (set_int_slot(&SLOT(h, st, S_RAISED_AT), -1) < 0) goto done;
+    if ((locals = PyFrame_GetLocals((PyFrameObject *)frame)) == NULL) goto done;
+    if ((changes = read_all(h, st, frame, locals)) == NULL) goto done;
+    if (!resumed) { /* outer variables are seen, not shown: they are not arguments */
+        PyObject *scope = PyTuple_GET_ITEM(SLOT(h, st, S_INFO), CI_SCOPE), *name, *kind;
+        Py_ssize_t pos = 0;
+        if (!PyDict_Check(scope) || !PyDict_Check(changes)) {
+            PyErr_SetString(PyExc_TypeError, "CodeInfo.scope or the changes are not a dict");
+            goto done;
+        }
+        while (PyDict_Next(scope, &pos, &name, &kind)) {
+            if (PyDict_DelItem(changes, name) < 0) {
+                if (!PyErr_ExceptionMatches(PyExc_KeyError)) goto done;
+                PyErr_Clear();
+            }
+        }
+    }
+    if (attach(h, st, changes) < 0) goto done;
+    result = check_caps(h);
+done:
+    Py_DECREF(st);
+    Py_XDECREF(line);
+    Py_XDECREF(locals);
+    Py_XDECREF(changes);
+    return result;
+}
+
+/* Recorder.returned (with line events): a frame returns `value` */
+static int hot_returned(Hot *h, PyObject *frame, PyObject *value) {
+    if (!h->lines) {
+        PyObject *r = PyObject_CallFunctionObjArgs(h->py_returned, frame, value, NULL);
+        Py_XDECREF(r);
+        return r == NULL ? -1 : 0;
+    }
+    PyObject *st = PyDict_GetItemWithError(h->states, frame), *line = NULL, *payload = NULL, *key = NULL;
+    if (st == NULL) return PyErr_Occurred() ? -1 : 0;
+    Py_INCREF(st);
+    int result = -1;
+    if (!is_frame_state(h, st) || settle(h, st, frame) < 0) goto done;
+    if ((line = frame_line(frame)) == NULL || append_step(h, st, EV_RETURN, line) < 0 || check_caps(h) < 0) goto done;
+    if ((payload = encode(h, value)) == NULL) goto done;
+    set_slot(&SLOT(h, st, S_RETURNED), payload);
+    if ((key = PyLong_FromSsize_t(PyList_GET_SIZE(h->events) - 1)) == NULL ||
+        PyDict_SetItem(h->payloads, key, payload) < 0)
+        goto done;
+    set_slot(&SLOT(h, st, S_FINISHED), Py_True);
+    /* (gone already if recording stopped at this event) */
+    if (PyDict_DelItem(h->states, frame) < 0) {
+        if (!PyErr_ExceptionMatches(PyExc_KeyError)) goto done;
+        PyErr_Clear();
     }
     result = 0;
 done:
     Py_DECREF(st);
+    Py_XDECREF(line);
+    Py_XDECREF(payload);
+    Py_XDECREF(key);
     return result;
 }
 
@@ -829,6 +942,26 @@ static PyObject *Hot_monitor_line(Hot *h, PyObject *const *args, Py_ssize_t narg
     Py_RETURN_NONE;
 }
 
+static PyObject *Hot_monitor_start(Hot *h, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "monitor_start(code, offset)");
+        return NULL;
+    }
+    PyObject *frame = (PyObject *)PyEval_GetFrame();
+    if (frame != NULL && hot_call(h, frame) < 0 && failed(h) < 0) return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *Hot_monitor_return(Hot *h, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "monitor_return(code, offset, value)");
+        return NULL;
+    }
+    PyObject *frame = (PyObject *)PyEval_GetFrame();
+    if (frame != NULL && hot_returned(h, frame, args[2]) < 0 && failed(h) < 0) return NULL;
+    Py_RETURN_NONE;
+}
+
 static PyObject *Hot_call(Hot *h, PyObject *args, PyObject *kwargs) {
     PyObject *frame, *event, *arg;
     if (!PyArg_UnpackTuple(args, "trace", 3, 3, &frame, &event, &arg)) return NULL;
@@ -870,7 +1003,9 @@ static int Hot_init(Hot *h, PyObject *args, PyObject *kwargs) {
     Py_XSETREF(h->encoder, encoder);
     struct { PyObject **field; PyObject *owner; const char *name; int kind; } fields[] = {
         {&h->events, rec, "events", 1}, {&h->fids, rec, "fids", 1}, {&h->line_numbers, rec, "line_numbers", 1},
-        {&h->changes, rec, "changes", 2}, {&h->states, rec, "states", 2}, {&h->py_line, rec, "line", 0},
+        {&h->changes, rec, "changes", 2}, {&h->states, rec, "states", 2}, {&h->payloads, rec, "payloads", 2},
+        {&h->py_line, rec, "line", 0}, {&h->py_new_frame, rec, "_new_frame", 0}, {&h->py_call, rec, "call", 0},
+        {&h->py_returned, rec, "returned", 0},
         {&h->py_check, rec, "_check", 0}, {&h->py_check_caps, rec, "_check_caps", 0},
         {&h->py_failed, rec, "failed", 0}, {&h->py_encode, encoder, "encode", 0},
     };
@@ -902,6 +1037,12 @@ static int Hot_init(Hot *h, PyObject *args, PyObject *kwargs) {
     Py_DECREF(max_steps);
     Py_DECREF(max_values);
     if (PyErr_Occurred()) return -1;
+    PyObject *lines = get_attr(rec, "lines");
+    if (lines == NULL) return -1;
+    int record_lines = PyObject_IsTrue(lines);
+    Py_DECREF(lines);
+    if (record_lines < 0) return -1;
+    h->lines = (char)record_lines;
     Py_XSETREF(h->rec, Py_NewRef(rec));
     return 0;
 }
@@ -1083,8 +1224,8 @@ static PyObject *build_steps(PyObject *module, PyObject *const *args, Py_ssize_t
 }
 
 #define HOT_FIELDS(X)                                                                                              \
-    X(rec) X(events) X(fids) X(line_numbers) X(changes) X(states) X(encoder) X(py_line) X(py_check) X(py_check_caps)  \
-    X(py_failed) X(py_encode) X(other)
+    X(rec) X(events) X(fids) X(line_numbers) X(changes) X(states) X(payloads) X(encoder) X(py_line) X(py_check)      \
+    X(py_check_caps) X(py_failed) X(py_encode) X(py_new_frame) X(py_call) X(py_returned) X(other)
 
 static int Hot_traverse(Hot *h, visitproc visit, void *arg) {
 #define VISIT(f) Py_VISIT(h->f);
@@ -1112,6 +1253,10 @@ static PyMethodDef Hot_methods[] = {
     {"diff_all", (PyCFunction)(void (*)(void))Hot_diff_all, METH_FASTCALL, "diff_all(st, frame): Recorder._diff_all"},
     {"monitor_line", (PyCFunction)(void (*)(void))Hot_monitor_line, METH_FASTCALL,
      "monitor_line(code, line): a sys.monitoring LINE callback"},
+    {"monitor_start", (PyCFunction)(void (*)(void))Hot_monitor_start, METH_FASTCALL,
+     "monitor_start(code, offset): a sys.monitoring PY_START and PY_RESUME callback (Recorder.call)"},
+    {"monitor_return", (PyCFunction)(void (*)(void))Hot_monitor_return, METH_FASTCALL,
+     "monitor_return(code, offset, value): a sys.monitoring PY_RETURN callback (Recorder.returned)"},
     {NULL, NULL, 0, NULL},
 };
 
