@@ -34,18 +34,18 @@
 
 enum {
     S_SEEN, S_FLATS, S_REFS, S_LINES, S_LAST, S_PENDING, S_PREV_LINE, S_FID, S_DEFINED, S_INFO, S_IS_MODULE,
-    S_RAISED_AT, S_RETURNED, S_FINISHED, NSLOTS
+    S_RAISED_AT, S_RETURNED, S_FINISHED, S_CODE, S_DEPTH, S_PARENT, S_THREAD, S_EXCEPTION, NSLOTS
 };
 static const char *SLOT_NAMES[NSLOTS] = {
     "seen", "flats", "refs", "lines", "last", "pending", "prev_line", "fid", "defined", "info", "is_module",
-    "raised_at", "returned", "finished",
+    "raised_at", "returned", "finished", "code", "depth", "parent", "thread", "exception",
 };
 enum { E_NODES, E_SAW_DEFAULTDICT, NENC };
 static const char *ENC_NAMES[NENC] = {"nodes", "saw_defaultdict"};
 
 /* LineInfo and CodeInfo fields (tracer.codeinfo NamedTuples) */
 enum { LI_STORES, LI_MUTATES, LI_INPLACE, LI_SUBSCRIPT, LI_ITERATES };
-enum { CI_GLOBALS_WRITTEN = 1, CI_SCOPE = 3 };
+enum { CI_LINES, CI_GLOBALS_WRITTEN, CI_IS_MODULE, CI_SCOPE };
 /* recorder.LINE, CALL, RETURN; codeinfo.START_LINE */
 enum { EV_LINE, EV_CALL, EV_RETURN };
 #define START_LINE 0
@@ -54,7 +54,7 @@ typedef struct {
     PyObject_HEAD
     PyObject *rec, *events, *fids, *line_numbers, *changes, *states, *encoder;
     PyObject *payloads, *py_line, *py_check, *py_check_caps, *py_failed, *py_encode, *py_new_frame;
-    PyObject *py_call, *py_returned;
+    PyObject *py_call, *py_returned, *infos, *threads, *frames;
     PyObject *other;
     Py_ssize_t max_steps, max_values, max_items;
     char active, lines;
@@ -786,6 +786,75 @@ static PyObject *frame_line(PyObject *frame) {
     return line < 0 ? Py_NewRef(Py_None) : PyLong_FromLong(line);
 }
 
+/* Recorder._new_frame, with FrameState.__init__ done here (configure() checked that these are all its slots);
+   a code object not analysed yet, or a new thread, goes to Recorder._new_frame. A new reference, or NULL. */
+static PyObject *new_frame(Hot *h, PyObject *frame) {
+    PyCodeObject *code = PyFrame_GetCode((PyFrameObject *)frame);
+    PyObject *info = PyDict_GetItemWithError(h->infos, (PyObject *)code), *ident = NULL, *thread = NULL;
+    PyObject *st = NULL, *values[NSLOTS] = {NULL};
+    PyFrameObject *back = NULL;
+    if (info == NULL || !PyTuple_Check(info) || PyTuple_GET_SIZE(info) != 4) goto python;
+    if ((ident = PyLong_FromUnsignedLong(PyThread_get_thread_ident())) == NULL) goto error;
+    if ((thread = PyDict_GetItemWithError(h->threads, ident)) == NULL) goto python;
+    Py_ssize_t depth = 0, parent = -1;
+    for (back = PyFrame_GetBack((PyFrameObject *)frame); back != NULL;) {
+        PyObject *ps = PyDict_GetItemWithError(h->states, (PyObject *)back);
+        if (ps == NULL && PyErr_Occurred()) goto error;
+        if (ps != NULL) {
+            if (!is_frame_state(h, ps)) goto error;
+            depth = PyLong_AsSsize_t(SLOT(h, ps, S_DEPTH)) + 1;
+            parent = PyLong_AsSsize_t(SLOT(h, ps, S_FID));
+            if (PyErr_Occurred()) goto error;
+            break;
+        }
+        PyFrameObject *next = PyFrame_GetBack(back);
+        Py_SETREF(back, next);
+    }
+    PyTypeObject *type = (PyTypeObject *)C.frame_state_type;
+    if ((st = type->tp_alloc(type, 0)) == NULL) goto error;
+    values[S_FID] = PyLong_FromSsize_t(PyList_GET_SIZE(h->frames));
+    values[S_CODE] = Py_NewRef(code);
+    values[S_INFO] = Py_NewRef(info);
+    values[S_LINES] = Py_NewRef(PyTuple_GET_ITEM(info, CI_LINES));
+    values[S_IS_MODULE] = Py_NewRef(PyTuple_GET_ITEM(info, CI_IS_MODULE));
+    values[S_DEPTH] = PyLong_FromSsize_t(depth);
+    values[S_PARENT] = PyLong_FromSsize_t(parent);
+    values[S_THREAD] = Py_NewRef(thread);
+    values[S_SEEN] = PyDict_New();
+    values[S_FLATS] = PyDict_New();
+    values[S_REFS] = PyDict_New();
+    values[S_DEFINED] = PyDict_New();
+    values[S_PENDING] = PyLong_FromLong(-1);
+    values[S_PREV_LINE] = PyLong_FromLong(START_LINE);
+    values[S_LAST] = PyLong_FromLong(-1);
+    values[S_RAISED_AT] = PyLong_FromLong(-1);
+    values[S_RETURNED] = Py_NewRef(Py_None);
+    values[S_EXCEPTION] = Py_NewRef(Py_None);
+    values[S_FINISHED] = Py_NewRef(Py_False);
+    for (int i = 0; i < NSLOTS; i++) {
+        if (values[i] == NULL) goto error;
+        SLOT(h, st, i) = values[i];
+        values[i] = NULL;
+    }
+    if (PyList_Append(h->frames, st) < 0 || PyDict_SetItem(h->states, frame, st) < 0) goto error;
+    Py_DECREF(code);
+    Py_DECREF(ident);
+    Py_XDECREF(back);
+    return st;
+python:
+    Py_DECREF(code);
+    Py_XDECREF(ident);
+    if (PyErr_Occurred()) return NULL;
+    return PyObject_CallOneArg(h->py_new_frame, frame);
+error:
+    for (int i = 0; i < NSLOTS; i++) Py_XDECREF(values[i]);
+    Py_DECREF(code);
+    Py_XDECREF(ident);
+    Py_XDECREF(back);
+    Py_XDECREF(st);
+    return NULL;
+}
+
 /* Recorder.call (with line events): a frame starts, or resumes */
 static int hot_call(Hot *h, PyObject *frame) {
     if (!h->lines) {
@@ -797,7 +866,7 @@ static int hot_call(Hot *h, PyObject *frame) {
     int resumed = st != NULL, result = -1;
     if (resumed) {
         Py_INCREF(st);
-    } else if (PyErr_Occurred() || (st = PyObject_CallOneArg(h->py_new_frame, frame)) == NULL) {
+    } else if (PyErr_Occurred() || (st = new_frame(h, frame)) == NULL) {
         return -1;
     }
     if (!is_frame_state(h, st)) goto done;
@@ -1005,7 +1074,8 @@ static int Hot_init(Hot *h, PyObject *args, PyObject *kwargs) {
         {&h->events, rec, "events", 1}, {&h->fids, rec, "fids", 1}, {&h->line_numbers, rec, "line_numbers", 1},
         {&h->changes, rec, "changes", 2}, {&h->states, rec, "states", 2}, {&h->payloads, rec, "payloads", 2},
         {&h->py_line, rec, "line", 0}, {&h->py_new_frame, rec, "_new_frame", 0}, {&h->py_call, rec, "call", 0},
-        {&h->py_returned, rec, "returned", 0},
+        {&h->py_returned, rec, "returned", 0}, {&h->infos, rec, "infos", 2}, {&h->threads, rec, "threads", 2},
+        {&h->frames, rec, "frames", 1},
         {&h->py_check, rec, "_check", 0}, {&h->py_check_caps, rec, "_check_caps", 0},
         {&h->py_failed, rec, "failed", 0}, {&h->py_encode, encoder, "encode", 0},
     };
@@ -1065,6 +1135,15 @@ static PyObject *configure(PyObject *module, PyObject *args, PyObject *kwargs) {
     Config c = {0};
     for (int i = 0; i < NSLOTS; i++)
         if ((c.off[i] = slot_offset(frame_state, SLOT_NAMES[i])) < 0) return NULL;
+    PyObject *slots = PyObject_GetAttrString(frame_state, "__slots__");
+    if (slots == NULL) return NULL;
+    Py_ssize_t nslots = PyObject_Length(slots);
+    Py_DECREF(slots);
+    if (nslots < 0) return NULL;
+    if (nslots != NSLOTS) { /* new_frame() sets every slot: it must know them all */
+        PyErr_SetString(PyExc_TypeError, "FrameState has other __slots__ than the accelerator knows");
+        return NULL;
+    }
     for (int i = 0; i < NENC; i++)
         if ((c.enc_off[i] = slot_offset(encoder_type, ENC_NAMES[i])) < 0) return NULL;
     PyObject *structs = PyImport_ImportModule("msgspec.structs");
@@ -1225,7 +1304,8 @@ static PyObject *build_steps(PyObject *module, PyObject *const *args, Py_ssize_t
 
 #define HOT_FIELDS(X)                                                                                              \
     X(rec) X(events) X(fids) X(line_numbers) X(changes) X(states) X(payloads) X(encoder) X(py_line) X(py_check)      \
-    X(py_check_caps) X(py_failed) X(py_encode) X(py_new_frame) X(py_call) X(py_returned) X(other)
+    X(py_check_caps) X(py_failed) X(py_encode) X(py_new_frame) X(py_call) X(py_returned) X(infos)     \
+    X(threads) X(frames) X(other)
 
 static int Hot_traverse(Hot *h, visitproc visit, void *arg) {
 #define VISIT(f) Py_VISIT(h->f);
