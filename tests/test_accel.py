@@ -190,6 +190,17 @@ PROGRAMS = {
             return rec(6), a, b
         # call: f()
     """),
+    "a frame on another thread": program("""
+        import queue, threading
+        def work(q, n):
+            m = n * 2
+            q.put(m)
+        def f():
+            q = queue.SimpleQueue()
+            threading.Thread(target=work, args=(q, 3)).start(); got = q.get()
+            return got
+        # call: f()
+    """),
     "closures and nonlocals": program("""
         def f():
             count = 0
@@ -218,7 +229,7 @@ PROGRAMS = {
 @pytest.mark.parametrize("name", PROGRAMS)
 def test_compiled_and_pure_agree_on_each_hand_off(backend, name):
     source, call = PROGRAMS[name]
-    for options in ({}, {"max_items": 4}, {"max_steps": 40}, {"max_values": 60}):
+    for options in ({}, {"max_items": 4}, {"max_steps": 40}, {"max_values": 60}, {"record": "final"}):
         compiled, python = both(source, call, backend, **options)
         assert compiled == python, options
         assert compiled.to_json() == python.to_json()
