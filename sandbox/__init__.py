@@ -25,16 +25,18 @@ verdict (the status), wire (every message and its framing), zygote and child
 
 from __future__ import annotations
 
-import atexit
 import threading
+from typing import TYPE_CHECKING, Any
 
 from tracer import to_python
 
-from .compare import matches
 from .isolation import Layers
 from .job import STATUSES, Job, Limits, Result, TestOutcome
-from .pool import Pool
-from .progress import track
+
+if TYPE_CHECKING:
+    from .compare import matches
+    from .pool import Pool
+    from .progress import track
 
 Task = Job  # the name the README used before 0.2: kept as an alias of `Job`
 
@@ -54,6 +56,21 @@ __all__ = [
     "track",
 ]
 
+# The judge's side (the pool, its threads and processes) is imported on first use: the zygote
+# imports this package too, and every module it holds makes each fork dearer.
+_LAZY = {"Pool": "pool", "track": "progress", "matches": "compare"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 _default: Pool | None = None
 _default_lock = threading.Lock()
 
@@ -61,8 +78,12 @@ _default_lock = threading.Lock()
 def default_pool() -> Pool:
     """The shared pool behind `run` (started on first use, closed at exit)."""
     global _default
+    from .pool import Pool
+
     with _default_lock:
         if _default is None or _default.closed:
+            import atexit
+
             _default = Pool()
             atexit.register(_default.close)
         return _default

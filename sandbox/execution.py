@@ -7,6 +7,13 @@ deadline. Asserts mode's tests run through it (`sandbox.asserts.serve`). When
 every pipe has closed and the zygote has reported the child's end, what was
 seen becomes an `Evidence`, `sandbox.verdict.classify` gives the status, and
 the `Result` is built once.
+
+`steps()` is the job as the waits between its steps (`Pump`: move bytes until
+something holds; `Await`: a zygote report). `run()` makes each wait in turn on
+the calling thread, with a selector of the job's own; a shard's driver
+(`sandbox.driver`) instead registers the pipes of all its call, script and
+stdio jobs in one selector and resumes each job's steps when its wait is over.
+Asserts mode calls into the child from the tests' code, so it runs on a thread.
 """
 
 from __future__ import annotations
@@ -14,9 +21,10 @@ from __future__ import annotations
 import os
 import secrets
 import selectors
+import threading
 import time
-from collections.abc import Callable
-from typing import Any, Literal
+from collections.abc import Callable, Generator
+from typing import Any, Literal, NamedTuple
 
 import msgspec
 
@@ -42,10 +50,29 @@ from .wire import (
 _EXIT_GRACE = 5.0  # seconds to wait for the zygote's exit report once a job's pipes closed
 
 
-class Execution:
-    """One job from spawn to verdict, on the calling worker thread."""
+class Pump(NamedTuple):
+    """Wait: move the job's bytes until `until()` holds or every pipe has closed (the deadline still kills)."""
 
-    def __init__(self, client: Any, slot: int, job: Job):
+    until: Callable[[], bool]
+
+
+class Await(NamedTuple):
+    """Wait: until the zygote's report sets `event`, at most `timeout` seconds."""
+
+    event: threading.Event
+    timeout: float
+
+
+Wait = Pump | Await
+
+
+class Execution:
+    """One job from spawn to verdict: `run()` on the calling thread, or `steps()` resumed by a driver's loop.
+
+    The job's pipes go into `selector` (keyed with this execution as data) when one is given, else into
+    a selector of its own."""
+
+    def __init__(self, client: Any, slot: int, job: Job, selector: selectors.BaseSelector | None = None):
         self.client = client
         self.job = job
         self.limits = job.limits
@@ -72,10 +99,11 @@ class Execution:
                 os.close(fd)
         self.pending_stdin = memoryview(job.stdin.encode())
         self.pending_ctrl = bytearray()
-        self.selector = selectors.DefaultSelector()
+        self.own_selector = selector is None
+        self.selector = selectors.DefaultSelector() if selector is None else selector
         for fd in (self.res_r, self.out_r, self.err_r):
             os.set_blocking(fd, False)
-            self.selector.register(fd, selectors.EVENT_READ)
+            self.selector.register(fd, selectors.EVENT_READ, self)
         os.set_blocking(self.in_w, False)
         os.set_blocking(self.ctrl_w, False)
         self.open_reads = 3
@@ -103,10 +131,10 @@ class Execution:
                 if not events:
                     self.selector.unregister(fd)
                 elif key.events != events:
-                    self.selector.modify(fd, events)
+                    self.selector.modify(fd, events, self)
             except KeyError:
                 if events:
-                    self.selector.register(fd, events)
+                    self.selector.register(fd, events, self)
         if not len(self.pending_stdin) and self.in_w >= 0:
             os.close(self.in_w)
             self.in_w = -1
@@ -114,28 +142,35 @@ class Execution:
     def _pump(self, until: Callable[[], bool]) -> None:
         """Move bytes until `until()` holds, the job's pipes all close, or a limit kills it."""
         while not until() and self.open_reads:
-            remaining = self.deadline - time.monotonic()
-            if remaining <= 0:
-                self._kill("timeout")
-                remaining = _EXIT_GRACE
-                self.deadline = time.monotonic() + _EXIT_GRACE
-            for key, events in self.selector.select(timeout=remaining):
-                fd = key.fd
-                if events & selectors.EVENT_WRITE:
-                    self._write(fd)
-                    continue
-                try:
-                    data = os.read(fd, 1 << 16)
-                except BlockingIOError:
-                    continue
-                if not data:
-                    self.selector.unregister(fd)
-                    self.open_reads -= 1
-                    continue
-                if fd == self.res_r:
-                    self._take_messages(data)
-                else:
-                    self._take_output(fd, data)
+            for key, events in self.selector.select(timeout=self.time_left()):
+                self.on_ready(key.fd, events)
+
+    def time_left(self) -> float:
+        """Seconds to the deadline; once it is past, the job is killed and has a grace period to end."""
+        remaining = self.deadline - time.monotonic()
+        if remaining <= 0:
+            self._kill("timeout")
+            remaining = _EXIT_GRACE
+            self.deadline = time.monotonic() + _EXIT_GRACE
+        return remaining
+
+    def on_ready(self, fd: int, events: int) -> None:
+        """One of the job's pipes can be written or read: move what it takes."""
+        if events & selectors.EVENT_WRITE:
+            self._write(fd)
+            return
+        try:
+            data = os.read(fd, 1 << 16)
+        except BlockingIOError:
+            return
+        if not data:
+            self.selector.unregister(fd)
+            self.open_reads -= 1
+            return
+        if fd == self.res_r:
+            self._take_messages(data)
+        else:
+            self._take_output(fd, data)
 
     def _close_control(self) -> None:
         if self.ctrl_w >= 0:
@@ -196,9 +231,26 @@ class Execution:
     # ------------------------------------------------------------ the run
 
     def run(self) -> Result:
+        """The job from spawn to verdict, waiting on the calling thread."""
+        steps = self.steps()
+        wait = next(steps)
+        while True:
+            if isinstance(wait, Pump):
+                self._pump(wait.until)
+            else:
+                wait.event.wait(wait.timeout)
+            try:
+                wait = steps.send(None)
+            except StopIteration as done:
+                result: Result = done.value
+                return result
+
+    def steps(self) -> Generator[Wait, None, Result]:
+        """The job from spawn to verdict, yielding each wait; asserts mode's tests wait on the calling thread."""
         try:
             job = self.job
-            if not self.handle.spawned.wait(timeout=self.limits.wall_time + 30) or self.handle.failure:
+            yield Await(self.handle.spawned, self.limits.wall_time + 30)
+            if not self.handle.spawned.is_set() or self.handle.failure:
                 failure = Evidence(mode=job.mode, limits=self.limits, spawned=False, zygote_failure=self.handle.failure)
                 return self._result(failure)
             tests = job.tests if job.tests is not None else []
@@ -219,24 +271,34 @@ class Execution:
             if job.mode == "asserts":
                 answer, tests_run = serve(self, job)
             else:
-                received = self.receive()
+                yield Pump(lambda: bool(self.messages))
+                received = self.messages[0] if self.messages else None
                 answer, tests_run = (received if isinstance(received, Returned) else None), TestsRun()
-            self._pump(lambda: not self.pending_ctrl)  # deliver what is queued (DoneRequest)
+            yield Pump(lambda: not self.pending_ctrl)  # deliver what is queued (DoneRequest)
             self._close_control()  # the child's next read ends: it cannot wait for us forever
-            self._pump(lambda: False)  # drain output until every pipe closes
+            yield Pump(lambda: False)  # drain output until every pipe closes
+            yield Await(self.handle.exited, _EXIT_GRACE)
             return self._finish(answer, tests_run)
         finally:
+            self._close()
+
+    def _close(self) -> None:
+        fds = [fd for fd in (self.res_r, self.out_r, self.err_r, self.in_w, self.ctrl_w) if fd >= 0]
+        if self.own_selector:
             self.selector.close()
-            for fd in (self.res_r, self.out_r, self.err_r, self.in_w, self.ctrl_w):
-                if fd >= 0:
-                    try:
-                        os.close(fd)
-                    except OSError:
-                        pass
+        else:
+            registered = self.selector.get_map()
+            for fd in fds:
+                if fd in registered:
+                    self.selector.unregister(fd)
+        for fd in fds:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
 
     def _finish(self, answer: Ready | Returned | None, tests_run: TestsRun) -> Result:
-        """Wait for the zygote's exit report, then judge what was seen."""
-        self.handle.exited.wait(timeout=_EXIT_GRACE)
+        """Judge what was seen, once the zygote reported the child's end (or did not in time)."""
         exited: wire.Exited | None = self.handle.exit
         if exited is None:
             self.client.kill(self.handle)
