@@ -1,13 +1,14 @@
 """CPU time per process kind, from the OS's own accounting (Linux /proc, psutil).
 
-A `Usage` snapshot holds, for the judge (this process), each zygote process and
-the children the zygotes reaped: user + system CPU seconds and minor page faults.
-`Usage.since(before)` gives the difference; `Spent.ceiling(jobs)` is the
-projected ceiling `jobs / max CPU-seconds of any single process` (the judge or
-one zygote: each child is a process of its own and runs on whatever core is
-free). With root the pool's zygote moves into its own PID namespace, so the
-process the judge started only waits for an inner one that does the work: both
-are counted, the inner one found among the outer one's children.
+A `Usage` snapshot holds, for the judge (this process: the pool's side), each
+shard's driver process, each zygote process and the children the zygotes
+reaped: user + system CPU seconds and minor page faults. `Usage.since(before)`
+gives the difference; `Spent.ceiling(jobs)` is the projected ceiling `jobs /
+max CPU-seconds of any single process` (the judge, one driver or one zygote:
+each child is a process of its own and runs on whatever core is free). With
+root a zygote moves into its own PID namespace, so the process its driver
+started only waits for an inner one that does the work: both are counted, the
+inner one found among the outer one's children.
 """
 
 from __future__ import annotations
@@ -52,23 +53,18 @@ def _process_cpu(pid: int) -> Counters:
     )
 
 
-def zygote_pids(pool: sandbox.Pool) -> list[int]:
-    """Every zygote process of the pool: the ones the judge started, and the inner ones in PID namespaces.
-
-    Knows `pool.client` (one zygote) and, for a sharded pool, `pool.clients` or
-    `pool.shards` (objects with a `process` or a `client.process`)."""
-    clients = list(getattr(pool, "clients", None) or getattr(pool, "shards", None) or [pool.client])
-    namespaces = bool(getattr(pool.layers, "namespaces", False))  # mypy reads Pool.layers as None
-    pids = []
-    for client in clients:
-        process = getattr(client, "process", None) or client.client.process
-        pids.append(process.pid)
-        if namespaces:
+def shard_pids(pool: sandbox.Pool) -> tuple[list[int], list[int]]:
+    """The pool's driver processes, and its zygote processes (with the inner ones of PID namespaces)."""
+    drivers, zygotes = [], []
+    for shard in pool.shards:
+        drivers.append(shard.process.pid)
+        zygotes.append(shard.zygote_pid)
+        if pool.layers.namespaces:
             try:
-                pids += [p.pid for p in psutil.Process(process.pid).children()]
+                zygotes += [p.pid for p in psutil.Process(shard.zygote_pid).children()]
             except psutil.Error:
                 pass
-    return pids
+    return drivers, zygotes
 
 
 def judge_threads() -> dict[str, float]:
@@ -92,34 +88,36 @@ def judge_threads() -> dict[str, float]:
 @dataclass(frozen=True)
 class Usage:
     judge: Counters
+    drivers: dict[int, Counters]
     zygotes: dict[int, Counters]
     threads: dict[str, float] = field(default_factory=dict)
 
     @classmethod
-    def now(cls, pool: sandbox.Pool) -> Usage:
-        return cls(
-            _process_cpu(os.getpid()),
-            {pid: _process_cpu(pid) for pid in zygote_pids(pool)},
-            judge_threads(),
-        )
+    def now(cls, pool: sandbox.Pool, before: bool = False) -> Usage:
+        """A snapshot; `before=True` for the one that starts a measurement (this process is read last, so
+        the reading of the others is not counted as the judge's work; at the end it is read first)."""
+        judge = None if before else (_process_cpu(os.getpid()), judge_threads())
+        drivers, zygotes = shard_pids(pool)
+        others = {pid: _process_cpu(pid) for pid in drivers}, {pid: _process_cpu(pid) for pid in zygotes}
+        judge = judge or (_process_cpu(os.getpid()), judge_threads())
+        return cls(judge[0], *others, judge[1])
 
     def since(self, before: Usage) -> Spent:
-        zygotes = {
-            pid: c.cpu - before.zygotes[pid].cpu if pid in before.zygotes else c.cpu for pid, c in self.zygotes.items()
-        }
-        reaped = sum(c.reaped_cpu for c in self.zygotes.values()) - sum(c.reaped_cpu for c in before.zygotes.values())
-        faults = sum(c.reaped_faults for c in self.zygotes.values()) - sum(
-            c.reaped_faults for c in before.zygotes.values()
-        )
-        zygote_faults = sum(c.faults for c in self.zygotes.values()) - sum(c.faults for c in before.zygotes.values())
+        def own(now: dict[int, Counters], then: dict[int, Counters]) -> dict[int, float]:
+            return {pid: c.cpu - then[pid].cpu if pid in then else c.cpu for pid, c in now.items()}
+
+        def total(now: dict[int, Counters], then: dict[int, Counters], field: str) -> float:
+            return sum(getattr(c, field) for c in now.values()) - sum(getattr(c, field) for c in then.values())
+
         threads = {k: v - before.threads.get(k, 0.0) for k, v in self.threads.items()}
         return Spent(
             judge=self.judge.cpu - before.judge.cpu,
             judge_faults=self.judge.faults - before.judge.faults,
-            zygotes=zygotes,
-            zygote_faults=zygote_faults,
-            children=reaped,
-            children_faults=faults,
+            drivers=own(self.drivers, before.drivers),
+            zygotes=own(self.zygotes, before.zygotes),
+            zygote_faults=int(total(self.zygotes, before.zygotes, "faults")),
+            children=total(self.zygotes, before.zygotes, "reaped_cpu"),
+            children_faults=int(total(self.zygotes, before.zygotes, "reaped_faults")),
             threads={k: v for k, v in threads.items() if v > 0},
         )
 
@@ -130,6 +128,7 @@ class Spent:
 
     judge: float
     judge_faults: int
+    drivers: dict[int, float]  # per driver process
     zygotes: dict[int, float]  # per zygote process
     zygote_faults: int
     children: float  # every process the zygotes reaped: the jobs' children and their leftovers
@@ -137,17 +136,21 @@ class Spent:
     threads: dict[str, float]  # the judge's, by thread name
 
     @property
+    def driver(self) -> float:
+        return sum(self.drivers.values())
+
+    @property
     def zygote(self) -> float:
         return sum(self.zygotes.values())
 
     @property
     def total(self) -> float:
-        return self.judge + self.zygote + self.children
+        return self.judge + self.driver + self.zygote + self.children
 
     @property
     def busiest(self) -> float:
-        """CPU seconds of the busiest single process (the judge or one zygote)."""
-        return max([self.judge, *self.zygotes.values()])
+        """CPU seconds of the busiest single process (the judge, one driver or one zygote)."""
+        return max([self.judge, *self.drivers.values(), *self.zygotes.values()])
 
     def ceiling(self, jobs: int) -> float:
         """Projected jobs/s if cores were unlimited: the busiest single process is the bottleneck."""

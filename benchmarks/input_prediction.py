@@ -209,7 +209,7 @@ def execalign_approach(items: list[dict[str, Any]], workers: int) -> tuple[float
     cache = rewards.ResultCache(max_entries=0)
     with sandbox.Pool(workers) as pool:
         pool.map([sandbox.Job(mode="call", code="x = 1", call="x")] * 20)
-        before = Usage.now(pool)
+        before = Usage.now(pool, before=True)
         start = time.perf_counter()
         scores = rewards.score_batch(items, pool=pool, limits=limits, cache=cache)
         seconds = time.perf_counter() - start

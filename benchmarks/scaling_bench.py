@@ -68,7 +68,7 @@ class Run:
 
 
 def measure(pool: sandbox.Pool, count: int, work: Callable[[], list[Any]]) -> Run:
-    before = Usage.now(pool)
+    before = Usage.now(pool, before=True)
     start = time.perf_counter()
     out = work()
     seconds = time.perf_counter() - start

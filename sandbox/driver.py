@@ -43,6 +43,7 @@ from .wire import Exited, Hello, Kill, Results, ShardReady, Spawn, Spawned, Spaw
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _RESTART_PAUSE = 1.0  # seconds between attempts to start a zygote that would not start
 _SEND_PATIENCE = 10.0  # seconds a message to the zygote may wait for room on its socket
+_HOLD = 0.25  # seconds a Result may wait to go back with others while the shard has enough work queued
 _POOL, _WAKE = "pool", "wake"  # selector data of the pool's socket and of the threads' wake-up pipe
 
 
@@ -251,12 +252,14 @@ class Driver:
         os.set_blocking(self.wake_r, False)
         self.selector.register(self.wake_r, selectors.EVENT_READ, _WAKE)
         self.free = sorted(slots, reverse=True)
+        self.slot_count = len(slots)
         self.queue: deque[tuple[int, Job]] = deque()
         self.running: dict[int, _Running] = {}  # by the pool's job id
         self.threads = ThreadPoolExecutor(len(slots), thread_name_prefix="execalign-asserts")
         self.from_threads: list[tuple[int, int, Result]] = []  # (id, slot, result), under `lock`
         self.lock = threading.Lock()
         self.finished: tuple[list[int], list[Result]] = ([], [])
+        self.held_since = 0.0  # when the oldest Result in `finished` was finished
         self.retry_at = 0.0
         self.client = ZygoteClient(preload, first_uid, uid_lock, self.selector)
         self._announce()
@@ -299,10 +302,17 @@ class Driver:
             if not self.client.alive and time.monotonic() >= self.retry_at:
                 self._restart_zygote()
             self._start_jobs()
-            ids, results = self.finished
-            if ids:
-                self.finished = ([], [])
-                self._send(Results(ids, results))
+            self._answer()
+
+    def _answer(self) -> None:
+        """Send the finished jobs' Results: now if the shard needs more work soon, else with the next ones.
+
+        While a job waits for each slot, the pool need not hear at once: Results go back together (at
+        most `_HOLD` seconds late), one message and one wake-up of the pool for several jobs."""
+        ids, results = self.finished
+        if ids and (len(self.queue) < self.slot_count or time.monotonic() >= self.held_since + _HOLD):
+            self.finished = ([], [])
+            self._send(Results(ids, results))
 
     def _timeout(self) -> float | None:
         """Seconds until the nearest deadline of a job in the loop (None: no job waits on the clock)."""
@@ -310,13 +320,15 @@ class Driver:
         deadlines = [r.execution.deadline if isinstance(r.wait, Pump) else r.until for r in self.running.values()]
         if not self.client.alive:
             deadlines.append(self.retry_at)
+        if self.finished[0]:
+            deadlines.append(self.held_since + _HOLD)
         return max(0.0, min(deadlines) - now) if deadlines else None
 
     def _receive(self) -> bool:
         """Take the pool's messages; False once it has closed the socket."""
         while True:
             try:
-                data = self.sock.recv(1 << 20)
+                data = self.sock.recv(1 << 16)
             except BlockingIOError:
                 return True
             except OSError:
@@ -377,6 +389,8 @@ class Driver:
     def _finish(self, job_id: int, slot: int, result: Result) -> None:
         self.running.pop(job_id, None)
         self.free.append(slot)
+        if not self.finished[0]:
+            self.held_since = time.monotonic()
         self.finished[0].append(job_id)
         self.finished[1].append(result)
 

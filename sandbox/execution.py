@@ -111,9 +111,12 @@ class Execution:
     # ------------------------------------------------------------ plumbing
 
     def send(self, message: wire.ToChild) -> None:
-        """Queue a message for the child (written as its control pipe takes it)."""
+        """Queue a message for the child and write what its pipes take now (the rest as they take it)."""
         self.pending_ctrl += wire.pack(message)
-        self._watch_writes()
+        if self.ctrl_w >= 0:
+            self._write(self.ctrl_w)
+        if self.in_w >= 0:  # the first message: stdin starts too
+            self._write(self.in_w)
 
     def receive(self) -> Ready | Returned | None:
         """The child's next message; None once it is gone (ended, killed, or its channel broken)."""
@@ -187,7 +190,7 @@ class Execution:
         try:
             n = os.write(fd, pending)
         except BlockingIOError:
-            return
+            n = 0
         except BrokenPipeError:
             n = len(pending)
         if fd == self.ctrl_w:
@@ -334,7 +337,7 @@ class Execution:
         return self._result(
             evidence,
             value=answer.value if isinstance(answer, Returned) else None,
-            trace=trace,
+            trace=answer.trace if trace is not None and isinstance(answer, Returned) else None,
             stdout=stdout,
             leftovers=exited.leftovers if exited else 0,
         )
@@ -343,7 +346,7 @@ class Execution:
         self,
         evidence: Evidence,
         value: tracer.Value | None = None,
-        trace: tracer.Trace | None = None,
+        trace: bytes | None = None,
         stdout: str = "",
         leftovers: int = 0,
     ) -> Result:
@@ -359,7 +362,7 @@ class Execution:
             message=message,
             value=value,
             exception=evidence.exception,
-            trace=trace,
+            trace_msgpack=trace,
             tests=outcomes,
             passed=passed,
             total=total,

@@ -134,31 +134,40 @@ class Pool:
         return self.submit(job).result()
 
     def submit(self, job: Job) -> Future[Result]:
-        future: Future[Result] = Future()
+        return self._enqueue([job])[0]
+
+    def _enqueue(self, jobs: Iterable[Job]) -> list[Future[Result]]:
+        futures: list[Future[Result]] = []
         with self.lock:
             if self.closed:
                 raise RuntimeError("the pool is closed")
-            self.next_id += 1
-            self.waiting.append((self.next_id, job, future))
-            self._dispatch_locked()
-        return future
+            idle = not self.waiting  # else every shard is full: the pool's thread gives these out as room comes
+            for job in jobs:
+                future: Future[Result] = Future()
+                self.next_id += 1
+                self.waiting.append((self.next_id, job, future))
+                futures.append(future)
+            if idle:
+                self._dispatch_locked(self.shards)
+        return futures
 
     async def run_async(self, job: Job) -> Result:
         return await asyncio.wrap_future(self.submit(job))
 
     def map(self, jobs: Iterable[Job], progress: bool = False) -> list[Result]:
         """Results in the order of `jobs`; `progress=True` shows how far it got on stderr (`sandbox.track`)."""
-        futures = [self.submit(j) for j in jobs]
+        futures = self._enqueue(jobs)
         if not progress:
+            wait(futures)  # one wake-up for the batch, not one per job
             return [f.result() for f in futures]
         return track(futures, "sandbox")
 
-    def _dispatch_locked(self) -> None:
-        """Give waiting jobs to the shards with room, most room first, one batch per shard."""
-        while self.waiting:
-            shard = max(self.shards, key=lambda s: s.room)
+    def _dispatch_locked(self, shards: list[Shard]) -> None:
+        """Give waiting jobs to `shards`, those with most room first, one batch per shard."""
+        by_room = sorted(shards, key=lambda s: -s.room) if len(shards) > 1 else shards
+        for shard in by_room:
             room = shard.room
-            if room <= 0:
+            if room <= 0 or not self.waiting:
                 return
             ids, jobs = [], []
             while self.waiting and len(ids) < room:
@@ -192,7 +201,7 @@ class Pool:
                                 entry = shard.in_flight.pop(job_id, None)
                                 if entry is not None:
                                     answered.append((entry[0], result))
-                    self._dispatch_locked()
+                    self._dispatch_locked([shard])  # the one shard that has room now
                 for future, result in answered:
                     future.set_result(result)
             for shard, when in list(self.restarts.items()):

@@ -2,7 +2,7 @@
 
 A shard is a driver process (`sandbox.driver`) with the zygote it owns and a
 few of the pool's slots. The pool hands it `Jobs` batches, at most `capacity`
-jobs at a time (one running and one waiting per slot), and reads its `Results`
+jobs at a time (one running and three waiting per slot), and reads its `Results`
 (`receive`). A driver that dies takes only its shard down: the pool answers the
 shard's jobs in flight as infra_error and `start`s a new driver.
 """
@@ -33,7 +33,7 @@ class Shard:
     def __init__(self, number: int, slots: range, first_uid: int, uid_lock: int, preload: tuple[str, ...]):
         self.number = number
         self.slots = slots
-        self.capacity = 2 * len(slots)
+        self.capacity = 4 * len(slots)  # jobs it holds at once: some queued in the driver, so Results can batch
         self.first_uid = first_uid
         self.uid_lock = uid_lock
         self.preload = preload
@@ -85,7 +85,7 @@ class Shard:
     def receive(self) -> list[wire.FromDriver] | None:
         """What the driver sent (one read: call when the socket is readable); None once it is gone."""
         try:
-            data = self.sock.recv(1 << 20)
+            data = self.sock.recv(1 << 16)
         except OSError:
             data = b""
         if not data:
