@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from itertools import islice
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgspec
 
@@ -31,6 +31,7 @@ import sandbox
 from sandbox import Job, Limits, Result
 from tracer import to_literal
 
+from . import scorers
 from .cache import CACHE, ResultCache
 from .compare import DEFAULT_RTOL
 from .jobs import pass_rate, trace_job, verdict_jobs
@@ -257,6 +258,15 @@ def score(
     )[0]
 
 
+class BatchOptions(NamedTuple):
+    """How a batch is scored (the keyword arguments of `score_batch` that reach the scorers)."""
+
+    weights: dict[str, float]
+    rtol: float
+    limits: Limits
+    trace_limits: dict[str, int]
+
+
 def score_batch(
     items: Iterable[Any],
     *,
@@ -267,18 +277,43 @@ def score_batch(
     pool: sandbox.Pool | None = None,
     cache: ResultCache = CACHE,
     progress: bool = False,
+    processes: int | None = None,
 ) -> list[Score]:
     """Score many answers at once, in the order given; one bad item never fails the batch.
 
     Items are `Item`s or dicts with the arguments of `score`. Each distinct
     sandbox run is made once (and cached), whatever the number of answers about it.
+    `processes`: how many scoring processes read and score the answers (`rewards.scorers`);
+    None chooses (several for a large batch on a machine with cores to spare), 0 scores them
+    here. The Scores are the same either way.
     """
-    weights = {**DEFAULT_WEIGHTS, **(weights or {})}
-    with_verdict = weights.get("tests", 0) > 0
-    plans = [_plan(raw, limits, trace_limits or {}, with_verdict) for raw in items]
-    jobs = [job for plan in plans if isinstance(plan, _Plan) for job in plan.jobs + plan.verdict]
-    results = iter(cache.run(jobs, pool, progress) if jobs else [])
-    return [plan if isinstance(plan, Score) else _finish(plan, results, weights, rtol) for plan in plans]
+    options = BatchOptions({**DEFAULT_WEIGHTS, **(weights or {})}, rtol, limits, trace_limits or {})
+    items = list(items)
+    count = scorers.processes_for(len(items)) if processes is None else processes
+    if count > 0:
+        return scorers.shared(count).score_batch(items, options, pool, cache, progress)
+    plans = plan_batch(items, options)
+    jobs = batch_jobs(plans)
+    return finish_batch(plans, cache.run(jobs, pool, progress) if jobs else [], options)
+
+
+def plan_batch(items: list[Any], options: BatchOptions) -> list[_Plan | Score]:
+    """Each item's plan (its answer read, the sandbox runs it needs), or its Score when it needs none."""
+    with_verdict = options.weights.get("tests", 0) > 0
+    return [_plan(raw, options.limits, options.trace_limits, with_verdict) for raw in items]
+
+
+def batch_jobs(plans: list[_Plan | Score]) -> list[Job]:
+    """The sandbox runs the plans need, in their order."""
+    return [job for plan in plans if isinstance(plan, _Plan) for job in plan.jobs + plan.verdict]
+
+
+def finish_batch(plans: list[_Plan | Score], results: list[Result], options: BatchOptions) -> list[Score]:
+    """The Scores, from the results of `batch_jobs(plans)` in the same order."""
+    remaining = iter(results)
+    return [
+        plan if isinstance(plan, Score) else _finish(plan, remaining, options.weights, options.rtol) for plan in plans
+    ]
 
 
 def _plan(raw: Any, limits: Limits, trace_limits: dict[str, int], with_verdict: bool) -> _Plan | Score:

@@ -35,7 +35,7 @@ from .job import STATUSES, Job, Limits, Result, TestOutcome
 
 if TYPE_CHECKING:
     from .compare import matches
-    from .pool import Pool
+    from .pool import Pool, available_cores
     from .progress import track
 
 Task = Job  # the name the README used before 0.2: kept as an alias of `Job`
@@ -49,6 +49,7 @@ __all__ = [
     "Result",
     "Task",
     "TestOutcome",
+    "available_cores",
     "default_pool",
     "matches",
     "run",
@@ -58,7 +59,7 @@ __all__ = [
 
 # The judge's side (the pool, its threads and processes) is imported on first use: the zygote
 # imports this package too, and every module it holds makes each fork dearer.
-_LAZY = {"Pool": "pool", "track": "progress", "matches": "compare"}
+_LAZY = {"Pool": "pool", "available_cores": "pool", "track": "progress", "matches": "compare"}
 
 
 def __getattr__(name: str) -> Any:
