@@ -291,7 +291,7 @@ def score_batch(
     items = list(items)
     count = scorers.processes_for(len(items)) if processes is None else processes
     if count > 0:
-        return scorers.shared(count).score_batch(items, options, pool, cache, progress)
+        return scorers.shared(count).score_batch(items, options, pool, cache, progress, count)
     plans = plan_batch(items, options)
     jobs = batch_jobs(plans)
     return finish_batch(plans, cache.run(jobs, pool, progress) if jobs else [], options)

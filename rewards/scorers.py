@@ -65,6 +65,13 @@ def processes_for(items: int) -> int:
     return min(cores, items // ITEMS_PER_PROCESS)
 
 
+def start_shared() -> None:
+    """Start the scoring processes a large batch would get here (a server does it before its first request)."""
+    count = processes_for(1 << 30)
+    if count:
+        shared(count)
+
+
 def _send(sock: socket.socket, message: Any) -> None:
     data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
     sock.sendall(_HEADER.pack(len(data)) + data)
@@ -158,13 +165,20 @@ class _Process:
 
 
 class Scorers:
-    """`count` scoring processes, used by any number of threads at once."""
+    """Scoring processes (`count` of them, more with `grow`), used by any number of threads at once."""
 
     def __init__(self, count: int):
-        self.count = count
         self.lock = threading.Lock()
         self.processes = [_Process() for _ in range(count)]
         self.keys = itertools.count()
+
+    @property
+    def count(self) -> int:
+        return len(self.processes)
+
+    def grow(self, count: int) -> None:
+        with self.lock:
+            self.processes += [_Process() for _ in range(count - len(self.processes))]
 
     def _process(self, index: int) -> _Process:
         with self.lock:  # a process that died is replaced for the requests that follow
@@ -180,11 +194,14 @@ class Scorers:
         pool: sandbox.Pool | None,
         cache: ResultCache,
         progress: bool,
+        count: int,
     ) -> list[Score]:
-        """What `score.score_batch` returns, with the items read and scored by the processes."""
-        size = -(-len(items) // (self.count * CHUNKS_PER_PROCESS)) or 1
+        """What `score.score_batch` returns, with the items read and scored by `count` of the processes."""
+        count = min(count, self.count)
+        size = -(-len(items) // (count * CHUNKS_PER_PROCESS)) or 1
         chunks = [items[i : i + size] for i in range(0, len(items), size)]
-        workers = [self._process(n % self.count) for n in range(len(chunks))]
+        first = next(self.keys) % self.count  # batches at once start on different processes
+        workers = [self._process((first + n % count) % self.count) for n in range(len(chunks))]
         keys = [next(self.keys) for _ in chunks]
         try:
             return self._score(chunks, workers, keys, options, pool, cache, progress)
@@ -223,11 +240,11 @@ class Scorers:
             payload = (_ENCODER.encode(unique), [where[id(r)] for r in mine])
             finished.append(worker.request("finish", key, payload))
         scores: list[Score] = []
-        for chunk, future in zip(chunks, finished):
+        for chunk, scored in zip(chunks, finished):
             try:
-                if future is None:
+                if scored is None:
                     raise RuntimeError("the scoring process died while it read the answers")
-                scores += future.result()
+                scores += scored.result()
             except RuntimeError as error:
                 scores += [_lost(str(error)) for _ in chunk]
         return scores
@@ -248,15 +265,14 @@ _shared_lock = threading.Lock()
 
 
 def shared(count: int) -> Scorers:
-    """The process-wide scoring processes (at least `count` of them; started on first use, closed at exit)."""
+    """The process-wide scoring processes, at least `count` of them (started on first use, closed at exit)."""
     global _shared
     with _shared_lock:
-        if _shared is None or _shared.count < count:
-            if _shared is not None:
-                _shared.close()
-            else:
-                atexit.register(_close_shared)
+        if _shared is None:
             _shared = Scorers(count)
+            atexit.register(_close_shared)
+        elif _shared.count < count:
+            _shared.grow(count)
         return _shared
 
 

@@ -10,6 +10,11 @@ At most `max_pending` requests are accepted at once; beyond that the server
 answers 503 with Retry-After (backpressure) instead of queueing without bound.
 Bodies over `max_request_bytes` get 413, malformed JSON 400. On SIGTERM or
 SIGINT it stops accepting, finishes every accepted request, then exits.
+
+It uses every core of its machine: the sandbox's default pool has a slot per
+core (spread over shards, each a process of its own) and large batches are read
+and scored in scoring processes (`rewards.scorers`), so no single process and no
+single GIL bounds it.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import msgspec
 
 import sandbox
 
+from . import scorers
 from .integrations import openrlhf_reward
 from .score import score_batch
 
@@ -128,7 +134,8 @@ def serve(
 ) -> None:
     """Run until SIGTERM/SIGINT, then finish what was accepted."""
     server = RewardServer((host, port), max_pending, max_request_bytes)
-    sandbox.default_pool()  # start the zygote before the first request
+    sandbox.default_pool()  # every core: a shard per core (a driver and its zygote), started before the first request
+    scorers.start_shared()  # and the processes that read and score large batches, where there are cores to spare
     stop = threading.Event()
 
     def on_signal(signum: int, frame: Any) -> None:

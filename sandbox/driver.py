@@ -432,9 +432,7 @@ class Driver:
 def main(fd: int, slots: str, first_uid: int, uid_lock: int, preload: str) -> None:
     """Serve the pool on socket `fd` with the slots `slots` ("3,4"), then exit."""
     sock = socket.socket(fileno=fd)
-    driver = Driver(
-        sock, [int(s) for s in slots.split(",")], first_uid, uid_lock, [m for m in preload.split(",") if m]
-    )
+    driver = Driver(sock, [int(s) for s in slots.split(",")], first_uid, uid_lock, [m for m in preload.split(",") if m])
     try:
         driver.serve()
     finally:

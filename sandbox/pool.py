@@ -61,9 +61,7 @@ def shard_count(workers: int) -> int:
 class Pool:
     """Run sandboxed jobs, `workers` at a time, on shards (driver processes, each with its zygote)."""
 
-    def __init__(
-        self, workers: int | None = None, preload: Iterable[str] = DEFAULT_PRELOAD, shards: int | None = None
-    ):
+    def __init__(self, workers: int | None = None, preload: Iterable[str] = DEFAULT_PRELOAD, shards: int | None = None):
         self.workers = workers or available_cores()
         if self.workers > isolation.UID_BLOCK:
             raise ValueError(f"at most {isolation.UID_BLOCK} workers per pool")
@@ -169,7 +167,8 @@ class Pool:
             room = shard.room
             if room <= 0 or not self.waiting:
                 return
-            ids, jobs = [], []
+            ids: list[int] = []
+            jobs: list[Job] = []
             while self.waiting and len(ids) < room:
                 job_id, job, future = self.waiting.popleft()
                 if future.set_running_or_notify_cancel():  # else cancelled while it waited

@@ -45,7 +45,7 @@ def test_slots_are_split_over_shards_without_overlap():
     with sandbox.Pool(5, shards=2) as pool:
         assert len(pool.shards) == 2
         slots = [list(s.slots) for s in pool.shards]
-        assert sorted(sum(slots, [])) == list(range(5)) and all(slots)
+        assert sorted(s for own in slots for s in own) == list(range(5)) and all(slots)
         assert len({s.zygote_pid for s in pool.shards}) == 2 and len({s.process.pid for s in pool.shards}) == 2
 
 
