@@ -1,10 +1,11 @@
 """CPU time per process kind, from the OS's own accounting (Linux /proc, psutil).
 
 A `Usage` snapshot holds, for the judge (this process: the pool's side), each
-shard's driver process, each zygote process and the children the zygotes
-reaped: user + system CPU seconds and minor page faults. `Usage.since(before)`
-gives the difference; `Spent.ceiling(jobs)` is the projected ceiling `jobs /
-max CPU-seconds of any single process` (the judge, one driver or one zygote:
+shard's driver process, each zygote process, the children the zygotes reaped
+and the scoring processes of `rewards.scorers`: user + system CPU seconds and
+minor page faults. `Usage.since(before)` gives the difference;
+`Spent.ceiling(jobs)` is the projected ceiling `jobs / max CPU-seconds of any
+single process` (the judge, one driver, one zygote or one scoring process:
 each child is a process of its own and runs on whatever core is free). With
 root a zygote moves into its own PID namespace, so the process its driver
 started only waits for an inner one that does the work: both are counted, the
@@ -20,6 +21,7 @@ from dataclasses import dataclass, field
 import psutil
 
 import sandbox
+from rewards import scorers
 
 
 @dataclass(frozen=True)
@@ -90,6 +92,7 @@ class Usage:
     judge: Counters
     drivers: dict[int, Counters]
     zygotes: dict[int, Counters]
+    scoring: dict[int, Counters]
     threads: dict[str, float] = field(default_factory=dict)
 
     @classmethod
@@ -98,7 +101,7 @@ class Usage:
         the reading of the others is not counted as the judge's work; at the end it is read first)."""
         judge = None if before else (_process_cpu(os.getpid()), judge_threads())
         drivers, zygotes = shard_pids(pool)
-        others = {pid: _process_cpu(pid) for pid in drivers}, {pid: _process_cpu(pid) for pid in zygotes}
+        others = [{pid: _process_cpu(pid) for pid in pids} for pids in (drivers, zygotes, scorers.shared_pids())]
         judge = judge or (_process_cpu(os.getpid()), judge_threads())
         return cls(judge[0], *others, judge[1])
 
@@ -115,6 +118,7 @@ class Usage:
             judge_faults=self.judge.faults - before.judge.faults,
             drivers=own(self.drivers, before.drivers),
             zygotes=own(self.zygotes, before.zygotes),
+            scoring=own(self.scoring, before.scoring),
             zygote_faults=int(total(self.zygotes, before.zygotes, "faults")),
             children=total(self.zygotes, before.zygotes, "reaped_cpu"),
             children_faults=int(total(self.zygotes, before.zygotes, "reaped_faults")),
@@ -130,6 +134,7 @@ class Spent:
     judge_faults: int
     drivers: dict[int, float]  # per driver process
     zygotes: dict[int, float]  # per zygote process
+    scoring: dict[int, float]  # per scoring process (`rewards.scorers`)
     zygote_faults: int
     children: float  # every process the zygotes reaped: the jobs' children and their leftovers
     children_faults: int
@@ -144,13 +149,17 @@ class Spent:
         return sum(self.zygotes.values())
 
     @property
+    def scorer(self) -> float:
+        return sum(self.scoring.values())
+
+    @property
     def total(self) -> float:
-        return self.judge + self.driver + self.zygote + self.children
+        return self.judge + self.driver + self.zygote + self.scorer + self.children
 
     @property
     def busiest(self) -> float:
-        """CPU seconds of the busiest single process (the judge, one driver or one zygote)."""
-        return max([self.judge, *self.drivers.values(), *self.zygotes.values()])
+        """CPU seconds of the busiest single process (the judge, one driver, one zygote or one scoring process)."""
+        return max([self.judge, *self.drivers.values(), *self.zygotes.values(), *self.scoring.values()])
 
     def ceiling(self, jobs: int) -> float:
         """Projected jobs/s if cores were unlimited: the busiest single process is the bottleneck."""

@@ -101,7 +101,7 @@ class _Process:
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (_ROOT, env.get("PYTHONPATH")) if p)
         self.process = subprocess.Popen(
-            [sys.executable, "-c", f"from rewards.scorers import serve; serve({theirs.fileno()})"],
+            [sys.executable, "-P", "-c", f"from rewards.scorers import serve; serve({theirs.fileno()})"],
             pass_fds=[theirs.fileno()],
             env=env,
             stdin=subprocess.DEVNULL,
@@ -274,6 +274,12 @@ def shared(count: int) -> Scorers:
         elif _shared.count < count:
             _shared.grow(count)
         return _shared
+
+
+def shared_pids() -> list[int]:
+    """The pids of the shared scoring processes (none started: [])."""
+    with _shared_lock:
+        return [p.process.pid for p in _shared.processes] if _shared is not None else []
 
 
 def _close_shared() -> None:

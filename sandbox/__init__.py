@@ -1,7 +1,7 @@
 """execalign's sandbox: run untrusted code fast, with limits, and judge it where it cannot cheat.
 
     import sandbox
-    with sandbox.Pool() as pool:                       # one warm zygote, one worker per core
+    with sandbox.Pool() as pool:                       # a slot per core, spread over shards
         r = pool.run(sandbox.Job(mode="call", code="def f(x):\\n    return x + 1", call="f(1)"))
         r.status, sandbox.to_python(r.value)            # 'ok', 2
         r = pool.run(sandbox.Job(mode="asserts", code=src, tests=["assert f(1) == 2"]))
@@ -12,15 +12,20 @@
 script (see `Job`). Statuses: ok (ran, no verdict asked), passed, failed,
 error, timeout, memory_exceeded, output_exceeded, killed, infra_error (ours or
 the machine's: mask it, never score it); `sandbox.verdict` decides them.
-`sandbox.track(futures, label)` waits for a batch and shows its progress. The
-judge (this process) holds tests and expected values; the code runs in a child
-forked from a zygote that never sees them. See `sandbox.isolation` for the
-layers and their fallbacks.
+`sandbox.track(futures, label)` waits for a batch and shows its progress.
 
-Modules: job (Job, Limits, Result), pool (the judge's workers and its client of
-the zygote), execution (one job's pipes), asserts (asserts mode in the judge),
+The pool (this process) only hands jobs to its shards and takes their Results
+back. A shard is a driver process, the judge of its jobs: it holds tests and
+expected values, pumps each job's pipes, runs asserts-mode tests and gives the
+verdict; the code runs in a child forked from the shard's zygote, which never
+sees them. See `sandbox.isolation` for the layers and their fallbacks.
+
+Modules: job (Job, Limits, Result), pool (the pool: shards, futures), shard (the
+pool's end of one shard), driver (a shard's process and its client of the
+zygote), execution (one job's pipes), asserts (asserts mode in the judge),
 verdict (the status), wire (every message and its framing), zygote and child
-(the processes that run the code), isolation, compare, progress.
+(the processes that run the code), isolation, compare, progress. This package
+imports the pool's side on first use (the zygote imports the package too).
 """
 
 from __future__ import annotations
@@ -35,7 +40,7 @@ from .job import STATUSES, Job, Limits, Result, TestOutcome
 
 if TYPE_CHECKING:
     from .compare import matches
-    from .pool import Pool, available_cores
+    from .pool import Pool, available_cores, shard_count
     from .progress import track
 
 Task = Job  # the name the README used before 0.2: kept as an alias of `Job`
@@ -53,13 +58,14 @@ __all__ = [
     "default_pool",
     "matches",
     "run",
+    "shard_count",
     "to_python",
     "track",
 ]
 
 # The judge's side (the pool, its threads and processes) is imported on first use: the zygote
 # imports this package too, and every module it holds makes each fork dearer.
-_LAZY = {"Pool": "pool", "available_cores": "pool", "track": "progress", "matches": "compare"}
+_LAZY = {"Pool": "pool", "available_cores": "pool", "shard_count": "pool", "track": "progress", "matches": "compare"}
 
 
 def __getattr__(name: str) -> Any:

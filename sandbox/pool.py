@@ -42,7 +42,7 @@ from .zygote import DEFAULT_PRELOAD
 
 _START_TIMEOUT = 120.0  # seconds for every shard to be ready
 _RESTART_PAUSE = 2.0  # seconds before starting again a driver that died before it was ready
-WORKERS_PER_SHARD = 1
+MIN_SHARDS = 16  # up to this many workers, each has a shard of its own
 
 
 def available_cores() -> int:
@@ -53,9 +53,15 @@ def available_cores() -> int:
         return os.cpu_count() or 1
 
 
-def shard_count(workers: int) -> int:
-    """How many shards `workers` slots get."""
-    return max(1, -(-workers // WORKERS_PER_SHARD))
+def shard_count(workers: int, cores: int | None = None) -> int:
+    """How many shards `workers` slots get: one per worker, at most max(16, cores / 2).
+
+    A shard's zygote spends about a quarter of a job's CPU (the fork and what follows it,
+    measured), so with every core busy a shard for each two cores keeps each zygote half idle;
+    up to 16 workers each gets its own shard (the lowest latency, and the most work a pool's
+    busiest process can keep up with)."""
+    cores = available_cores() if cores is None else cores
+    return max(1, min(workers, max(MIN_SHARDS, cores // 2)))
 
 
 class Pool:

@@ -53,6 +53,7 @@ class Shard:
         self.process = subprocess.Popen(
             [
                 sys.executable,
+                "-P",  # not the current directory on sys.path: a `sandbox` folder there is not ours
                 "-c",
                 _STARTER,
                 str(theirs.fileno()),
