@@ -18,8 +18,10 @@
 Modules: `score` (scoring and batches), `questions` (the questions' scorers, gold answers and
 the helpers they share), `testcases` (a dataset's tests parsed into a `TestSuite`), `jobs`
 (the sandbox runs behind a score), `cache` (the shared result cache), `parse`, `compare` (value
-equality), `align` (trajectory alignment), `tasks`, `integrations` (trainer adapters),
-`server`, `ray_backend`, `cli`.
+equality), `align` (trajectory alignment), `tasks`, `onpolicy` (CodeRL+'s alignment tasks from a
+batch's failed rollouts) and `buffer` (where they wait), `integrations` (trainer adapters),
+`onpolicy_trl` and `onpolicy_verl` (the on-policy loop in TRL and verl), `server`, `ray_backend`,
+`cli`.
 """
 
 from . import tasks

@@ -32,7 +32,7 @@ import numpy as np
 
 import sandbox
 from sandbox import Result
-from tracer import Step, Trace, Value, encode, render
+from tracer import Step, StepState, Trace, Value, encode, render
 
 from . import align
 from .compare import DEFAULT_RTOL, gold, matches
@@ -233,28 +233,54 @@ def _predicted_steps(answer: Any) -> list[tuple[int | None, dict[Any, Any]]]:
     return steps
 
 
-def score_steps(answer: Any, truth: Truth) -> Graded:
+def line_states(trace: Trace) -> list[StepState]:
+    """The line steps of the traced execution (of the call, when there is one), with their
+    frame's variables (`Trace.replay`)."""
+    start = max(trace.call_step, 0)
+    return [s for s in trace.replay() if s.index >= start and s.step.event == "line"]
+
+
+def value_checks(predicted: dict[Any, Any], real: dict[str, Value], truth: Truth) -> dict[str, bool]:
+    """For each name a real step changed or a predicted step names: whether the prediction has
+    that name's new value right. A step's similarity is the share of True (1.0 with no names)."""
+    checks = {n: n in predicted and matches(predicted[n], v, truth.mode, truth.rtol) for n, v in real.items()}
+    checks.update({n: False for n in predicted if isinstance(n, str) and n not in real})
+    return checks
+
+
+class StepAlignment(NamedTuple):
+    """How a steps answer lines up with the run: what `score_steps` scores (`rewards.diff` shows it)."""
+
+    predicted: list[tuple[int | None, dict[Any, Any]]]  # (line, changes) per predicted step, cut at MAX_LENGTH
+    actual: list[StepState]  # the real line steps, cut at MAX_LENGTH
+    similarity: np.ndarray  # [predicted, actual]: on the same line, the share of names right (`value_checks`)
+    score: float  # the alignment score over the uncut lengths
+
+
+def align_steps(answer: Any, truth: Truth) -> StepAlignment:
     predicted = _predicted_steps(answer)[: align.MAX_LENGTH]
-    real = line_steps(truth.trace)
+    real = line_states(truth.trace)
     actual = real[: align.MAX_LENGTH]
     by_line: dict[int, list[int]] = {}
-    for j, step in enumerate(actual):
-        by_line.setdefault(step.line, []).append(j)
+    for j, state in enumerate(actual):
+        by_line.setdefault(state.step.line, []).append(j)
     similarity = np.zeros((len(predicted), len(actual)))
     for i, (line, changes) in enumerate(predicted):
         for j in by_line.get(line, ()) if line is not None else ():
-            real_changes = actual[j].changes
-            names = set(real_changes) | {k for k in changes if isinstance(k, str)}
-            if not names:
-                similarity[i, j] = 1.0
-                continue
-            right = sum(
-                1 for n in real_changes if n in changes and matches(changes[n], real_changes[n], truth.mode, truth.rtol)
-            )
-            similarity[i, j] = right / len(names)
+            checks = value_checks(changes, actual[j].changed, truth)
+            similarity[i, j] = sum(checks.values()) / len(checks) if checks else 1.0
     score = align.alignment_score(similarity, len(predicted), len(real))
-    best = similarity.max(axis=1) if similarity.size else np.zeros(len(predicted))
-    return Graded(score, [Detail(f"step {i} (line {line})", float(best[i])) for i, (line, _) in enumerate(predicted)])
+    return StepAlignment(predicted, actual, similarity, score)
+
+
+def score_steps(answer: Any, truth: Truth) -> Graded:
+    aligned = align_steps(answer, truth)
+    similarity = aligned.similarity
+    best = similarity.max(axis=1) if similarity.size else np.zeros(len(aligned.predicted))
+    return Graded(
+        aligned.score,
+        [Detail(f"step {i} (line {line})", float(best[i])) for i, (line, _) in enumerate(aligned.predicted)],
+    )
 
 
 def score_lines(answer: Any, truth: Truth) -> Graded:

@@ -22,7 +22,7 @@ import msgspec
 
 import sandbox
 import tracer
-from sandbox import Limits
+from sandbox import Limits, Result
 from tracer import encode, render
 
 from .cache import CACHE, ResultCache
@@ -80,11 +80,14 @@ def build_task(
     limits: Limits = Limits(),
     pool: sandbox.Pool | None = None,
     cache: ResultCache = CACHE,
+    result: Result | None = None,
 ) -> AlignmentTask | Skipped:
     """One alignment task from code and an input (a call expression, or stdin for a program).
 
     `question` is final (the default), output, lines or steps; `kind=` is its old name, kept as
-    an alias. The coderl_plus template asks CodeRL+'s question (output and final values)."""
+    an alias. The coderl_plus template asks CodeRL+'s question (output and final values).
+    `result` is the traced run of this code on this input when the caller has it already (a call
+    mode `Result` with status ok, or its equal: `rewards.onpolicy`): no sandbox run is made then."""
     question = question or kind or "final"
     if (call is None) == (stdin is None):
         return Skipped("give exactly one of call (a call expression) and stdin (for a program)")
@@ -99,7 +102,8 @@ def build_task(
         job = trace_job(code, parse_tests(tests), 0, limits, {})
     except InvalidTask as error:
         return Skipped(str(error))
-    result = cache.run([job], pool)[0]
+    if result is None:
+        result = cache.run([job], pool)[0]
     if result.status != "ok" or result.trace is None:
         return Skipped(f"the code did not run cleanly: {result.status} {result.message}".strip())
     trace = result.trace
