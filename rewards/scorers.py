@@ -6,12 +6,12 @@ all under one GIL in a single process. `Scorers(n)` starts n processes (fresh
 interpreters, never a fork of a trainer holding threads or a GPU), each serving
 requests one at a time over a socket:
 
-  plan(key, items, options)  -> the sandbox jobs the items need (`score.plan_batch`;
-                                the plans stay in the process under `key`)
+  plan(key, items, options)  -> the sandbox jobs the items need, and how many each needs
+                                (`score.plan_batch`; the plans stay in the process under `key`)
   finish(key, results)       -> the items' Scores from those jobs' results (`score.finish_batch`)
   drop(key)                  -> the plans are forgotten (the batch failed in between)
 
-`Scorers.score_batch` cuts the items into chunks, has each chunk planned by one
+`Scorers.run_batch` cuts the items into chunks, has each chunk planned by one
 process, runs all the chunks' jobs here (through the result cache and the sandbox
 pool, so each distinct job still runs once), then has each chunk finished by the
 process that planned it. The functions are those of the single-process path, so
@@ -45,7 +45,7 @@ from sandbox import Job, Result
 
 if TYPE_CHECKING:
     from .cache import ResultCache
-    from .score import BatchOptions, Score
+    from .score import BatchOptions, Score, Scored
 
 MIN_ITEMS = 64  # smaller batches are scored in the calling process
 MIN_CORES = 4  # below this the sandbox's children keep the cores busy: scoring stays in the calling process
@@ -187,7 +187,7 @@ class Scorers:
                 self.processes[index] = _Process()
             return self.processes[index]
 
-    def score_batch(
+    def run_batch(
         self,
         items: list[Any],
         options: BatchOptions,
@@ -195,8 +195,8 @@ class Scorers:
         cache: ResultCache,
         progress: bool,
         count: int,
-    ) -> list[Score]:
-        """What `score.score_batch` returns, with the items read and scored by `count` of the processes."""
+    ) -> list[Scored]:
+        """What `score.run_batch` returns, with the items read and scored by `count` of the processes."""
         count = min(count, self.count)
         size = -(-len(items) // (count * CHUNKS_PER_PROCESS)) or 1
         chunks = [items[i : i + size] for i in range(0, len(items), size)]
@@ -219,35 +219,37 @@ class Scorers:
         pool: sandbox.Pool | None,
         cache: ResultCache,
         progress: bool,
-    ) -> list[Score]:
+    ) -> list[Scored]:
+        from .score import attach_results
+
         planned = [w.request("plan", k, (chunk, options)) for w, k, chunk in zip(workers, keys, chunks)]
-        jobs: list[list[Job] | None] = []
+        jobs: list[tuple[list[Job], list[int]] | None] = []
         for future in planned:
             try:
                 jobs.append(future.result())
             except RuntimeError:
                 jobs.append(None)  # that chunk's items are lost with its process
-        flat = [job for own in jobs if own for job in own]
+        flat = [job for own in jobs if own for job in own[0]]
         results = iter(cache.run(flat, pool, progress) if flat else [])
-        finished: list[Future[Any] | None] = []
+        finished: list[tuple[Future[Any], list[Result]] | None] = []
         for worker, key, own in zip(workers, keys, jobs):
             if own is None:
                 finished.append(None)
                 continue
-            mine = [next(results) for _ in own]
+            mine = [next(results) for _ in own[0]]
             unique = list({id(r): r for r in mine}.values())  # a result shared by several answers decodes once
             where = {id(r): n for n, r in enumerate(unique)}
             payload = (_ENCODER.encode(unique), [where[id(r)] for r in mine])
-            finished.append(worker.request("finish", key, payload))
-        scores: list[Score] = []
-        for chunk, scored in zip(chunks, finished):
+            finished.append((worker.request("finish", key, payload), mine))
+        scored: list[Scored] = []
+        for chunk, own, done in zip(chunks, jobs, finished):
             try:
-                if scored is None:
+                if own is None or done is None:
                     raise RuntimeError("the scoring process died while it read the answers")
-                scores += scored.result()
+                scored += attach_results(done[0].result(), own[1], done[1])
             except RuntimeError as error:
-                scores += [_lost(str(error)) for _ in chunk]
-        return scores
+                scored += attach_results([_lost(str(error)) for _ in chunk], [0] * len(chunk), [])
+        return scored
 
     def close(self) -> None:
         for process in self.processes:
@@ -293,7 +295,7 @@ def _close_shared() -> None:
 
 def serve(fd: int) -> None:
     """A scoring process: plan and finish chunks until the socket closes."""
-    from .score import batch_jobs, finish_batch, plan_batch
+    from .score import batch_jobs, finish_batch, job_count, plan_batch
 
     sock = socket.socket(fileno=fd)
     plans: dict[int, tuple[list[Any], BatchOptions]] = {}
@@ -306,7 +308,7 @@ def serve(fd: int) -> None:
             if kind == "plan":
                 items, options = payload
                 plans[key] = (plan_batch(items, options), options)
-                answer: Any = batch_jobs(plans[key][0])
+                answer: Any = (batch_jobs(plans[key][0]), [job_count(plan) for plan in plans[key][0]])
             elif kind == "drop":
                 answer = plans.pop(key, None) is not None
             else:

@@ -12,6 +12,7 @@ import rewards
 from rewards import align, questions, score, score_batch, tasks, testcases
 from rewards.compare import coderl_equal, typed_equal
 from rewards.parse import MAX_CHARS, ParseError, parse_answer, parse_arguments
+from rewards.score import run_batch
 from tests.strategies import same, values
 from tracer import encode, render
 
@@ -158,11 +159,13 @@ def test_scoring_processes_give_the_scores_of_one_process():
         {"code": "def f():\n    raise ValueError('x')", "tests": ["f()"], "predicted_trace": "1"},
     ]
     items = items * 3  # answers that share a run, as a GRPO group's do
-    here = score_batch(items, processes=0, weights={"tests": 0.5})
-    there = score_batch(items, processes=2, weights={"tests": 0.5})
-    assert there == here
-    assert [type(s.prediction) for s in there] == [type(s.prediction) for s in here]  # a tuple stays a tuple
-    assert {s.status for s in here} >= {"ok", "parse_error", "invalid_task", "error"}
+    here = run_batch(items, processes=0, weights={"tests": 0.5}, trace_tests=True)
+    there = run_batch(items, processes=2, weights={"tests": 0.5}, trace_tests=True)
+    assert [s.score for s in there] == [s.score for s in here]
+    assert [s.results for s in there] == [s.results for s in here]  # each with the runs it was scored from
+    assert [type(s.score.prediction) for s in there] == [type(s.score.prediction) for s in here]  # a tuple stays
+    assert {s.score.status for s in here} >= {"ok", "parse_error", "invalid_task", "error"}
+    assert score_batch(items, processes=2) == score_batch(items, processes=0)
 
 
 def test_task_is_the_old_name_of_question():
