@@ -13,10 +13,11 @@ With no answer, the reward is the tests' pass rate (`Score.question` "tests").
 answer instead: 0.1 for the format plus 0.9 * correct / (1 + n), lenient values.
 
 Statuses: ok, parse_error (reward 0), the code's own failures from the sandbox
-(error, timeout, memory_exceeded, output_exceeded, killed: reward 0), and two
-that must be masked, never scored, so their reward is None: infra_error (ours or
-the machine's) and invalid_task (malformed tests). Nothing here raises into the
-caller for bad input.
+(error, timeout, memory_exceeded, output_exceeded, killed: reward 0), and those
+that must be masked, never scored, so their reward is None: the sandbox's
+`NOT_VERDICTS` (infra_error, ours or the machine's; starved, a timeout the
+machine caused) and invalid_task (malformed tests, or tests that assert
+nothing). Nothing here raises into the caller for bad input.
 """
 
 from __future__ import annotations
@@ -42,11 +43,11 @@ from .testcases import InvalidTask, parse_tests
 DEFAULT_WEIGHTS = {"prediction": 1.0, "tests": 0.0}
 DEFAULT_LIMITS = Limits(wall_time=10.0, cpu_time=10.0)
 MODES = ("typed", "coderl_plus")
-_MASKED = ("infra_error", "invalid_task")
+_MASKED = (*sandbox.NOT_VERDICTS, "invalid_task")
 
 
 class Score(msgspec.Struct, kw_only=True):
-    reward: float | None  # None when the status must be masked (infra_error, invalid_task)
+    reward: float | None  # None when the status must be masked (infra_error, starved, invalid_task)
     status: str
     question: str = ""  # the question scored (auto resolved), or "tests" for the pass rate alone
     components: dict[str, float] = {}
@@ -70,6 +71,7 @@ class Item(msgspec.Struct, kw_only=True):
     test_index: int = 0
     variables: list[str] | None = None
     mode: str = "typed"
+    entry_points: list[str] | None = None  # what the tests take from the solution (see `rewards.jobs`)
 
 
 def as_item(raw: Any) -> Item:
@@ -105,7 +107,7 @@ class _Plan:
             return
         if item.predicted_trace is None:
             self.question = "tests"
-            self.jobs = verdict_jobs(item.code, self.suite, limits, trace_first=trace_tests)
+            self.jobs = verdict_jobs(item.code, self.suite, limits, item.entry_points or (), trace_first=trace_tests)
             return
         try:
             self.parsed = parse_answer(item.predicted_trace).value
@@ -115,7 +117,7 @@ class _Plan:
             return
         self.jobs = [trace_job(item.code, self.suite, item.test_index, limits, trace_limits)]
         if with_verdict:
-            self.verdict = verdict_jobs(item.code, self.suite, limits)
+            self.verdict = verdict_jobs(item.code, self.suite, limits, item.entry_points or ())
 
     def _plan_input(self, limits: Limits) -> None:
         case = self.suite.case(self.item.test_index)
@@ -234,6 +236,7 @@ def score(
     test_index: int = 0,
     variables: list[str] | None = None,
     mode: str = "typed",
+    entry_points: list[str] | None = None,
     weights: dict[str, float] | None = None,
     rtol: float = DEFAULT_RTOL,
     limits: Limits = DEFAULT_LIMITS,
@@ -243,6 +246,8 @@ def score(
 ) -> Score:
     """Score one answer (see the module docstring). Never raises for bad input.
 
+    `entry_points` names the functions (or classes) the tests take from the solution; every
+    other name the tests use resolves in the judge (see `rewards.jobs`).
     `task=` is the old name of `question=`, kept as an alias (used when `question` is not given)."""
     if task is not None and question == "auto":
         question = task
@@ -254,6 +259,7 @@ def score(
         test_index=test_index,
         variables=variables,
         mode=mode,
+        entry_points=entry_points,
     )
     return score_batch(
         [item], weights=weights, rtol=rtol, limits=limits, trace_limits=trace_limits, pool=pool, cache=cache

@@ -10,8 +10,10 @@
 
 `sandbox.run(job)` uses a shared default pool. Modes: call, asserts, stdio,
 script (see `Job`). Statuses: ok (ran, no verdict asked), passed, failed,
-error, timeout, memory_exceeded, output_exceeded, killed, infra_error (ours or
-the machine's: mask it, never score it); `sandbox.verdict` decides them.
+error, timeout, memory_exceeded, output_exceeded, killed, and two that say
+nothing about the code (`NOT_VERDICTS`: mask them, never score or cache them):
+starved (the machine gave the job too little CPU to finish in time, even after
+retries) and infra_error (ours or the machine's); `sandbox.verdict` decides them.
 `sandbox.track(futures, label)` waits for a batch and shows its progress.
 
 The pool (this process) only hands jobs to its shards and takes their Results
@@ -23,9 +25,10 @@ sees them. See `sandbox.isolation` for the layers and their fallbacks.
 Modules: job (Job, Limits, Result), pool (the pool: shards, futures), shard (the
 pool's end of one shard), driver (a shard's process and its client of the
 zygote), execution (one job's pipes), asserts (asserts mode in the judge),
-verdict (the status), wire (every message and its framing), zygote and child
-(the processes that run the code), isolation, compare, progress. This package
-imports the pool's side on first use (the zygote imports the package too).
+verdict (the status), wire (every message and its framing), zygote, slot and
+child (the processes that run the code), janitor (what jobs leave on disk),
+isolation, compare, progress. This package imports the pool's side on first use
+(the zygote imports the package too).
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 from tracer import to_python
 
 from .isolation import Layers
-from .job import STATUSES, Job, Limits, Result, TestOutcome
+from .job import NOT_VERDICTS, STATUSES, Job, Limits, Result, TestOutcome
 
 if TYPE_CHECKING:
     from .compare import matches
@@ -46,6 +49,7 @@ if TYPE_CHECKING:
 Task = Job  # the name the README used before 0.2: kept as an alias of `Job`
 
 __all__ = [
+    "NOT_VERDICTS",
     "STATUSES",
     "Job",
     "Layers",

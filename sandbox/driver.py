@@ -5,7 +5,9 @@ with its end of a stream socket as FD. It starts its zygote (`ZygoteClient`),
 says `ShardReady`, then serves `Jobs` batches: each job waits for a free slot of
 the shard (slots are numbers of the pool's, so a job of slot n runs as uid
 FIRST_UID + n), runs, and its `Result` goes back under its id; the results of one
-round of the loop go back in one `Results` message.
+round of the loop go back in one `Results` message. A job that ends `starved`
+(the machine, not its code, made it time out) is run again, up to
+`STARVED_RETRIES` times, before that status is its Result.
 
 One loop and one selector carry the pool's socket, the zygote's socket and the
 pipes of every call, script and stdio job in flight: each job is an
@@ -43,6 +45,7 @@ from .wire import Exited, Hello, Kill, Results, ShardReady, Spawn, Spawned, Spaw
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _RESTART_PAUSE = 1.0  # seconds between attempts to start a zygote that would not start
 _SEND_PATIENCE = 10.0  # seconds a message to the zygote may wait for room on its socket
+STARVED_RETRIES = 2  # times a starved job is run again before `starved` is its Result
 _HOLD = 0.25  # seconds a Result may wait to go back with others while the shard has enough work queued
 _POOL, _WAKE = "pool", "wake"  # selector data of the pool's socket and of the threads' wake-up pipe
 
@@ -182,11 +185,11 @@ class ZygoteClient:
                 handle.fail(f"cannot reach the zygote: {error}")
         return handle
 
-    def kill(self, handle: _Handle) -> None:
+    def kill(self, handle: _Handle, timeout: bool = False) -> None:
         with self.lock:
             if self.alive:
                 try:
-                    self._send_locked(wire.pack(Kill(handle.id)))
+                    self._send_locked(wire.pack(Kill(handle.id, timeout)))
                 except OSError:
                     pass
 
@@ -256,7 +259,8 @@ class Driver:
         self.queue: deque[tuple[int, Job]] = deque()
         self.running: dict[int, _Running] = {}  # by the pool's job id
         self.threads = ThreadPoolExecutor(len(slots), thread_name_prefix="execalign-asserts")
-        self.from_threads: list[tuple[int, int, Result]] = []  # (id, slot, result), under `lock`
+        self.from_threads: list[tuple[int, int, Job, Result]] = []  # (id, slot, job, result), under `lock`
+        self.retries: dict[int, int] = {}  # by job id: how many times a starved job was run again
         self.lock = threading.Lock()
         self.finished: tuple[list[int], list[Result]] = ([], [])
         self.held_since = 0.0  # when the oldest Result in `finished` was finished
@@ -350,7 +354,7 @@ class Driver:
                 steps = execution.steps()
                 wait = next(steps)
             except Exception as error:  # a bug of ours: reported as such, never as the code's failure
-                self._finish(job_id, slot, judge_failure(job, f"{type(error).__name__}: {error}"))
+                self._finish(job_id, slot, job, judge_failure(job, f"{type(error).__name__}: {error}"))
                 continue
             self.running[job_id] = _Running(job_id, slot, execution, steps, wait, self._until(wait))
             self._advance(self.running[job_id])
@@ -378,17 +382,23 @@ class Driver:
             try:
                 running.wait = running.steps.send(None)
             except StopIteration as done:
-                self._finish(running.id, running.slot, done.value)
+                self._finish(running.id, running.slot, execution.job, done.value)
                 return
             except Exception as error:  # a bug of ours
                 running.steps.close()
-                self._finish(running.id, running.slot, judge_failure(execution.job, f"{type(error).__name__}: {error}"))
+                failure = judge_failure(execution.job, f"{type(error).__name__}: {error}")
+                self._finish(running.id, running.slot, execution.job, failure)
                 return
             running.until = self._until(running.wait)
 
-    def _finish(self, job_id: int, slot: int, result: Result) -> None:
+    def _finish(self, job_id: int, slot: int, job: Job, result: Result) -> None:
         self.running.pop(job_id, None)
         self.free.append(slot)
+        if result.status == "starved" and self.retries.get(job_id, 0) < STARVED_RETRIES:
+            self.retries[job_id] = self.retries.get(job_id, 0) + 1
+            self.queue.appendleft((job_id, job))  # the machine's doing, not the code's: run it again first
+            return
+        self.retries.pop(job_id, None)
         if not self.finished[0]:
             self.held_since = time.monotonic()
         self.finished[0].append(job_id)
@@ -400,7 +410,7 @@ class Driver:
         except Exception as error:  # a bug of ours
             result = judge_failure(job, f"{type(error).__name__}: {error}")
         with self.lock:
-            self.from_threads.append((job_id, slot, result))
+            self.from_threads.append((job_id, slot, job, result))
         os.write(self.wake_w, b"\0")
 
     def _take_from_threads(self) -> None:
@@ -411,8 +421,8 @@ class Driver:
             pass
         with self.lock:
             done, self.from_threads = self.from_threads, []
-        for job_id, slot, result in done:
-            self._finish(job_id, slot, result)
+        for job_id, slot, job, result in done:
+            self._finish(job_id, slot, job, result)
 
     def _restart_zygote(self) -> None:
         try:

@@ -17,7 +17,9 @@ infra_error, and nothing else is lost.
 Deadlines are the judge's (the shard's driver): the wall clock is watched there
 and the whole job is killed by the zygote (SIGKILL to its process group, then
 every process it left); CPU time is an rlimit. Nothing uses signals or
-`signal.alarm`.
+`signal.alarm`. A job that was `starved` (the machine, not its code, made it
+time out) is run again by its driver, up to `sandbox.driver.STARVED_RETRIES`
+times, before that status is returned.
 """
 
 from __future__ import annotations

@@ -30,6 +30,11 @@ def _wait_for(condition, timeout=30.0):
     return condition()
 
 
+def _base_of(work: str) -> str:
+    """The shard's base directory of a job's working directory (BASE/slotN/work)."""
+    return os.path.dirname(os.path.dirname(work))
+
+
 def _running_on(pool, shard) -> bool:
     """Whether a job runs in one of the shard's slots (found by the uids of its slots)."""
     uids = {pool.uids[slot] for slot in shard.slots}
@@ -54,7 +59,7 @@ def test_jobs_spread_over_shards():
         results = pool.map([nap(0.3) for _ in range(12)])
         assert {r.status for r in results} == {"ok"}
         where = [sandbox.to_python(r.value) for r in results]
-        bases = {os.path.dirname(cwd) for cwd, _ in where}
+        bases = {_base_of(cwd) for cwd, _ in where}
         assert bases == {s.base for s in pool.shards}  # each shard's zygote ran some of them
         if pool.uids:
             assert {uid for _, uid in where} <= set(pool.uids)
@@ -95,7 +100,7 @@ def test_a_driver_killed_mid_batch_loses_no_job():
         assert _wait_for(lambda: victim.ready and victim.process.pid != old)
         results = pool.map([nap(0.2) for _ in range(6)])
         assert {r.status for r in results} == {"ok"}
-        assert {os.path.dirname(sandbox.to_python(r.value)[0]) for r in results} == {s.base for s in pool.shards}
+        assert {_base_of(sandbox.to_python(r.value)[0]) for r in results} == {s.base for s in pool.shards}
         if pool.layers.namespaces:  # the old zygote went with its driver, and its jobs with it
             assert _wait_for(lambda: not psutil.pid_exists(old) or psutil.Process(old).status() == "zombie")
 
