@@ -159,12 +159,15 @@ def test_scoring_processes_give_the_scores_of_one_process():
         {"code": "def f():\n    raise ValueError('x')", "tests": ["f()"], "predicted_trace": "1"},
     ]
     items = items * 3  # answers that share a run, as a GRPO group's do
-    here = run_batch(items, processes=0, weights={"tests": 0.5}, trace_tests=True)
-    there = run_batch(items, processes=2, weights={"tests": 0.5}, trace_tests=True)
-    assert [s.score for s in there] == [s.score for s in here]
-    assert [s.results for s in there] == [s.results for s in here]  # each with the runs it was scored from
-    assert [type(s.score.prediction) for s in there] == [type(s.score.prediction) for s in here]  # a tuple stays
-    assert {s.score.status for s in here} >= {"ok", "parse_error", "invalid_task", "error"}
+    statuses = set()
+    for options in ({"trace_tests": True}, {"weights": {"tests": 0.5}, "trace_tests": True}):
+        here = run_batch(items, processes=0, **options)
+        there = run_batch(items, processes=2, **options)
+        assert [s.score for s in there] == [s.score for s in here]
+        assert [s.results for s in there] == [s.results for s in here]  # each with the runs it was scored from
+        assert [type(s.score.prediction) for s in there] == [type(s.score.prediction) for s in here]  # a tuple stays
+        statuses |= {s.score.status for s in here}
+    assert statuses >= {"ok", "parse_error", "invalid_task", "error"}
     assert score_batch(items, processes=2) == score_batch(items, processes=0)
 
 
