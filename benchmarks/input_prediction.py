@@ -266,7 +266,8 @@ def compare(rows: list[dict[str, str]], workers: int, count: int, repeat: int = 
         "|---|---|---|---|",
         f"| execalign `score_batch` (sandbox, every layer) | {median_range(our_rates)} | {best.total * 1000 / n:.2f} | "
         f"judge {best.judge * 1000 / n:.2f}, drivers {best.driver * 1000 / n:.2f}, "
-        f"zygotes {best.zygote * 1000 / n:.2f}, scoring processes {best.scorer * 1000 / n:.2f}, "
+        f"zygotes {best.zygote * 1000 / n:.2f}, slot processes {best.slot * 1000 / n:.2f}, "
+        f"janitors {best.janitor * 1000 / n:.2f}, scoring processes {best.scorer * 1000 / n:.2f}, "
         f"children {best.children * 1000 / n:.2f} |",
         f"| CRUXEval's approach (ProcessPoolExecutor, Manager + Process per candidate) | {median_range(their_rates)} | "
         f"{their_cpu * 1000 / n:.2f} | executor workers, managers and per-candidate processes |",
@@ -287,14 +288,15 @@ def compare(rows: list[dict[str, str]], workers: int, count: int, repeat: int = 
 def projection(ours: Spent, theirs_cpu: float, n: int, cores: int = PROJECTED_CORES) -> list[str]:
     """Both evaluators on `cores` cores, from the CPU measured here: each is bound by all its CPU over the
     cores, and execalign also by its busiest single process (the judge; a driver or a zygote with the work
-    spread over `shard_count` shards). CRUXEval's evaluator is a pool of processes, each candidate in
-    processes of its own: nothing there is single."""
+    spread over `shard_count` shards; a slot process with it spread over `cores` slots). CRUXEval's
+    evaluator is a pool of processes, each candidate in processes of its own: nothing there is single."""
     shards = sandbox.shard_count(cores, cores)
     bounds = {
         "all its CPU over the cores": cores / ours.total,
         "the judge (this process)": 1 / ours.judge,
         f"one driver of {shards}": shards / ours.driver,
         f"one zygote of {shards}": shards / ours.zygote,
+        f"one slot process of {cores}": cores / ours.slot if ours.slot > 0 else float("inf"),
     }
     bound, ours_rate = min(bounds.items(), key=lambda kv: kv[1])
     theirs_rate = cores / theirs_cpu

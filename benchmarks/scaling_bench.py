@@ -154,7 +154,8 @@ def cpu_row(workers: int, name: str, run: Run) -> str:
     faults = s.children_faults / run.count
     scoring = kind(s.scoring) if s.scorer > 0 else "-"
     return (
-        f"| {workers} | {name} | {run.ms(s.judge):.3f} | {kind(s.drivers)} | {kind(s.zygotes)} | {scoring} | "
+        f"| {workers} | {name} | {run.ms(s.judge):.3f} | {kind(s.drivers)} | {kind(s.zygotes)} | {kind(s.slots)} "
+        f"| {kind(s.janitors)} | {scoring} | "
         f"{run.ms(s.children):.3f} | {result_cpu} | {run.ms(s.total):.3f} | {s.ceiling(run.count):.0f} | {faults:.0f} |"
     )
 
@@ -226,14 +227,15 @@ def main(argv: list[str] | None = None) -> int:
         "",
         "ms of CPU (user + system). judge: this process (it hands jobs to the shards and takes results back; "
         "in the scoring workloads it also reads and scores the answers, unless scoring processes do). drivers, "
-        "zygotes, scoring: all such processes together (the busiest one in brackets; with PID namespaces a "
-        "shard's zygote is two processes, an outer one that waits and an inner one that forks). "
-        "children (OS): what the zygotes reaped, jobs and leftovers; Result.cpu_time: the jobs' own figure. "
+        "zygotes, slots, janitors, scoring: all such processes together (the busiest one in brackets; with PID "
+        "namespaces a shard's zygote is two processes, an outer one that waits and an inner one that serves the "
+        "driver; a zygote's slot processes, one per slot, fork and reap the jobs). "
+        "children (OS): what the slot processes reaped, jobs and leftovers; Result.cpu_time: the jobs' own figure. "
         "ceiling: jobs / CPU-seconds of the busiest single process. faults: minor page faults per child.",
         "",
-        "| workers | workload | judge | drivers | zygotes | scoring | children (OS) | Result.cpu_time | total "
-        "| ceiling jobs/s | faults |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| workers | workload | judge | drivers | zygotes | slots | janitors | scoring | children (OS) "
+        "| Result.cpu_time | total | ceiling jobs/s | faults |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     threads = ["", "## The judge's CPU per trivial job by thread (median run), ms", ""]
     for workers, runs in by_workers.items():
