@@ -205,3 +205,21 @@ class Spent:
     def ceiling(self, jobs: int) -> float:
         """Projected jobs/s if cores were unlimited: the busiest single process is the bottleneck."""
         return jobs / self.busiest if self.busiest > 0 else float("inf")
+
+    def projected(self, jobs: int, cores: int) -> dict[str, float]:
+        """Jobs/s on `cores` cores (a slot per core, `sandbox.shard_count` shards) from this CPU, bound by each
+        term: all the CPU over the cores, and the single processes of each kind the work spreads over (the
+        judge is one process whatever the cores; drivers and zygotes one per shard; slot processes one per
+        core). A computation from the CPU measured here, not a measurement."""
+        shards = sandbox.shard_count(cores, cores)
+
+        def rate(processes: int, cpu: float) -> float:
+            return processes * jobs / cpu if cpu > 0 else float("inf")
+
+        return {
+            "all its CPU over the cores": rate(cores, self.total),
+            "the judge (one process)": rate(1, self.judge),
+            f"one driver of {shards}": rate(shards, self.driver),
+            f"one zygote of {shards}": rate(shards, self.zygote),
+            f"one slot process of {cores}": rate(cores, self.slot),
+        }

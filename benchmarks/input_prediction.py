@@ -290,14 +290,7 @@ def projection(ours: Spent, theirs_cpu: float, n: int, cores: int = PROJECTED_CO
     cores, and execalign also by its busiest single process (the judge; a driver or a zygote with the work
     spread over `shard_count` shards; a slot process with it spread over `cores` slots). CRUXEval's
     evaluator is a pool of processes, each candidate in processes of its own: nothing there is single."""
-    shards = sandbox.shard_count(cores, cores)
-    bounds = {
-        "all its CPU over the cores": cores / ours.total,
-        "the judge (this process)": 1 / ours.judge,
-        f"one driver of {shards}": shards / ours.driver,
-        f"one zygote of {shards}": shards / ours.zygote,
-        f"one slot process of {cores}": cores / ours.slot if ours.slot > 0 else float("inf"),
-    }
+    bounds = ours.projected(1, cores)
     bound, ours_rate = min(bounds.items(), key=lambda kv: kv[1])
     theirs_rate = cores / theirs_cpu
     return [

@@ -56,6 +56,7 @@ TRIVIAL = sandbox.Job(mode="call", code="x = 1", call="x")
 TARGET_TOTAL_MS = 2.0
 TARGET_CEILING = 8000
 TARGET_WORKERS = 16
+PROJECTED_CORES = (16, 64, 200)  # the projection of the trivial workload (see `accounting.Spent.projected`)
 
 
 @dataclass
@@ -264,6 +265,16 @@ def main(argv: list[str] | None = None) -> int:
         )
     if TARGET_WORKERS not in by_workers:
         targets.append(f"- the ceiling target is for {TARGET_WORKERS} workers: run with `--workers {TARGET_WORKERS}`")
+    run = median_run(by_workers[max(worker_counts)]["trivial"])
+    targets += ["", f"Projected trivial executions/s from the CPU per job at {max(worker_counts)} workers (computed):"]
+    for cores in PROJECTED_CORES:
+        bounds = run.spent.projected(run.count, cores)
+        bound = min(bounds, key=lambda k: bounds[k])
+        targets.append(
+            f"- {cores} cores: {bounds[bound]:.0f}/s, bound by {bound} ("
+            + ", ".join(f"{k}: {v:.0f}" for k, v in bounds.items())
+            + ")"
+        )
 
     section: list[str] = []
     if rows and args.candidates > 0:
