@@ -5,19 +5,25 @@ The question (what the answer predicts: output, final, steps, lines, input; see
 {"final_output"/"variables"} or a dict of names -> final; {"steps": [...]} or
 a list of step dicts -> steps; {"lines": [...]} -> lines; {"output": x} or any
 other value -> output. `Score.question` says which was chosen. Tests with
-`assert f(??) == out` make it "input".
+`assert f(??) == out` make it "input". "auto" is for a person reading the
+Score: it lets the answer pick the question, so a policy would pick the easiest
+one. Rewards for training name the question: the trainer adapters and the
+server take it from the dataset row and refuse "auto" (`rewards.integrations`).
 
 With no answer, the reward is the tests' pass rate (`Score.question` "tests").
 `weights` mixes the answer's score ("prediction", default 1) with the pass rate
 ("tests", default 0). mode="coderl_plus" gives CodeRL+'s reward for a final
 answer instead: 0.1 for the format plus 0.9 * correct / (1 + n), lenient values.
 
-Statuses: ok, parse_error (reward 0), the code's own failures from the sandbox
-(error, timeout, memory_exceeded, output_exceeded, killed: reward 0), and those
-that must be masked, never scored, so their reward is None: the sandbox's
+Statuses: ok, parse_error (reward 0: the answer cannot be read, or is too
+large or too deep to score), the code's own failures from the sandbox (error,
+timeout, memory_exceeded, output_exceeded, killed: reward 0), and those that
+must be masked, never scored, so their reward is None: the sandbox's
 `NOT_VERDICTS` (infra_error, ours or the machine's; starved, a timeout the
-machine caused) and invalid_task (malformed tests, or tests that assert
-nothing). Nothing here raises into the caller for bad input.
+machine caused) and invalid_task (malformed tests or fields, or tests that
+assert nothing). Nothing an answer holds can make any of those: any failure
+while reading or scoring an answer is its parse_error. Nothing here raises
+into the caller for bad input.
 """
 
 from __future__ import annotations
@@ -30,14 +36,14 @@ import msgspec
 
 import sandbox
 from sandbox import Job, Limits, Result
-from tracer import to_literal
+from tracer import encode, render, to_literal
 
 from . import scorers
 from .cache import CACHE, ResultCache
 from .compare import DEFAULT_RTOL
 from .jobs import pass_rate, trace_job, verdict_jobs
 from .parse import ParseError, parse_answer, parse_arguments
-from .questions import QUESTIONS, Detail, Truth, coderl_plus, resolve
+from .questions import QUESTIONS, Detail, Truth, check_question, coderl_plus, resolve
 from .testcases import InvalidTask, parse_tests
 
 DEFAULT_WEIGHTS = {"prediction": 1.0, "tests": 0.0}
@@ -109,15 +115,16 @@ class _Plan:
             self.question = "tests"
             self.jobs = verdict_jobs(item.code, self.suite, limits, item.entry_points or (), trace_first=trace_tests)
             return
-        try:
-            self.parsed = parse_answer(item.predicted_trace).value
-            self.question, self.answer = resolve(item.question, self.parsed)
-        except ParseError as error:
-            self.parse_error = str(error)
-            return
+        check_question(item.question)  # the task's fields are checked before the answer is read
         self.jobs = [trace_job(item.code, self.suite, item.test_index, limits, trace_limits)]
         if with_verdict:
             self.verdict = verdict_jobs(item.code, self.suite, limits, item.entry_points or ())
+        try:
+            self.parsed = parse_answer(item.predicted_trace).value
+            self.question, self.answer = resolve(item.question, self.parsed)
+        except Exception as error:  # whatever the answer holds, it is the answer's failure
+            self.jobs = self.verdict = []
+            self.parse_error = _answer_failure(error)
 
     def _plan_input(self, limits: Limits) -> None:
         case = self.suite.case(self.item.test_index)
@@ -130,14 +137,15 @@ class _Plan:
             raise InvalidTask("an input question needs a predicted input")
         try:
             args, kwargs = parse_arguments(self.item.predicted_trace, case.function)
-        except ParseError as error:
-            self.parse_error = str(error)
+        except Exception as error:  # whatever the answer holds, it is the answer's failure
+            self.parse_error = _answer_failure(error)
             return
         self.parsed = list(args)
         try:  # exact source, however long: a cut marker would not run
             shown = [to_literal(a) for a in args] + [f"{k}={to_literal(v)}" for k, v in kwargs.items()]
-        except ValueError as error:
-            self.parse_error = f"the input cannot be written as Python: {error}"
+        except Exception as error:  # (a ValueError says why; anything else is the answer's failure too)
+            why = str(error)[:200] if isinstance(error, ValueError) else _answer_failure(error)
+            self.parse_error = f"the input cannot be written as Python: {why}"
             return
         call = f"{case.function}({', '.join(shown)})"
         self.jobs = [Job(mode="call", code=self.item.code, call=call, limits=limits)]
@@ -188,9 +196,15 @@ class _Plan:
                 return self._coderl_plus(truth)
             asked = QUESTIONS[question]
             value, details = asked.score(self.answer, truth)
-        except ParseError as error:
+        except InvalidTask as error:
+            return Score(reward=None, status="invalid_task", question=question, message=str(error))
+        except Exception as error:  # whatever the answer holds, it is the answer's failure, never masked
             return Score(
-                reward=0.0, status="parse_error", question=question, prediction=self.parsed, message=str(error)
+                reward=0.0,
+                status="parse_error",
+                question=question,
+                prediction=self.parsed,
+                message=_answer_failure(error),
             )
         return Score(
             reward=value,
@@ -216,6 +230,29 @@ class _Plan:
         return Score(
             reward=reward, status="ok", question="final", prediction=answer, details=details, components=components
         )
+
+
+def _answer_failure(error: BaseException) -> str:
+    """Why an answer could not be read or scored, in a line."""
+    if isinstance(error, ParseError):
+        return str(error)
+    if isinstance(error, (RecursionError, MemoryError)):
+        return f"the answer is too deep or too large to score ({type(error).__name__})"
+    text = str(error)
+    return f"the answer could not be scored: {type(error).__name__}: {text[:200]}"
+
+
+def jsonable(s: Score) -> Score:
+    """The Score, with its prediction as text where JSON cannot hold it (a complex, a dict with tuple keys)."""
+    try:
+        msgspec.json.encode(s.prediction)
+        return s
+    except (TypeError, ValueError, OverflowError, RecursionError):
+        try:
+            shown = render(encode(s.prediction))
+        except Exception:  # a value too odd even to render: say what it was
+            shown = f"<{type(s.prediction).__name__}>"
+        return msgspec.structs.replace(s, prediction=shown)
 
 
 def _mix(components: dict[str, float], weights: dict[str, float]) -> float:
