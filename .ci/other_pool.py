@@ -23,17 +23,25 @@ JOBS = [
 def main(stop: str, max_seconds: float = 3600) -> int:
     deadline = time.monotonic() + max_seconds
     bad: list[str] = []
-    batches = 0
+    batches = starved = 0
     with sandbox.Pool(2) as pool:
         while not os.path.exists(stop) and time.monotonic() < deadline:
             first, second = pool.map(JOBS * 4)[:2]
             batches += 1
+            time.sleep(1.0)  # a light neighbour: CI's 2 cores are the suite's
+            if first.status == "starved" or second.status == "starved":
+                starved += 1  # the machine was too busy (CI's own suite): not a verdict, not a failure
+                continue
             if first.status != "ok" or (pool.uids and sandbox.to_python(first.value) not in pool.uids):
                 bad.append(f"call: {first.status} {first.message}")
             if second.status != "passed":
                 bad.append(f"asserts: {second.status} {second.message}")
-            time.sleep(0.2)
-    print(f"other pool: {batches} batches, {len(bad)} unexpected results", *bad[:10], sep="\n  ", file=sys.stderr)
+    print(
+        f"other pool: {batches} batches ({starved} starved), {len(bad)} unexpected results",
+        *bad[:10],
+        sep="\n  ",
+        file=sys.stderr,
+    )
     return 1 if bad or not batches else 0
 
 
