@@ -15,13 +15,13 @@
 - `tasks.build_task(code, call=...)`: an alignment task (prompt, gold answer) from code and an input
 - `parse.parse_answer(text)`: the answer found in free text
 
-Modules: `score` (scoring and batches), `questions` (the questions' scorers, gold answers and
-the helpers they share), `testcases` (a dataset's tests parsed into a `TestSuite`), `jobs`
-(the sandbox runs behind a score), `cache` (the shared result cache), `parse`, `compare` (value
-equality), `align` (trajectory alignment), `tasks`, `onpolicy` (CodeRL+'s alignment tasks from a
-batch's failed rollouts) and `buffer` (where they wait), `integrations` (trainer adapters),
-`onpolicy_trl` and `onpolicy_verl` (the on-policy loop in TRL and verl), `server`, `ray_backend`,
-`cli`.
+Modules: `score` (scoring and batches), `scorers` (the processes that score large batches),
+`questions` (the questions' scorers, gold answers and the helpers they share), `testcases` (a
+dataset's tests parsed into a `TestSuite`), `jobs` (the sandbox runs behind a score), `cache`
+(the shared result cache), `parse`, `compare` (value equality), `align` (trajectory alignment),
+`tasks`, `onpolicy` (CodeRL+'s alignment tasks from a batch's failed rollouts) and `buffer`
+(where they wait), `integrations` (trainer adapters), `onpolicy_trl` and `onpolicy_verl` (the
+on-policy loop in TRL and verl), `server`, `ray_backend`, `cli`.
 """
 
 from . import tasks
