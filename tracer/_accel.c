@@ -16,8 +16,14 @@
  * atoms (with their builtin ==), identities and types, and looks up only str
  * keys and frames (hashed by identity).
  *
+ * With line events recorded, a frame's start, resumption and return are done here
+ * too (`Recorder.call`, `Recorder.returned`): the FrameState of a new frame is made
+ * here (every slot that FrameState.__init__ sets), except for a code object not
+ * analysed yet or a new thread, which go to `Recorder._new_frame`.
+ *
  * Entry points: `Hot.monitor_line(code, line)` (a sys.monitoring LINE
- * callback), the object itself as a sys.settrace local trace function (line
+ * callback), `Hot.monitor_start(code, offset)` (PY_START, PY_RESUME) and
+ * `Hot.monitor_return(code, offset, value)` (PY_RETURN), the object itself as a sys.settrace local trace function (line
  * events here, every other event to `Hot.other`, the backend's Python
  * function), and `Hot.line(frame, line)` (what `Recorder.line` does); and
  * `build_steps(...)`, the Step structs that `Recorder.finish` makes of the raw
