@@ -191,13 +191,12 @@ PROGRAMS = {
         # call: f()
     """),
     "a frame on another thread": program("""
-        import queue, threading
-        def work(q, n):
+        from concurrent.futures import ThreadPoolExecutor
+        def work(n):
             m = n * 2
-            q.put(m)
+            return m
         def f():
-            q = queue.SimpleQueue()
-            threading.Thread(target=work, args=(q, 3)).start(); got = q.get()
+            got = ThreadPoolExecutor(1).submit(work, 3).result()  # (set once work has returned)
             return got
         # call: f()
     """),
