@@ -1,4 +1,5 @@
-"""The `execalign` command: `trace` (see `tracer.cli`) and `score`.
+"""The `execalign` command: `trace` (see `tracer.cli`), `score`, `serve`, and `tasks build` and
+`score --batch` (see `rewards.dataset_cli`).
 
     execalign score FILE --test "f(3)" --prediction '{"y": 6}'
     execalign score FILE --test "assert f(3) == 7"              # pass rate only
@@ -20,6 +21,7 @@ import msgspec
 
 from tracer import cli as tracer_cli
 
+from . import dataset_cli
 from .questions import QUESTIONS
 from .score import score
 
@@ -42,7 +44,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         description=__doc__.split("\n\n")[2],
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("file", help="the Python file whose code is run")
+    p.add_argument("file", nargs="?", help="the Python file whose code is run")
     p.add_argument("--test", action="append", default=[], help="an assert statement or call expression (repeatable)")
     p.add_argument(
         "--stdin-test",
@@ -58,10 +60,16 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
     p.add_argument("--mode", choices=("typed", "coderl_plus"), default="typed")
     p.add_argument("--test-index", type=int, default=0)
+    dataset_cli.add_batch_arguments(p)
     p.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.batch:
+        return dataset_cli.run_batch(args)
+    if not args.file:
+        print("execalign score: error: give FILE, or --batch FILE", file=sys.stderr)
+        return 2
     try:
         with open(args.file, encoding="utf-8") as f:
             code = f.read()
@@ -105,6 +113,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     tracer_cli.add_parser(subparsers)
     add_parser(subparsers)
     add_serve_parser(subparsers)
+    dataset_cli.add_tasks_parser(subparsers)
     return tracer_cli.dispatch(parser, sys.argv[1:] if argv is None else list(argv))
 
 

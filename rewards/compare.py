@@ -93,6 +93,11 @@ def matches(predicted: Any, actual: Value, mode: str = "typed", rtol: float = DE
     except NotDecodable:
         text = render(actual)
         return isinstance(predicted, str) and predicted.strip() == text
+    return same_value(predicted, real, mode, rtol)
+
+
+def same_value(predicted: Any, real: Any, mode: str = "typed", rtol: float = DEFAULT_RTOL) -> bool:
+    """Does the predicted Python value match the real Python value (typed, or CodeRL+'s lenient rules)?"""
     if mode == "coderl_plus":
         return coderl_equal(to_json_value(predicted), to_json_value(real))
     return typed_equal(predicted, real, rtol)

@@ -6,7 +6,7 @@ CodeRL+ mixes them in one batch:
            scored against `tests` (reward = pass rate);
 - "trace": the completion predicts the execution of `code` on `tests`
            (reward = `rewards.score`'s, with `question`, `test_index`, `variables`,
-           `mode`; a `task` field is read as `question`, its old name).
+           `mode`, `probes`; a `task` field is read as `question`, its old name).
 When `kind` is absent it is "trace" if the sample has `code`, else "rlvr". Any
 other kind is an invalid_task, and its message names it.
 
@@ -82,9 +82,9 @@ def make_item(completion: str, fields: dict[str, Any]) -> dict[str, Any] | Score
     question = fields.get("question") if fields.get("question") is not None else fields.get("task")
     if question is not None:
         item["question"] = question
-    for key in ("test_index", "variables", "mode"):
+    for key in ("test_index", "variables", "mode", "probes"):
         if fields.get(key) is not None:
-            item[key] = _load(fields[key]) if key == "variables" else fields[key]
+            item[key] = _load(fields[key]) if key in ("variables", "probes") else fields[key]
     return item
 
 
@@ -141,7 +141,8 @@ class TRLReward:
         weights: dict[str, float] | None = None,
         name: str = "execalign",
     ):
-        self.columns = {k: k for k in ("kind", "code", "tests", "question", "task", "test_index", "variables", "mode")}
+        fields = ("kind", "code", "tests", "question", "task", "test_index", "variables", "mode", "probes")
+        self.columns = {k: k for k in fields}
         self.columns.update(columns or {})
         self.component = component
         self.weights = weights

@@ -5,7 +5,11 @@
             {"final_output": 7, "variables": {"y": 6}} (the output is one more item);
 - "steps":  the line-by-line trajectory, [{"line": 3, "changes": {"y": 6}}, ...];
 - "lines":  the sequence of executed line numbers, [2, 3, 4];
-- "input":  CRUXEval-I, arguments that make `f` return the asserted output.
+- "input":  CRUXEval-I, arguments that make `f` return the asserted output;
+- "state", "next", "coverage": white-box questions about points of the run, each a `Probe`
+            (`rewards.probes`): a variable's value after the k-th execution of a line, the line
+            that runs next, whether a line runs (or which lines run); several in one prompt
+            take one answer each, scored one by one (their mean); "bundle" mixes the three.
 
 Each is a `Question` in the registry `QUESTIONS`: a scorer with the one
 signature `score(answer, truth) -> Graded` (the parsed answer, and the `Truth`:
@@ -16,14 +20,16 @@ prompt `build_task` asks it with. Adding a question is adding one entry.
 Scores lie in [0, 1]: output and input 1 or 0; final: correct items / items,
 where the items are the variables asked for (`Truth.variables`, else those
 worth asking about: `interesting_variables`) plus every other predicted name;
-steps and lines: the alignment score (`align`). `coderl_plus` is CodeRL+'s
-reward for a final answer: 0.1 for the format plus 0.9 * correct / (1 + n).
+steps and lines: the alignment score (`align`), and for steps also CodeExecutor's dense
+metrics as components (line- and identifier-level precision, recall and F1); a steps answer
+may be a CWM-format trace (`rewards.cwm`). `coderl_plus` is CodeRL+'s reward for a final
+answer: 0.1 for the format plus 0.9 * correct / (1 + n); for probes, 0.1 + 0.9 * their mean.
 """
 
 from __future__ import annotations
 
 import ast
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -32,14 +38,16 @@ import numpy as np
 
 import sandbox
 from sandbox import Result
-from tracer import Step, Trace, Value, encode, render
+from tracer import Step, StepState, Trace, Value, encode, render
+from tracer.cwm import to_cwm
 
-from . import align
-from .compare import DEFAULT_RTOL, gold, matches
+from . import align, cwm, probes
+from .compare import DEFAULT_RTOL, gold, matches, same_value
 from .parse import ParseError
+from .probes import Probe
 from .testcases import InvalidTask
 
-_NOT_ASKED = {"function", "class", "module", "generator", "coroutine"}
+_NOT_ASKED = probes.NOT_ASKED
 
 
 class Detail(msgspec.Struct, frozen=True):
@@ -54,6 +62,7 @@ class Graded(NamedTuple):
 
     score: float  # in [0, 1]
     details: list[Detail]
+    components: dict[str, float] | None = None  # more figures for `Score.components`
 
 
 @dataclass(frozen=True)
@@ -67,6 +76,7 @@ class Truth:
     expected: Any = None  # input: the output the test asserts
     mode: str = "typed"  # how values compare: typed, or coderl_plus (see `compare`)
     rtol: float = DEFAULT_RTOL
+    probes: tuple[Probe, ...] = ()  # state, next, coverage, bundle: what is asked
 
     @property
     def trace(self) -> Trace:
@@ -76,6 +86,7 @@ class Truth:
 
 
 Scorer = Callable[[Any, Truth], Graded]
+Steps = Sequence[tuple[int | None, dict[Any, Any]]]  # (line, changes) of each step
 
 
 @dataclass(frozen=True)
@@ -86,6 +97,7 @@ class Question:
     prompt: str = ""  # how build_task asks it ({what}: the input, {names}: the variables asked)
     numbered: bool = False  # the prompt shows line numbers (the answer names lines)
     component: str = "prediction"  # the answer's score's name in `Score.components`
+    read: Callable[[Any, list[Probe]], Any] | None = None  # reads the answer text itself (probe questions)
 
 
 # ---------------------------------------------------------------- what the questions are about
@@ -157,6 +169,12 @@ def final_values(trace: Trace) -> dict[str, Value]:
 def line_steps(trace: Trace) -> list[Step]:
     """The line steps of the traced execution (of the call, when there is one)."""
     return [s for s in trace.steps[max(trace.call_step, 0) :] if s.event == "line"]
+
+
+def line_states(trace: Trace) -> list[StepState]:
+    """The line steps of the traced execution with the variables around them (`Trace.replay`)."""
+    start = max(trace.call_step, 0)
+    return [s for s in trace.replay() if s.index >= start and s.step.event == "line"]
 
 
 def asked_variables(truth: Truth) -> list[str]:
@@ -234,33 +252,70 @@ def _predicted_steps(answer: Any) -> list[tuple[int | None, dict[Any, Any]]]:
 
 
 def score_steps(answer: Any, truth: Truth) -> Graded:
-    predicted = _predicted_steps(answer)[: align.MAX_LENGTH]
-    real = line_steps(truth.trace)
+    """The alignment score, with CodeExecutor's dense metrics as components. A CWM-format answer
+    (`cwm.Reading`) is checked against the real trace as CWM shows it."""
+    equal: Callable[[Any, Any], bool]
+    if isinstance(answer, cwm.Reading):
+        predicted = answer.steps[: align.MAX_LENGTH]
+        real = cwm.read(to_cwm(truth.trace, truth.code).completion, truth.code).steps
+        equal = lambda given, actual: same_value(given, actual, truth.mode, truth.rtol)
+    else:
+        predicted = _predicted_steps(answer)[: align.MAX_LENGTH]
+        real = [(s.step.line, s.changed) for s in line_states(truth.trace)]
+        equal = lambda given, actual: matches(given, actual, truth.mode, truth.rtol)
     actual = real[: align.MAX_LENGTH]
-    by_line: dict[int, list[int]] = {}
-    for j, step in enumerate(actual):
-        by_line.setdefault(step.line, []).append(j)
+    by_line: dict[int | None, list[int]] = {}
+    for j, (line, _) in enumerate(actual):
+        by_line.setdefault(line, []).append(j)
     similarity = np.zeros((len(predicted), len(actual)))
     for i, (line, changes) in enumerate(predicted):
         for j in by_line.get(line, ()) if line is not None else ():
-            real_changes = actual[j].changes
+            real_changes = actual[j][1]
             names = set(real_changes) | {k for k in changes if isinstance(k, str)}
             if not names:
                 similarity[i, j] = 1.0
                 continue
-            right = sum(
-                1 for n in real_changes if n in changes and matches(changes[n], real_changes[n], truth.mode, truth.rtol)
-            )
+            right = sum(1 for n in real_changes if n in changes and equal(changes[n], real_changes[n]))
             similarity[i, j] = right / len(names)
     score = align.alignment_score(similarity, len(predicted), len(real))
     best = similarity.max(axis=1) if similarity.size else np.zeros(len(predicted))
-    return Graded(score, [Detail(f"step {i} (line {line})", float(best[i])) for i, (line, _) in enumerate(predicted)])
+    details = [Detail(f"step {i} (line {line})", float(best[i])) for i, (line, _) in enumerate(predicted)]
+    return Graded(score, details, codeexecutor_metrics(predicted, actual, equal))
+
+
+def codeexecutor_metrics(predicted: Steps, actual: Steps, equal: Callable[[Any, Any], bool]) -> dict[str, float]:
+    """CodeExecutor's dense metrics (Liu et al., 2023) for one trace: the i-th predicted step is
+    compared with the i-th real one. Line level: a step is right when its line and its changes are
+    (precision over the predicted steps, recall over the real ones); identifier level: a changed
+    variable is right when its step's line is and its value is (over the predicted and the real
+    changes). CodeExecutor's states list every variable in scope; steps list the changed ones, so
+    these count those. Empty against empty is 1.0."""
+    right_steps = right_names = 0
+    for (line, changes), (real_line, real_changes) in zip(predicted, actual):
+        if line is None or line != real_line:
+            continue
+        right = sum(1 for n, v in real_changes.items() if n in changes and equal(changes[n], v))
+        right_names += right
+        right_steps += right == len(real_changes) == len(changes)
+    predicted_names = sum(len(changes) for _, changes in predicted)
+    real_names = sum(len(changes) for _, changes in actual)
+    return {
+        **_precision_recall("line", right_steps, len(predicted), len(actual)),
+        **_precision_recall("identifier", right_names, predicted_names, real_names),
+    }
+
+
+def _precision_recall(level: str, right: int, predicted: int, real: int) -> dict[str, float]:
+    precision = right / predicted if predicted else float(real == 0)
+    recall = right / real if real else float(predicted == 0)
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {f"{level}_precision": precision, f"{level}_recall": recall, f"{level}_f1": f1}
 
 
 def score_lines(answer: Any, truth: Truth) -> Graded:
     if not isinstance(answer, list) or not all(type(x) is int for x in answer):
         raise ParseError("a lines answer is a list of line numbers")
-    real = [s.line for s in line_steps(truth.trace)]
+    real = [s.step.line for s in line_states(truth.trace)]
     score = align.alignment_score(align.line_similarity(answer, real), len(answer), len(real))
     return Graded(score, [Detail("lines", score, _short(str(answer)), _short(str(real)))])
 
@@ -283,6 +338,45 @@ def coderl_plus(answer: Any, truth: Truth) -> tuple[float, list[Detail], dict[st
     return 0.1 + 0.9 * correct / (1 + asked), details, {"format": 1.0, "values": correct / (1 + asked)}
 
 
+def score_probes(answer: Any, truth: Truth) -> Graded:
+    """Each probe's answer scored on its own (`probes.grade`); the score is their mean. Components:
+    the mean per question when a bundle mixes them; with mode coderl_plus, CodeRL+'s shape
+    0.1 + 0.9 * mean (format, values)."""
+    run = probes.Run(truth.trace)
+    details: list[Detail] = []
+    by_question: dict[str, list[float]] = {}
+    for number, (probe, given) in enumerate(zip(truth.probes, answer), 1):
+        value, shown, actual = probes.grade(probe, given, run, truth.mode, truth.rtol)
+        details.append(Detail(f"{number}: {probe.label()}", value, shown, actual))
+        by_question.setdefault(probe.question, []).append(value)
+    mean = sum(d.score for d in details) / len(details) if details else 0.0
+    components = {q: sum(v) / len(v) for q, v in by_question.items()} if len(by_question) > 1 else {}
+    if truth.mode == "coderl_plus":
+        return Graded(0.1 + 0.9 * mean, details, {"format": 1.0, "values": mean, **components})
+    return Graded(mean, details, components)
+
+
+def asked_probes(question: str, given: Any) -> tuple[str, list[Probe]]:
+    """The question and its probes, checked: a probe question needs probes of its own question
+    (coverage alone: the set of lines that run); "auto" with probes is their question (bundle when
+    they mix); other questions take none. Raises InvalidTask."""
+    asked = probes.as_probes(given)
+    if question == "auto" and asked:
+        question = asked[0].question if len({p.question for p in asked}) == 1 else "bundle"
+    if question not in PROBE_QUESTIONS:
+        if asked:
+            raise InvalidTask(f"probes are for the questions {', '.join(PROBE_QUESTIONS)}, not {question!r}")
+        return question, asked
+    if not asked and question == "coverage":
+        asked = [Probe(question="coverage")]
+    if not asked:
+        raise InvalidTask(f"a {question} question needs probes (what to ask: line, execution, variable)")
+    strays = [p.question for p in asked if question != "bundle" and p.question != question]
+    if strays:
+        raise InvalidTask(f"a {question} question takes {question} probes only, got {', '.join(strays)}")
+    return question, asked
+
+
 # ---------------------------------------------------------------- gold answers
 
 
@@ -303,15 +397,24 @@ def gold_coderl_plus(truth: Truth) -> dict[str, Any]:
 
 
 def gold_steps(truth: Truth) -> dict[str, Any]:
-    steps = line_steps(truth.trace)
-    return {"steps": [{"line": s.line, "changes": {k: gold(v) for k, v in s.changes.items()}} for s in steps]}
+    steps = line_states(truth.trace)
+    return {"steps": [{"line": s.step.line, "changes": {k: gold(v) for k, v in s.changed.items()}} for s in steps]}
 
 
 def gold_lines(truth: Truth) -> dict[str, Any]:
-    return {"lines": [s.line for s in line_steps(truth.trace)]}
+    return {"lines": [s.step.line for s in line_states(truth.trace)]}
+
+
+def gold_probes(truth: Truth) -> Any:
+    """One probe's answer, or the list of several's."""
+    run = probes.Run(truth.trace)
+    answers = [probes.answer(p, run) for p in truth.probes]
+    return answers[0] if len(answers) == 1 else answers
 
 
 # ---------------------------------------------------------------- the registry
+
+PROBE_QUESTIONS = ("state", "next", "coverage", "bundle")  # asked by their probes' own texts (`Probe.text`)
 
 QUESTIONS: dict[str, Question] = {
     q.name: q
@@ -348,6 +451,10 @@ QUESTIONS: dict[str, Question] = {
             numbered=True,
         ),
         Question("input", score_input, component="input"),
+        *(
+            Question(name, score_probes, gold_probes, numbered=True, read=probes.read_answers)
+            for name in PROBE_QUESTIONS
+        ),
     )
 }
 _WRAPPED = ("steps", "lines", "output")  # answers that may come as {"steps": [...]} and so on

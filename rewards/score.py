@@ -1,11 +1,13 @@
 """`score` and `score_batch`: a model's answer against what the code really does.
 
-The question (what the answer predicts: output, final, steps, lines, input; see
+The question (what the answer predicts: output, final, steps, lines, input, or
+the white-box state, next, coverage and bundle, asked by `probes`; see
 `rewards.questions`) is given, or "auto": chosen from the answer's shape:
-{"final_output"/"variables"} or a dict of names -> final; {"steps": [...]} or
-a list of step dicts -> steps; {"lines": [...]} -> lines; {"output": x} or any
-other value -> output. `Score.question` says which was chosen. Tests with
-`assert f(??) == out` make it "input".
+{"final_output"/"variables"} or a dict of names -> final; {"steps": [...]}, a
+list of step dicts or a CWM-format trace -> steps; {"lines": [...]} -> lines;
+{"output": x} or any other value -> output; with probes, their question.
+`Score.question` says which was chosen. Tests with `assert f(??) == out` make it
+"input".
 
 With no answer, the reward is the tests' pass rate (`Score.question` "tests").
 `weights` mixes the answer's score ("prediction", default 1) with the pass rate
@@ -21,7 +23,7 @@ caller for bad input.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from itertools import islice
 from typing import Any
 
@@ -31,11 +33,13 @@ import sandbox
 from sandbox import Job, Limits, Result
 from tracer import encode, render
 
+from . import cwm
 from .cache import CACHE, ResultCache
 from .compare import DEFAULT_RTOL
 from .jobs import pass_rate, trace_job, verdict_jobs
 from .parse import ParseError, parse_answer, parse_arguments
-from .questions import QUESTIONS, Detail, Truth, coderl_plus, resolve
+from .probes import Probe
+from .questions import PROBE_QUESTIONS, QUESTIONS, Detail, Truth, asked_probes, coderl_plus, resolve
 from .testcases import InvalidTask, parse_tests
 
 DEFAULT_WEIGHTS = {"prediction": 1.0, "tests": 0.0}
@@ -69,6 +73,7 @@ class Item(msgspec.Struct, kw_only=True):
     test_index: int = 0
     variables: list[str] | None = None
     mode: str = "typed"
+    probes: list[Probe] = []  # state, next, coverage, bundle: the points of the run asked about
 
 
 def as_item(raw: Any) -> Item:
@@ -87,7 +92,7 @@ class _Plan:
     def __init__(self, item: Item, limits: Limits, trace_limits: dict[str, int], with_verdict: bool):
         self.item = item
         self.suite = parse_tests(item.tests, item.question)
-        self.question = item.question
+        self.question, self.probes = asked_probes(item.question, item.probes)
         self.parsed: Any = None
         self.answer: Any = None
         self.expected: Any = None  # input: the output the test asserts
@@ -104,9 +109,16 @@ class _Plan:
             self.question = "tests"
             self.jobs = verdict_jobs(item.code, self.suite, limits)
             return
+        reader = QUESTIONS[self.question].read if self.question in QUESTIONS else None
         try:
-            self.parsed = parse_answer(item.predicted_trace).value
-            self.question, self.answer = resolve(item.question, self.parsed)
+            if cwm.is_cwm(item.predicted_trace) and self.question in ("auto", "steps"):
+                self.question, self.parsed = "steps", cwm.read(item.predicted_trace, item.code)
+                self.answer = self.parsed
+            elif reader is not None:
+                self.parsed = self.answer = reader(item.predicted_trace, self.probes)
+            else:
+                self.parsed = parse_answer(item.predicted_trace).value
+                self.question, self.answer = resolve(self.question, self.parsed)
         except ParseError as error:
             self.parse_error = str(error)
             return
@@ -173,21 +185,24 @@ class _Plan:
             expected=self.expected,
             mode=item.mode,
             rtol=rtol,
+            probes=tuple(self.probes),
         )
         try:
-            if item.mode == "coderl_plus" and question != "input":
+            if item.mode == "coderl_plus" and question not in ("input", *PROBE_QUESTIONS):
                 return self._coderl_plus(truth)
             asked = QUESTIONS[question]
-            value, details = asked.score(self.answer, truth)
+            value, details, components = asked.score(self.answer, truth)
         except ParseError as error:
             return Score(
                 reward=0.0, status="parse_error", question=question, prediction=self.parsed, message=str(error)
             )
+        except InvalidTask as error:  # a probe about a line that never runs that often, or an undefined variable
+            return Score(reward=None, status="invalid_task", question=question, message=str(error))
         return Score(
             reward=value,
             status="ok",
             question=question,
-            components={asked.component: value},
+            components={asked.component: value, **(components or {})},
             details=details,
             prediction=self.parsed,
         )
@@ -227,6 +242,7 @@ def score(
     test_index: int = 0,
     variables: list[str] | None = None,
     mode: str = "typed",
+    probes: Sequence[Probe | dict[str, Any]] | None = None,
     weights: dict[str, float] | None = None,
     rtol: float = DEFAULT_RTOL,
     limits: Limits = DEFAULT_LIMITS,
@@ -236,18 +252,21 @@ def score(
 ) -> Score:
     """Score one answer (see the module docstring). Never raises for bad input.
 
-    `task=` is the old name of `question=`, kept as an alias (used when `question` is not given)."""
+    `probes` (`rewards.probes.Probe`s or dicts of their fields) say what a state, next, coverage
+    or bundle question asks. `task=` is the old name of `question=`, kept as an alias (used when
+    `question` is not given)."""
     if task is not None and question == "auto":
         question = task
-    item = Item(
-        code=code,
-        tests=tests,
-        predicted_trace=predicted_trace,
-        question=question,
-        test_index=test_index,
-        variables=variables,
-        mode=mode,
-    )
+    item = {
+        "code": code,
+        "tests": tests,
+        "predicted_trace": predicted_trace,
+        "question": question,
+        "test_index": test_index,
+        "variables": variables,
+        "mode": mode,
+        "probes": list(probes or ()),
+    }
     return score_batch(
         [item], weights=weights, rtol=rtol, limits=limits, trace_limits=trace_limits, pool=pool, cache=cache
     )[0]

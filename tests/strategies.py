@@ -1,4 +1,4 @@
-"""Hypothesis strategies for builtin values, shared by the encoder and reward tests."""
+"""Hypothesis strategies for builtin values and small programs, shared by the encoder and reward tests."""
 
 from hypothesis import strategies as st
 
@@ -42,3 +42,25 @@ def same(a, b) -> bool:
     if type(a) in (set, frozenset):
         return len(a) == len(b) and all(any(same(x, y) for y in b) for x in a)
     return a == b
+
+
+@st.composite
+def small_programs(draw):
+    ops = draw(
+        st.lists(
+            st.sampled_from(
+                [
+                    "acc += x",
+                    "acc -= 1",
+                    "seen.append(x)",
+                    "acc = acc * 2 % 97",
+                    "if x % 2:\n            acc += 3",
+                    "seen = seen[-3:]",
+                ]
+            ),
+            min_size=1,
+            max_size=5,
+        )
+    )
+    body = "\n        ".join(ops)
+    return f"def f(xs):\n    acc = 0\n    seen = []\n    for x in xs:\n        {body}\n    return acc, seen\n"
