@@ -219,16 +219,21 @@ def score_rows(
     progress: bool = False,
 ) -> list[Score]:
     """Score each row's prediction: rows with `score_args` (a dataset built here) or the fields of
-    `rewards.score` themselves. The prediction is `prediction_field`, else the first of
-    PREDICTION_FIELDS a row has (chat messages are joined into their assistant text)."""
-    items = []
+    `rewards.score` themselves. The prediction is `prediction_field` (a row without it is an
+    invalid_task), else the first of PREDICTION_FIELDS a row has (none: the tests' pass rate);
+    chat messages are joined into their assistant text."""
+    items: list[dict[str, Any] | Score] = []
     for row in rows:
+        if prediction_field is not None and prediction_field not in row:
+            items.append(Score(reward=None, status="invalid_task", message=f"the row has no {prediction_field!r}"))
+            continue
         fields = dict(row["score_args"]) if isinstance(row.get("score_args"), dict) else dict(row)
         name = prediction_field or next((f for f in PREDICTION_FIELDS if f in row), None)
         prediction = row.get(name) if name else None
         fields["predicted_trace"] = completion_text(prediction) if isinstance(prediction, list) else prediction
         items.append({k: v for k, v in fields.items() if k in _ITEM_FIELDS})
-    return score_batch(items, pool=pool, progress=progress)
+    scored = iter(score_batch([i for i in items if not isinstance(i, Score)], pool=pool, progress=progress))
+    return [i if isinstance(i, Score) else next(scored) for i in items]
 
 
 _ITEM_FIELDS = ("code", "tests", "predicted_trace", "question", "task", "test_index", "variables", "mode", "probes")

@@ -13,23 +13,15 @@ line's executions with the variables after each, from `Trace.replay`); `answer` 
 gold answer and `grade` scores one answer to it. `read_answers` finds one answer per probe in a
 model's text: one value for one probe; for several, a list, a dict numbered from 1, or numbered
 lines ("1. 7", "Q2: True"); `{"answers": [...]}` (the CodeRL+ template's JSON) either way.
-
-`select` picks probes deterministically per seed and prefers informative ones: for state,
-values that a line changes, in a loop first; for next, branch and loop decisions, the rarer
-outcome first (a loop's exit); for coverage, lines under a condition, run and not run
-alternately. Lines whose execution count differs between Python versions (comprehensions,
-lambdas, statements over several lines) are never picked.
+`rewards.selection` chooses probes worth asking.
 """
 
 from __future__ import annotations
 
-import ast
-import random
 import re
-from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Literal, get_args
+from dataclasses import dataclass
+from typing import Any, Literal, NamedTuple, get_args
 
 import msgspec
 
@@ -42,7 +34,6 @@ from .testcases import InvalidTask
 Probed = Literal["state", "next", "coverage"]
 PROBED: tuple[Probed, ...] = get_args(Probed)
 NOT_ASKED = frozenset({"function", "class", "module", "generator", "coroutine"})  # values not worth asking
-_MAX_SHOWN = 80  # characters of a value past which a state probe is a last resort
 
 
 class Probe(msgspec.Struct, frozen=True, kw_only=True):
@@ -193,10 +184,18 @@ class _Numbered(dict[int, Any]):
     """Answers read from numbered lines (never from a model's literal)."""
 
 
+class Unwrapped(NamedTuple):
+    """A single answer given as {"answer": x} or {"answers": [x]}: x, unless a state's real value is
+    that dict itself (an answer is read both ways; only one can be right)."""
+
+    inner: Any
+    whole: Any
+
+
 def read_answers(raw: Any, probes: Sequence[Probe]) -> list[Any]:
     """One answer per probe (MISSING where none is found) from a model's text or a parsed value."""
     forms = [_form(p) for p in probes] or ["lines"]
-    value = _find(raw, forms)
+    value = whole = _find(raw, forms)
     wrapped = False
     if isinstance(value, dict) and not isinstance(value, _Numbered) and len(value) == 1:
         key = next(iter(value))
@@ -205,7 +204,9 @@ def read_answers(raw: Any, probes: Sequence[Probe]) -> list[Any]:
     if len(forms) == 1:
         if isinstance(value, _Numbered):
             return [value.get(1, MISSING)]
-        return list(value) if wrapped and isinstance(value, list) and len(value) == 1 else [value]
+        if wrapped and isinstance(value, list) and len(value) == 1:
+            value = value[0]
+        return [Unwrapped(value, whole) if value is not whole else value]
     if isinstance(value, (list, tuple)):
         return [value[i] if i < len(value) else MISSING for i in range(len(forms))]
     numbered = _by_number(value) if isinstance(value, dict) else {}
@@ -294,7 +295,10 @@ def grade(
     """The score of one answer to a probe in [0, 1], with the answer and the truth as text."""
     if probe.question == "state":
         real = run.state(probe)
-        return _grade_state(given, real, mode, rtol), _show(given), render(real)[:300]
+        ways = [given.inner, given.whole] if isinstance(given, Unwrapped) else [given]
+        return max(_grade_state(way, real, mode, rtol) for way in ways), _show(ways[0]), render(real)[:300]
+    if isinstance(given, Unwrapped):
+        given = given.inner
     truth = answer(probe, run)
     read = _READERS[_form(probe)](given)
     if read is None:
@@ -305,14 +309,17 @@ def grade(
 
 
 def _grade_state(given: Any, real: Value, mode: str, rtol: float) -> float:
+    """1.0 when the answer is the value, or {"value": the value, "type": its type name}."""
     if given is MISSING:
         return 0.0
+    if matches(given, real, mode, rtol):
+        return 1.0
     if isinstance(given, dict) and "value" in given and set(given) <= {"value", "type"}:
         named = given.get("type")
         if named is not None and str(named).strip().lower() not in {type_name(real).lower(), _alias(real)}:
             return 0.0
-        given = given["value"]
-    return float(matches(given, real, mode, rtol))
+        return float(matches(given["value"], real, mode, rtol))
+    return 0.0
 
 
 def type_name(value: Value) -> str:
@@ -344,9 +351,9 @@ def _read_covered(given: Any) -> bool | None:
     if type(given) is int and given in (0, 1):
         return bool(given)
     if isinstance(given, str):
-        if re.search(r"\b(no|false|not|never|doesn't|does not|isn't)\b", given, re.I):
+        if re.search(r"\b(no|false|not|never|doesn't|isn't|skipped)\b", given, re.I):
             return False
-        if re.search(r"\b(yes|true|runs|executes|executed|does|is)\b", given, re.I):
+        if re.search(r"\b(yes|true|runs|executes|executed|reached)\b", given, re.I):
             return True
     return None
 
@@ -355,7 +362,7 @@ def _read_lines(given: Any) -> list[int] | None:
     if isinstance(given, dict) and len(given) == 1:
         given = next(iter(given.values()))
     if isinstance(given, str):
-        given = [int(n) for n in re.findall(r"-?\d+", given)]
+        given = [int(n) for n in re.findall(r"\d+", given)]
     if isinstance(given, (list, tuple, set, frozenset)) and all(type(n) is int for n in given):
         return list(given)
     return None
@@ -375,216 +382,3 @@ def _show(value: Any) -> str:
         return "<no answer>"
     text = repr(value)
     return text if len(text) <= 300 else text[:300] + "..."
-
-
-# ---------------------------------------------------------------- choosing probes
-
-
-@dataclass
-class CodeLines:
-    """What the source says about its lines: which are stable to ask about, and how control flows."""
-
-    stable: set[int] = field(default_factory=set)  # one-line statements without comprehensions or lambdas
-    conditional: set[int] = field(default_factory=set)  # under an if, a loop, a try or a match
-    in_function: set[int] = field(default_factory=set)
-    branches: set[int] = field(default_factory=set)  # if, elif and loop headers
-    loop_bodies: dict[int, set[int]] = field(default_factory=dict)  # loop header -> its body's lines
-
-    @classmethod
-    def of(cls, code: str) -> CodeLines:
-        lines = cls()
-        try:
-            tree = ast.parse(code)
-        except (SyntaxError, ValueError):
-            return lines
-        lines._visit(tree.body, conditional=False, in_function=False)
-        return lines
-
-    def _visit(self, body: list[ast.stmt], conditional: bool, in_function: bool) -> None:
-        for node in body:
-            line = node.lineno
-            if _stable(node):
-                self.stable.add(line)
-                if conditional:
-                    self.conditional.add(line)
-                if in_function:
-                    self.in_function.add(line)
-            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-                self._visit(node.body, False, True)
-            elif isinstance(node, ast.ClassDef):
-                self._visit(node.body, conditional, in_function)
-            elif isinstance(node, (ast.If, ast.For, ast.AsyncFor, ast.While)):
-                self.branches.add(line)
-                if not isinstance(node, ast.If):
-                    self.loop_bodies[line] = {
-                        n.lineno for s in node.body for n in ast.walk(s) if isinstance(n, ast.stmt)
-                    }
-                self._visit(node.body, True, in_function)
-                self._visit(node.orelse, True, in_function)
-            elif isinstance(node, (ast.With, ast.AsyncWith)):
-                self._visit(node.body, conditional, in_function)
-            elif isinstance(node, ast.Try):
-                self._visit(node.body, True, in_function)
-                for handler in node.handlers:
-                    self._visit(handler.body, True, in_function)
-                self._visit(node.orelse, True, in_function)
-                self._visit(node.finalbody, conditional, in_function)
-            elif isinstance(node, ast.Match):
-                for case in node.cases:
-                    self._visit(case.body, True, in_function)
-
-
-_ASKABLE_STATEMENTS = (
-    ast.Assign,
-    ast.AugAssign,
-    ast.AnnAssign,
-    ast.Expr,
-    ast.Return,
-    ast.If,
-    ast.For,
-    ast.While,
-    ast.Raise,
-    ast.Assert,
-    ast.Delete,
-    ast.Import,
-    ast.ImportFrom,
-)
-_UNSTABLE = (ast.Lambda, ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp, ast.Yield, ast.YieldFrom, ast.Await)
-
-
-def _stable(node: ast.stmt) -> bool:
-    """A statement whose line runs the same number of times on every Python version."""
-    if not isinstance(node, _ASKABLE_STATEMENTS):
-        return False
-    if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant):
-        return False  # a docstring or a bare constant: no code, no line event
-    if isinstance(node, ast.AnnAssign) and node.value is None:
-        return False
-    parts: list[ast.AST]
-    if isinstance(node, (ast.If, ast.While)):
-        parts = [node.test]
-    elif isinstance(node, ast.For):
-        parts = [node.target, node.iter]
-    else:
-        parts = [node]
-    for part in parts:
-        for inner in ast.walk(part):
-            if isinstance(inner, _UNSTABLE):
-                return False
-            end = getattr(inner, "end_lineno", None)
-            if getattr(inner, "lineno", node.lineno) != node.lineno or (end is not None and end != node.lineno):
-                return False
-    return True
-
-
-def select(question: str, run: Run, lines: CodeLines, seed: int, count: int, program: bool) -> list[Probe]:
-    """Up to `count` probes for a question (state, next, coverage, or bundle: a mix), fixed by `seed`.
-
-    `program`: the run is a whole program (any line may be asked about), not a call (only lines
-    inside functions)."""
-    rng = random.Random(seed)
-    asked = list(PROBED) if question == "bundle" else [question]
-    ordered = {q: _spread(_CANDIDATES[q](run, lines, program, rng)) for q in asked}
-    rng.shuffle(asked)
-    chosen: list[Probe] = []
-    while len(chosen) < count and any(ordered.values()):
-        for q in asked:
-            if ordered[q] and len(chosen) < count:
-                chosen.append(ordered[q].pop(0))
-    return chosen
-
-
-def _tiers(tiers: list[list[Probe]], rng: random.Random) -> list[Probe]:
-    """The best tier first, each shuffled."""
-    out: list[Probe] = []
-    for tier in tiers:
-        tier = list(dict.fromkeys(tier))
-        rng.shuffle(tier)
-        out.extend(tier)
-    return out
-
-
-def _spread(probes: list[Probe]) -> list[Probe]:
-    """Each line's first probe before any line's second, the order otherwise kept."""
-    seen: set[int | None] = set()
-    first: list[Probe] = []
-    rest: list[Probe] = []
-    for probe in probes:
-        (rest if probe.line in seen else first).append(probe)
-        seen.add(probe.line)
-    return first + rest
-
-
-def _sampled(executions: list[Execution]) -> list[tuple[int, Execution]]:
-    """A line's first three executions and its last (numbered from 1)."""
-    numbered = list(enumerate(executions, 1))
-    return numbered[:3] + (numbered[-1:] if len(numbered) > 3 else [])
-
-
-def _state_candidates(run: Run, lines: CodeLines, program: bool, rng: random.Random) -> list[Probe]:
-    """Values a line changes (in a loop first), then those it leaves as they were or that are long."""
-    tiers: list[list[Probe]] = [[], [], []]
-    for line, executions in sorted(run.by_line.items()):
-        if line not in lines.stable:
-            continue
-        for k, execution in _sampled(executions):
-            for name, value in execution.after.items():
-                if name.startswith("__") or value.t in NOT_ASKED:
-                    continue
-                tier = (0 if len(executions) > 1 else 1) if name in execution.changed else 2
-                if len(render(value)) > _MAX_SHOWN:
-                    tier = 2
-                tiers[tier].append(Probe(question="state", line=line, execution=k, variable=name))
-    return _tiers(tiers, rng)
-
-
-def _next_candidates(run: Run, lines: CodeLines, program: bool, rng: random.Random) -> list[Probe]:
-    """Branch and loop decisions (the rarer outcome and loop exits first), lines under a condition
-    that never run, then straight-line code."""
-    tiers: list[list[Probe]] = [[], [], []]
-    for line in sorted(lines.stable):
-        executions = run.by_line.get(line, [])
-        if not executions:
-            if line in lines.conditional and (program or line in lines.in_function):
-                tiers[1].append(Probe(question="next", line=line))
-            continue
-        outcomes = Counter(e.next_line for e in executions)
-        decides = line in lines.branches or len(outcomes) > 1
-        rarest = min(outcomes.values())
-        body = lines.loop_bodies.get(line)
-        for k, execution in _sampled(executions):
-            if not decides:
-                tier = 2
-            elif (len(outcomes) > 1 and outcomes[execution.next_line] == rarest) or (
-                body is not None and execution.next_line not in body
-            ):
-                tier = 0
-            else:
-                tier = 1
-            tiers[tier].append(Probe(question="next", line=line, execution=k))
-    return _tiers(tiers, rng)
-
-
-def _coverage_candidates(run: Run, lines: CodeLines, program: bool, rng: random.Random) -> list[Probe]:
-    """Lines under a condition, then the rest; in each, lines that run and lines that do not
-    alternate, so that answering always True (or False) is no strategy."""
-    out: list[Probe] = []
-    for conditional in (True, False):
-        ran: list[Probe] = []
-        not_ran: list[Probe] = []
-        for line in sorted(lines.stable):
-            if (line in lines.conditional) == conditional and (program or line in lines.in_function):
-                (ran if line in run.by_line else not_ran).append(Probe(question="coverage", line=line))
-        rng.shuffle(ran)
-        rng.shuffle(not_ran)
-        pair = [ran, not_ran] if rng.random() < 0.5 else [not_ran, ran]
-        for i in range(max(len(ran), len(not_ran))):
-            out.extend(side[i] for side in pair if i < len(side))
-    return out
-
-
-_CANDIDATES: dict[str, Callable[[Run, CodeLines, bool, random.Random], list[Probe]]] = {
-    "state": _state_candidates,
-    "next": _next_candidates,
-    "coverage": _coverage_candidates,
-}

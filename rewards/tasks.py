@@ -7,7 +7,7 @@ function, so `def main()` programs work), the output, the executed lines, the
 whole trajectory, or white-box probes (state, next, coverage, or a bundle of
 them: `rewards.probes`). The variables and probes asked are drawn, fixed by
 `seed`, from those worth asking about (`questions.interesting_variables`,
-`probes.select`). Code that errors, times out, or has nothing to ask about is
+`selection.select`). Code that errors, times out, or has nothing to ask about is
 skipped, with the reason.
 
 Templates: "execalign" (the question, a Python literal on the last line),
@@ -23,6 +23,7 @@ its own fields: `score(**t.score_args, predicted_trace=t.answer)`.
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from typing import Any
 
 import msgspec
@@ -36,8 +37,9 @@ from tracer.cwm import to_cwm
 from .cache import CACHE, ResultCache
 from .compare import to_json_value
 from .jobs import trace_job
-from .probes import CodeLines, Probe, Run, select
+from .probes import Probe, Run
 from .questions import PROBE_QUESTIONS, QUESTIONS, Truth, asked_probes, gold_coderl_plus, interesting_variables
+from .selection import CodeLines, select
 from .testcases import InvalidTask, parse_tests
 
 TEMPLATES = ("execalign", "coderl_plus", "cwm")
@@ -107,7 +109,7 @@ def build_task(
     seed: int = 0,
     max_variables: int = 3,
     max_probes: int | None = None,
-    probes: list[Probe] | None = None,
+    probes: Sequence[Probe | dict[str, Any]] | None = None,
     limits: Limits = Limits(),
     pool: sandbox.Pool | None = None,
     cache: ResultCache = CACHE,
@@ -116,7 +118,7 @@ def build_task(
 
     `question` is final (the default), output, lines, steps, state, next, coverage or bundle;
     `kind=` is its old name, kept as an alias. Probe questions ask up to `max_probes` probes (1,
-    or 3 for a bundle) chosen by `probes.select`, or the `probes` given. The coderl_plus template
+    or 3 for a bundle) chosen by `selection.select`, or the `probes` given. The coderl_plus template
     asks CodeRL+'s question (output and final values) for any question but the probe questions;
     the cwm template asks for the steps in Meta CWM's trace format."""
     question = question or kind or "final"

@@ -12,8 +12,9 @@ from hypothesis import strategies as st
 
 import tracer
 from rewards import score, score_batch, tasks
-from rewards.probes import PROBED, CodeLines, Probe, Run, read_answers, select
+from rewards.probes import PROBED, Probe, Run, read_answers
 from rewards.questions import PROBE_QUESTIONS, codeexecutor_metrics
+from rewards.selection import CodeLines, select
 from tests.strategies import small_programs
 
 HELPER = """
@@ -81,6 +82,16 @@ def reward(answer, probes, call="f([1, 3])", **kw):
 def test_each_question_on_a_known_program(probe, right, wrong):
     assert reward(right, [probe]) == 1.0
     assert reward(wrong, [probe]) < 1.0
+
+
+def test_values_that_look_like_answer_wrappers_are_values_too():
+    code = "def f():\n    a = {'value': 3}\n    b = {'answers': [5]}\n    return a, b\n"
+    for line, variable in ((2, "a"), (3, "b")):
+        task = tasks.build_task(code, call="f()", question="state", probes=[state(line, variable)])
+        assert score(**task.score_args, predicted_trace=task.answer).reward == 1.0, task.answer
+    assert score(code, ["f()"], "{'value': 3}", probes=[state(3, "a")]).reward == 1.0
+    assert score(code, ["f()"], "{'value': 3, 'type': 'str'}", probes=[state(3, "a")]).reward == 0.0
+    assert score(code, ["f()"], "{'answers': [{'value': 3}]}", probes=[state(3, "a")]).reward == 1.0
 
 
 def test_a_line_that_never_runs():

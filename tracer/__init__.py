@@ -27,6 +27,7 @@ Public API (kept this small on purpose):
 - `exception_info(exc)`: an exception's type and message, made without user code.
 - `TraceLimits`: the caps accepted as `**limits`; `EncodeLimits`: the caps of one value.
 - `env`: what differs between the Python versions (`env.HAS_MONITORING` ...).
+- `cwm.to_cwm(trace, source)`: the trace in Meta CWM's trace format (prompt and frames).
 
 Backends: "monitoring" (sys.monitoring, Python 3.12+, the default there),
 "settrace" (sys.settrace, the default before 3.12), and "none" (run the code
@@ -42,10 +43,10 @@ Modules: `schema` (the Structs, `replay`), `encode` / `decode` / `render` /
 `literals` (values to and from objects and text), `run` (the one runner and
 how a run ends), `recorder` (frame events to steps), `codeinfo` (what each
 line can change), `backends/` (settrace, sysmon), `capture` (bounded output),
-`env` (version differences), `cli` (`execalign trace`).
+`env` (version differences), `cwm` (Meta CWM's trace format), `cli` (`execalign trace`).
 """
 
-from . import env
+from . import cwm, env
 from .decode import NotDecodable, to_python
 from .encode import EncodeLimits, encode, exception_info
 from .literals import from_literal
@@ -64,6 +65,7 @@ __all__ = [
     "Trace",
     "TraceLimits",
     "Value",
+    "cwm",
     "encode",
     "env",
     "exception_info",
