@@ -1,6 +1,22 @@
-"""Hypothesis strategies for builtin values and small programs, shared by the encoder and reward tests."""
+"""Hypothesis strategies for builtin values and small programs, and a known program, shared by the tests."""
 
 from hypothesis import strategies as st
+
+# a function with a loop, a branch and a call: lines 7 to 13 (f), 3 and 4 (g)
+HELPER = """
+def g(a):
+    b = a * 2
+    return b
+
+def f(xs):
+    total = 0
+    for x in xs:
+        if x > 1:
+            total += g(x)
+        else:
+            total -= 1
+    return total
+"""
 
 atoms = st.one_of(
     st.none(),

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 import tracer
 from rewards import cwm as reading
 from rewards import score, score_batch, tasks
-from tests.strategies import small_programs
+from tests.strategies import HELPER, small_programs
 from tracer.cwm import (
     ACTION_SEP,
     ARG_SEP,
@@ -25,17 +25,6 @@ from tracer.cwm import (
     to_cwm,
 )
 
-CODE = """
-def g(a):
-    b = a * 2
-    return b
-
-def f(xs):
-    total = 0
-    for x in xs:
-        total += g(x)
-    return total
-"""
 FRAME = re.compile(
     r"(?P<event><\|(?:call|line|return|exception)_sep\|>)(?P<locals>.*?)"
     + re.escape(ACTION_SEP)
@@ -88,26 +77,32 @@ def cwmdbg_locals(parsed, i):
 
 
 def test_the_export_of_a_call():
-    trace = tracer.trace(CODE, call="f([1, 2])")
-    export = to_cwm(trace, CODE)
+    trace = tracer.trace(HELPER, call="f([1, 2])")
+    export = to_cwm(trace, HELPER)
     assert export.entry_line == 6
-    assert export.prompt == TRACE_CONTEXT_START + CODE.replace("def f(xs):", "def f(xs):" + START_MARKER) + FRAME_SEP
+    assert export.prompt == TRACE_CONTEXT_START + HELPER.replace("def f(xs):", "def f(xs):" + START_MARKER) + FRAME_SEP
     parsed = frames(export.completion)
     events = [(event, source.strip()) for event, _, source, _ in parsed]
-    assert events[:4] == [
+    assert events[:5] == [
         ("call", "def f(xs):"),
         ("line", "total = 0"),
         ("line", "for x in xs:"),
-        ("line", "total += g(x)"),
+        ("line", "if x > 1:"),
+        ("line", "total -= 1"),
     ]
-    assert events[4:7] == [("call", "def g(a):"), ("line", "b = a * 2"), ("line", "return b")]
+    assert events[7:11] == [
+        ("line", "total += g(x)"),
+        ("call", "def g(a):"),
+        ("line", "b = a * 2"),
+        ("line", "return b"),
+    ]
     assert parsed[0][1] == {"xs": "[1, 2]"} and parsed[1][1] == {"xs": ".."}
-    assert parsed[4][1] == {"a": "1"}
-    assert parsed[7][0] == "return" and parsed[7][3] == "2"
-    after_return = parsed[8]
+    assert parsed[8][1] == {"a": "2"} and parsed[9][1] == {"a": ".."}
+    assert parsed[11][0] == "return" and parsed[11][3] == "4"
+    after_return = parsed[12]
     assert after_return[0] == "line" and ".." not in after_return[1].values()  # values shown again after a return
-    assert after_return[1] == {"xs": "[1, 2]", "total": "2", "x": "1"}
-    assert parsed[-1][0] == "return" and parsed[-1][3] == "6" and parsed[-1][2] == "    return total\n"
+    assert after_return[1] == {"xs": "[1, 2]", "total": "3", "x": "2"}
+    assert parsed[-1][0] == "return" and parsed[-1][3] == "3" and parsed[-1][2] == "    return total\n"
 
 
 def test_the_export_of_a_program_that_raises():
@@ -196,27 +191,27 @@ def test_cwm_traces_of_generated_programs(program, xs, rng):
 
 
 def test_reading_is_tolerant_like_cwmdbg():
-    trace = tracer.trace(CODE, call="f([1, 2])")
-    export = to_cwm(trace, CODE)
-    steps = reading.read(export.completion, CODE).steps
-    assert steps[:3] == [(7, {"total": 0}), (8, {"x": 1}), (9, {"total": 2})]
+    trace = tracer.trace(HELPER, call="f([1, 2])")
+    export = to_cwm(trace, HELPER)
+    steps = reading.read(export.completion, HELPER).steps
+    assert steps[:5] == [(7, {"total": 0}), (8, {"x": 1}), (9, {}), (12, {"total": -1}), (8, {"x": 2})]
     marked = export.completion.replace("def f(xs):\n", "def f(xs):  # << START_OF_TRACE\n")
     no_newlines = export.completion.replace("\n" + ARG_SEP, ARG_SEP).replace("\n" + FRAME_SEP, FRAME_SEP)
     unfinished = export.completion[: -len(END_OF_TEXT)]
     dedented = export.completion.replace("    total = 0\n", "total = 0\n")
     for variant in (marked, no_newlines, unfinished, dedented, export.prompt + export.completion):
-        assert reading.read(variant, CODE).steps == steps
+        assert reading.read(variant, HELPER).steps == steps
     garbled = export.completion.replace('{"xs": ".."}', "{not json")
-    assert len(reading.read(garbled, CODE).steps) == len(steps)
+    assert len(reading.read(garbled, HELPER).steps) == len(steps)
     unknown = export.completion.replace("    total = 0\n", "    total = zero\n")
-    assert reading.read(unknown, CODE).steps[0][0] is None
-    opaque = reading.read(EVENT_SEPS["call"] + '{"p": "<P object>"}' + ACTION_SEP + "def f(xs):\n" + FRAME_SEP, CODE)
+    assert reading.read(unknown, HELPER).steps[0][0] is None
+    opaque = reading.read(EVENT_SEPS["call"] + '{"p": "<P object>"}' + ACTION_SEP + "def f(xs):\n" + FRAME_SEP, HELPER)
     assert opaque.steps == [] and reading.is_cwm(export.completion) and not reading.is_cwm("[1, 2]")
 
 
 def test_a_cwm_task_and_its_gold_answer():
-    task = tasks.build_task(CODE, call="f([1, 2])", question="steps", template="cwm")
+    task = tasks.build_task(HELPER, call="f([1, 2])", question="steps", template="cwm")
     assert task.prompt.startswith(TRACE_CONTEXT_START) and task.answer.endswith(END_OF_TEXT)
     s = score(**task.score_args, predicted_trace=task.answer)
     assert (s.reward, s.question) == (1.0, "steps")
-    assert "cwm template" in tasks.build_task(CODE, call="f([1])", question="final", template="cwm").reason
+    assert "cwm template" in tasks.build_task(HELPER, call="f([1])", question="final", template="cwm").reason

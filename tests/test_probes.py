@@ -15,22 +15,7 @@ from rewards import score, score_batch, tasks
 from rewards.probes import PROBED, Probe, Run, read_answers
 from rewards.questions import PROBE_QUESTIONS, codeexecutor_metrics
 from rewards.selection import CodeLines, select
-from tests.strategies import small_programs
-
-HELPER = """
-def g(a):
-    b = a * 2
-    return b
-
-def f(xs):
-    total = 0
-    for x in xs:
-        if x > 1:
-            total += g(x)
-        else:
-            total -= 1
-    return total
-"""
+from tests.strategies import HELPER, small_programs
 
 
 @pytest.fixture(autouse=True)
