@@ -91,17 +91,18 @@ def build_rows(
     progress: bool = False,
 ) -> tuple[list[dict[str, Any]], Counter[str]]:
     """The dataset's rows, and how many tasks were skipped for each reason (see the module docstring)."""
-    unknown = [q for q in questions if q not in QUESTIONS or QUESTIONS[q].gold is None]
-    if unknown or template not in TEMPLATES:
-        askable = ", ".join(name for name, q in QUESTIONS.items() if q.gold is not None)
-        raise ValueError(f"unknown question {unknown} (choose {askable}) or template {template!r}")
+    askable = [name for name, q in QUESTIONS.items() if q.gold is not None]
+    unknown = [q for q in questions if q not in askable]
+    if unknown:
+        raise ValueError(f"unknown question {', '.join(unknown)}: choose {', '.join(askable)}")
+    if template not in TEMPLATES:
+        raise ValueError(f"unknown template {template!r}: choose {', '.join(TEMPLATES)}")
     rows: list[dict[str, Any]] = []
     skipped: Counter[str] = Counter()
     listed = list(items)
     for start in range(0, len(listed), _CHUNK):
-        chunk = list(enumerate(listed[start : start + _CHUNK], start))
         planned: list[tuple[int, dict[str, Any], list[tuple[str | None, str | None]]]] = []
-        for number, item in chunk:
+        for number, item in enumerate(listed[start : start + _CHUNK], start):
             try:
                 planned.append((number, item, inputs(item)))
             except ValueError as error:
