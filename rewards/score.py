@@ -31,7 +31,7 @@ import msgspec
 
 import sandbox
 from sandbox import Job, Limits, Result
-from tracer import encode, render
+from tracer import to_literal
 
 from . import cwm
 from .cache import CACHE, ResultCache
@@ -141,7 +141,11 @@ class _Plan:
             self.parse_error = str(error)
             return
         self.parsed = list(args)
-        shown = [render(encode(a)) for a in args] + [f"{k}={render(encode(v))}" for k, v in kwargs.items()]
+        try:  # exact source, however long: a cut marker would not run
+            shown = [to_literal(a) for a in args] + [f"{k}={to_literal(v)}" for k, v in kwargs.items()]
+        except ValueError as error:
+            self.parse_error = f"the input cannot be written as Python: {error}"
+            return
         call = f"{case.function}({', '.join(shown)})"
         self.jobs = [Job(mode="call", code=self.item.code, call=call, limits=limits)]
 

@@ -83,6 +83,14 @@ def test_input_prediction():
     assert refused.status == "parse_error" and refused.reward == 0.0
 
 
+def test_input_prediction_with_arguments_longer_than_the_value_caps():
+    code = "def f(xs, s):\n    return sum(xs) + len(s)"
+    xs, s = list(range(5000)), "a" * 20_000  # over EncodeLimits' 1000 items and 10,000 characters
+    tests = [f"assert f(??) == {sum(xs) + len(s)}"]
+    assert score(code, tests, f"f({xs!r}, {s!r})").reward == 1.0
+    assert score(code, tests, f"f({xs[:-1]!r}, {s!r})").reward == 0.0
+
+
 def test_typed_values_and_coderl_plus_leniency():
     code = "def f():\n    a = (1, 2)\n    b = {1: True}\n    c = 10 ** 30\n    return 0.1 + 0.2\n"
     assert score(code, ["f()"], "{'a': (1, 2), 'b': {1: True}, 'c': 10**30}").reward == 0.0  # 10**30 is no literal

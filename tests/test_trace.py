@@ -115,7 +115,7 @@ def test_defaultdict_reads_insert_keys(backend):
         "f()",
         backend=backend,
     )
-    assert changes(t, "f")[-1] == (5, {"n": "0", "d": "defaultdict({'a': 0})"})
+    assert changes(t, "f")[-1] == (5, {"n": "0", "d": "defaultdict(int, {'a': 0})"})
 
 
 def test_exceptions_caught_and_uncaught(backend):

@@ -23,7 +23,8 @@ Public API (kept this small on purpose):
 - `Trace.replay()`: per step, a `StepState` with the step's frame's variables
   `before` and `after` it and the new values of those it `changed`. Read
   variable values from here, never from `Step.changes`.
-- `encode(obj)`, `to_python(value)`, `render(value)`, `from_literal(text)`: the value codec.
+- `encode(obj)`, `to_python(value)`, `render(value)`, `from_literal(text)`: the value codec;
+  `to_literal(obj)`: exact Python source of a value (`from_literal`'s inverse, no caps).
 - `exception_info(exc)`: an exception's type and message, made without user code.
 - `TraceLimits`: the caps accepted as `**limits`; `EncodeLimits`: the caps of one value.
 - `env`: what differs between the Python versions (`env.HAS_MONITORING` ...).
@@ -40,7 +41,8 @@ them apart).
 trusted code or inside a sandbox child. Untrusted code goes through `sandbox`.
 
 Modules: `schema` (the Structs, `replay`), `encode` / `decode` / `render` /
-`literals` (values to and from objects and text), `run` (the one runner and
+`literals` (values to and from objects and text), `library` (the library
+values they build: numpy, Decimal, datetime ...), `run` (the one runner and
 how a run ends), `recorder` (frame events to steps), `codeinfo` (what each
 line can change), `backends/` (settrace, sysmon), `capture` (bounded output),
 `env` (version differences), `cwm` (Meta CWM's trace format), `cli` (`execalign trace`).
@@ -49,7 +51,7 @@ line can change), `backends/` (settrace, sysmon), `capture` (bounded output),
 from . import cwm, env
 from .decode import NotDecodable, to_python
 from .encode import EncodeLimits, encode, exception_info
-from .literals import from_literal
+from .literals import from_literal, to_literal
 from .render import render
 from .run import TraceLimits, trace, trace_file
 from .schema import ExceptionInfo, Frame, Step, StepState, Stop, Trace, Value
@@ -71,6 +73,7 @@ __all__ = [
     "exception_info",
     "from_literal",
     "render",
+    "to_literal",
     "to_python",
     "trace",
     "trace_file",

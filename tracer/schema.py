@@ -51,28 +51,57 @@ Kind = Literal[
     "other",
     "ref",
     "deep",
+    "ndarray",
+    "call",
+    "enum",
 ]
 KINDS: tuple[Kind, ...] = get_args(Kind)
 Payload = bool | int | float | str | None
+# Type names that decode to the library type itself (see Value); other type names decode to the base kind.
+LIBRARY_TYPES = frozenset({"deque", "Counter", "OrderedDict", "defaultdict", "memoryview", "matrix"})
 
 
 class Value(msgspec.Struct, omit_defaults=True, repr_omit_defaults=True, gc=False):
-    """One encoded value.
+    """One encoded value (`render` shows each kind's text; `to_python` decodes it).
 
     t      kind (`KINDS`): none bool int float complex str bytes bytearray range
            list tuple set frozenset dict object exception function class module
-           generator coroutine other ref deep
+           generator coroutine other ref deep ndarray call enum
     v      payload of atoms (int as int, or hex text beyond 64 bits; float as
            float, or "nan"/"inf"/"-inf"/"-0.0"; bytes as hex); name of
-           functions, classes, modules, generators; target id of a ref
-    type   type name when it is not the plain builtin of the kind
-           (a subclass such as `Counter`, a user class, the kind cut by depth)
+           functions, classes, modules, generators; target id of a ref;
+           dtype of an ndarray; constructor of a call; member name of an enum
+    type   type name when it is not the plain builtin of the kind: a subclass,
+           a user class, the kind cut by depth, or one of `LIBRARY_TYPES`
     items  elements (list, tuple, set, frozenset, dict values, complex parts,
-           range start/stop/step, exception args)
-    keys   dict keys, parallel to items
-    attrs  attributes of an object
+           range start/stop/step, exception args, ndarray elements in C order,
+           a call's positional arguments, an enum member's value)
+    keys   dict keys, or a namedtuple's field names, parallel to items
+    attrs  attributes of an object; a call's keyword arguments; an ndarray's
+           shape; deque `maxlen`, defaultdict `default_factory`
     more   elements, characters or attributes left out by a cap
     id     set on a container that a `ref` elsewhere in the value points to
+
+    The kinds added for library values, each made only for the exact type:
+
+    ndarray  a numpy array: v the dtype (`int64`, `float32`, `bool`, `object`,
+             or numpy's dtype string such as `<U3`), attrs {"shape": tuple of
+             ints}, items the first elements in C order, more the rest; type
+             "matrix" for `numpy.matrix`, else a subclass's name. Arrays of other
+             dtypes (datetime64, structured ...) keep dtype and shape only.
+    call     a value written as the call that builds it: v the constructor
+             (`Decimal`, `Fraction`, `datetime.date`, `datetime.datetime`,
+             `datetime.time`, `datetime.timedelta`, `datetime.timezone`, a
+             numpy scalar type such as `np.int64`, or `np.dtype`), items and
+             attrs its positional and keyword arguments.
+    enum     an Enum member: type its class, v its name (None for a Flag value
+             without one), items [its value].
+
+    Library containers keep their builtin kind and name their type: `deque`
+    (list, attrs maxlen), `Counter`, `OrderedDict`, `defaultdict` (dict, attrs
+    default_factory), `memoryview` (bytes, by content), namedtuples (tuple, keys
+    = field names). A user class whose name is one of `LIBRARY_TYPES` is named
+    `module.Name` instead, so those names always mean the library type.
     """
 
     t: Kind
