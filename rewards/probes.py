@@ -316,19 +316,20 @@ def _grade_state(given: Any, real: Value, mode: str, rtol: float) -> float:
         return 1.0
     if isinstance(given, dict) and "value" in given and set(given) <= {"value", "type"}:
         named = given.get("type")
-        if named is not None and str(named).strip().lower() not in {type_name(real).lower(), _alias(real)}:
+        if named is not None and str(named).strip().lower() not in type_names(real):
             return 0.0
         return float(matches(given["value"], real, mode, rtol))
     return 0.0
 
 
-def type_name(value: Value) -> str:
-    """The Python type name of an encoded value (int, NoneType, Counter, Point ...)."""
-    return value.type or {"none": "NoneType"}.get(value.t, value.t)
-
-
-def _alias(value: Value) -> str:
-    return "none" if value.t == "none" else type_name(value).lower()
+def type_names(value: Value) -> set[str]:
+    """The names (lower case) an answer may give the type of an encoded value: int, nonetype or none,
+    counter, point, decimal, datetime.date or date ..."""
+    if value.t == "none":
+        return {"nonetype", "none"}
+    if value.t == "call" and isinstance(value.v, str):  # Decimal, datetime.date, np.int64 ...
+        return {value.v.lower(), value.v.rsplit(".", 1)[-1].lower()}
+    return {(value.type or value.t).lower()}
 
 
 def _read_next(given: Any) -> int | None:

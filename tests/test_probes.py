@@ -79,6 +79,18 @@ def test_values_that_look_like_answer_wrappers_are_values_too():
     assert score(code, ["f()"], "{'answers': [{'value': 3}]}", probes=[state(3, "a")]).reward == 1.0
 
 
+def test_a_state_answer_may_name_its_type():
+    code = "from decimal import Decimal\ndef f():\n    d = Decimal('1.5')\n    n = None\n    return d, n\n"
+    for answer, right in [
+        ("Decimal('1.5')", 1.0),
+        ("{'value': Decimal('1.5'), 'type': 'Decimal'}", 1.0),
+        ("{'value': Decimal('1.5'), 'type': 'float'}", 0.0),
+        ("1.5", 0.0),
+    ]:
+        assert score(code, ["f()"], answer, probes=[state(3, "d")]).reward == right, answer
+    assert score(code, ["f()"], "{'value': None, 'type': 'NoneType'}", probes=[state(4, "n")]).reward == 1.0
+
+
 def test_a_line_that_never_runs():
     assert reward("False", [covers(10)], call="f([0])") == 1.0
     assert reward("-1", [nxt(10)], call="f([0])") == 1.0
