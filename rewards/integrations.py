@@ -31,7 +31,7 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
-from .score import Score, score_batch
+from .score import Score, Scored, run_batch
 
 _FENCE = re.compile(r"```(?:python|py|python3)?[ \t]*\n(.*?)```", re.S)
 STATUS_FLAGS = ("parse_error", "error", "timeout", "memory_exceeded", "output_exceeded", "killed")
@@ -91,13 +91,21 @@ def make_item(completion: str, fields: dict[str, Any]) -> dict[str, Any] | Score
 def score_samples(items: Sequence[dict[str, Any] | Score], weights: dict[str, float] | None = None) -> list[Score]:
     """`score_batch` over the items made by `make_item`, the samples already judged kept in place;
     the reasons of the masked ones logged."""
-    scored = iter(score_batch([i for i in items if not isinstance(i, Score)], weights=weights))
-    scores = [i if isinstance(i, Score) else next(scored) for i in items]
-    masked = Counter(f"{s.status}: {s.message}" for s in scores if s.masked)
+    return [s.score for s in run_samples(items, weights)]
+
+
+def run_samples(
+    items: Sequence[dict[str, Any] | Score], weights: dict[str, float] | None = None, trace_tests: bool = False
+) -> list[Scored]:
+    """`score_samples`, with each sample's sandbox results (`score.run_batch`; `trace_tests`: the
+    RLVR runs of the first test record its trace, for `rewards.onpolicy`)."""
+    runs = iter(run_batch([i for i in items if not isinstance(i, Score)], weights=weights, trace_tests=trace_tests))
+    scored = [Scored(i, []) if isinstance(i, Score) else next(runs) for i in items]
+    masked = Counter(f"{s.score.status}: {s.score.message}" for s in scored if s.score.masked)
     if masked:
         reasons = "; ".join(f"{reason} (x{n})" for reason, n in masked.most_common(5))
-        _log.warning("%d of %d samples masked: %s", masked.total(), len(scores), reasons)
-    return scores
+        _log.warning("%d of %d samples masked: %s", masked.total(), len(scored), reasons)
+    return scored
 
 
 def summary(scores: Sequence[Score]) -> dict[str, float]:
@@ -167,6 +175,9 @@ class TRLReward:
             log_extra(f"{self.__name__}_status", [s.status for s in scores])
         return [_value(s, self.component) for s in scores]
 
+    def _score(self, prompts: list[Any], completions: list[Any], kwargs: dict[str, Any]) -> list[Score]:
+        return score_samples(self._items(completions, kwargs), self.weights)
+
     def __call__(
         self,
         prompts: list[Any] | None = None,
@@ -174,8 +185,7 @@ class TRLReward:
         completion_ids: list[Any] | None = None,
         **kwargs: Any,
     ) -> list[float | None]:
-        scores = score_samples(self._items(completions or [], kwargs), self.weights)
-        return self._finish(scores, kwargs)
+        return self._finish(self._score(prompts or [], completions or [], kwargs), kwargs)
 
 
 class AsyncTRLReward(TRLReward):
@@ -188,8 +198,7 @@ class AsyncTRLReward(TRLReward):
         completion_ids: list[Any] | None = None,
         **kwargs: Any,
     ) -> list[float | None]:
-        items = self._items(completions or [], kwargs)
-        scores = await asyncio.to_thread(score_samples, items, self.weights)
+        scores = await asyncio.to_thread(self._score, prompts or [], completions or [], kwargs)
         return self._finish(scores, kwargs)
 
 
@@ -215,13 +224,18 @@ def compute_score(
     """verl's `custom_reward_function` (name: compute_score). `ground_truth` is a dict or JSON
     string with the sample's fields (kind, tests, code, question ...); `extra_info` may hold them too.
     Returns the same keys every call (VERL_KEYS); masked samples have score 0.0 and masked 1.0."""
+    return _verl_result(score_samples([make_item(solution_str, verl_fields(ground_truth, extra_info))])[0])
+
+
+def verl_fields(ground_truth: Any, extra_info: dict[str, Any] | None) -> dict[str, Any]:
+    """A verl sample's fields: `extra_info`, then `ground_truth` (a dict, JSON, or the tests alone)."""
     fields = dict(extra_info or {}) if isinstance(extra_info, dict) else {}
     truth = _load(ground_truth)
     if isinstance(truth, dict):
         fields.update(truth)
     else:
         fields.setdefault("tests", truth)
-    return _verl_result(score_samples([make_item(solution_str, fields)])[0])
+    return fields
 
 
 async def compute_score_async(

@@ -3,6 +3,8 @@ runs that give a `TestSuite`'s pass rate."""
 
 from __future__ import annotations
 
+import msgspec
+
 from sandbox import Job, Limits, Result
 
 from .testcases import InvalidTask, TestSuite
@@ -17,8 +19,17 @@ def trace_job(code: str, suite: TestSuite, index: int, limits: Limits, trace_lim
     return Job(mode="call", code=code, call=call, trace=True, trace_limits=trace_limits, limits=limits)
 
 
-def verdict_jobs(code: str, suite: TestSuite, limits: Limits) -> list[Job]:
-    """The runs that give the tests' pass rate (see `pass_rate`)."""
+def verdict_jobs(code: str, suite: TestSuite, limits: Limits, trace_first: bool = False) -> list[Job]:
+    """The runs that give the tests' pass rate (see `pass_rate`). With `trace_first`, the run of
+    the first test also records its trace (asserts: the code and the tests' first call), so
+    that one run both judges the code and shows what it did (`rewards.onpolicy`)."""
+    jobs = _verdict_jobs(code, suite, limits)
+    if trace_first:
+        jobs[0] = msgspec.structs.replace(jobs[0], trace=True)
+    return jobs
+
+
+def _verdict_jobs(code: str, suite: TestSuite, limits: Limits) -> list[Job]:
     if suite.form == "asserts":
         return [Job(mode="asserts", code=code, tests=[c.source for c in suite.cases], limits=limits)]
     if suite.form == "check":

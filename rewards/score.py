@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from itertools import islice
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgspec
 
@@ -89,7 +89,9 @@ def as_item(raw: Any) -> Item:
 class _Plan:
     """The sandbox jobs one item needs, and how to turn their results into a Score."""
 
-    def __init__(self, item: Item, limits: Limits, trace_limits: dict[str, int], with_verdict: bool):
+    def __init__(
+        self, item: Item, limits: Limits, trace_limits: dict[str, int], with_verdict: bool, trace_tests: bool = False
+    ):
         self.item = item
         self.suite = parse_tests(item.tests, item.question)
         self.question, self.probes = asked_probes(item.question, item.probes)
@@ -107,7 +109,7 @@ class _Plan:
             return
         if item.predicted_trace is None:
             self.question = "tests"
-            self.jobs = verdict_jobs(item.code, self.suite, limits)
+            self.jobs = verdict_jobs(item.code, self.suite, limits, trace_first=trace_tests)
             return
         reader = QUESTIONS[self.question].read if self.question in QUESTIONS else None
         try:
@@ -292,30 +294,61 @@ def score_batch(
     Items are `Item`s or dicts with the arguments of `score`. Each distinct
     sandbox run is made once (and cached), whatever the number of answers about it.
     """
+    scored = run_batch(
+        items, weights=weights, rtol=rtol, limits=limits, trace_limits=trace_limits, pool=pool, cache=cache
+    )
+    return [s.score for s in scored]
+
+
+class Scored(NamedTuple):
+    """An item's Score and the sandbox results it was scored from, in the order its plan made them
+    (for an item without an answer: the runs of its tests, the first one first; empty when nothing ran)."""
+
+    score: Score
+    results: list[Result]
+
+
+def run_batch(
+    items: Iterable[Any],
+    *,
+    weights: dict[str, float] | None = None,
+    rtol: float = DEFAULT_RTOL,
+    limits: Limits = DEFAULT_LIMITS,
+    trace_limits: dict[str, int] | None = None,
+    pool: sandbox.Pool | None = None,
+    cache: ResultCache = CACHE,
+    progress: bool = False,
+    trace_tests: bool = False,
+) -> list[Scored]:
+    """`score_batch`, keeping each item's sandbox results beside its Score. With `trace_tests`,
+    the run of an answerless item's first test also records its trace (same run, same verdict;
+    `jobs.verdict_jobs`): what `rewards.onpolicy` builds alignment tasks from."""
     weights = {**DEFAULT_WEIGHTS, **(weights or {})}
     with_verdict = weights.get("tests", 0) > 0
-    plans = [_plan(raw, limits, trace_limits or {}, with_verdict) for raw in items]
+    plans = [_plan(raw, limits, trace_limits or {}, with_verdict, trace_tests) for raw in items]
     jobs = [job for plan in plans if isinstance(plan, _Plan) for job in plan.jobs + plan.verdict]
     results = iter(cache.run(jobs, pool, progress) if jobs else [])
-    return [plan if isinstance(plan, Score) else _finish(plan, results, weights, rtol) for plan in plans]
+    return [Scored(plan, []) if isinstance(plan, Score) else _finish(plan, results, weights, rtol) for plan in plans]
 
 
-def _plan(raw: Any, limits: Limits, trace_limits: dict[str, int], with_verdict: bool) -> _Plan | Score:
+def _plan(
+    raw: Any, limits: Limits, trace_limits: dict[str, int], with_verdict: bool, trace_tests: bool
+) -> _Plan | Score:
     try:
-        return _Plan(as_item(raw), limits, trace_limits, with_verdict)
+        return _Plan(as_item(raw), limits, trace_limits, with_verdict, trace_tests)
     except (InvalidTask, msgspec.ValidationError, SyntaxError) as error:
         return Score(reward=None, status="invalid_task", message=str(error))
     except Exception as error:  # a bug of ours: masked, and says so
         return _infra_error(error)
 
 
-def _finish(plan: _Plan, results: Iterator[Result], weights: dict[str, float], rtol: float) -> Score:
+def _finish(plan: _Plan, results: Iterator[Result], weights: dict[str, float], rtol: float) -> Scored:
     """The plan's Score, from its own results: the next ones, in the order it listed its jobs."""
     own, verdict = list(islice(results, len(plan.jobs))), list(islice(results, len(plan.verdict)))
     try:
-        return plan.finish(own, verdict, weights, rtol)
+        return Scored(plan.finish(own, verdict, weights, rtol), own + verdict)
     except Exception as error:  # a bug of ours: masked, and says so
-        return _infra_error(error)
+        return Scored(_infra_error(error), own + verdict)
 
 
 def _infra_error(error: Exception) -> Score:

@@ -30,7 +30,7 @@ import msgspec
 
 import sandbox
 import tracer
-from sandbox import Limits
+from sandbox import Limits, Result
 from tracer import encode, render
 from tracer.cwm import to_cwm
 
@@ -113,6 +113,7 @@ def build_task(
     limits: Limits = Limits(),
     pool: sandbox.Pool | None = None,
     cache: ResultCache = CACHE,
+    result: Result | None = None,
 ) -> AlignmentTask | Skipped:
     """One alignment task from code and an input (a call expression, or stdin for a program).
 
@@ -120,7 +121,9 @@ def build_task(
     `kind=` is its old name, kept as an alias. Probe questions ask up to `max_probes` probes (1,
     or 3 for a bundle) chosen by `selection.select`, or the `probes` given. The coderl_plus template
     asks CodeRL+'s question (output and final values) for any question but the probe questions;
-    the cwm template asks for the steps in Meta CWM's trace format."""
+    the cwm template asks for the steps in Meta CWM's trace format. `result` is the traced run of
+    this code on this input when the caller has it already (a call mode `Result` with status ok,
+    or its equal: `rewards.onpolicy`): no sandbox run is made then."""
     question = question or kind or "final"
     if (call is None) == (stdin is None):
         return Skipped("give exactly one of call (a call expression) and stdin (for a program)")
@@ -138,7 +141,8 @@ def build_task(
         _, given = asked_probes(question, probes) if probes else (question, [])
     except InvalidTask as error:
         return Skipped(str(error))
-    result = cache.run([job], pool)[0]
+    if result is None:
+        result = cache.run([job], pool)[0]
     if result.status != "ok" or result.trace is None:
         return Skipped(f"the code did not run cleanly: {result.status} {result.message}".strip())
     trace = result.trace

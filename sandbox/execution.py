@@ -3,7 +3,8 @@
 `Execution` has the zygote fork a child, sends it the `JobSpec`, feeds its
 stdin, reads stdout, stderr and messages without blocking (capping output and
 message size), watches the wall clock and has the zygote kill the job at the
-deadline. Asserts mode's tests run through it (`sandbox.asserts.serve`). When
+deadline. Asserts mode's tests run through it (`sandbox.asserts.serve`); with a
+trace asked, the answer to their first call carries it. When
 every pipe has closed and the zygote has reported the child's end, what was
 seen becomes an `Evidence`, `sandbox.verdict.classify` gives the status, and
 the `Result` is built once.
@@ -241,9 +242,10 @@ class Execution:
         if exited is None:
             self.client.kill(self.handle)
         trace = None
-        if isinstance(answer, Returned) and answer.trace is not None:
+        traced = answer if isinstance(answer, Returned) else _first_traced_call(self.messages)
+        if traced is not None and traced.trace is not None:
             try:
-                trace = tracer.Trace.from_msgpack(answer.trace)
+                trace = tracer.Trace.from_msgpack(traced.trace)
             except msgspec.DecodeError as error:
                 self.tampered.append(f"malformed trace: {error}")
             else:
@@ -313,3 +315,8 @@ class Execution:
             leftovers=leftovers,
             tampered=list(evidence.tampered),
         )
+
+
+def _first_traced_call(messages: list[Ready | Returned]) -> Returned | None:
+    """Asserts mode with a trace: the answer to the tests' first call, which carries the trace."""
+    return next((m for m in messages if isinstance(m, Returned) and m.trace is not None), None)

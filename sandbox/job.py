@@ -44,7 +44,11 @@ class Job(msgspec.Struct, frozen=True, kw_only=True):
     mode "stdio":   run `code` as __main__ with `stdin`; compare stdout with `expected_stdout`
                     (see `sandbox.compare`).
     mode "script":  run `code` as __main__ with `argv` and `stdin`.
-    `trace=True` (call and script modes) records a `tracer.Trace` in the child.
+    `trace=True` records a `tracer.Trace` in the child, in the same run that gives the verdict:
+    call, script and stdio modes trace the whole run; asserts mode traces the code, then the
+    first call the tests make to it (e.g. `f(3)` of `assert f(3) == 7`; later calls are not
+    traced; `Trace.returned` is that call's value). A traced call that raises also writes its
+    traceback to stderr, as in call mode.
     """
 
     mode: Mode

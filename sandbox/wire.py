@@ -100,7 +100,7 @@ class JobSpec(msgspec.Struct, frozen=True, kw_only=True, tag="job"):
     code: str
     nonce: bytes  # echoed in every Ready and Returned; messages without it are forged
     call: str | None = None  # call mode: expression to evaluate after the code, e.g. "f([1, 2])"
-    trace: bool = False  # record a trace (call and script modes)
+    trace: bool = False  # record a trace (asserts mode: of the code and the tests' first call)
     stdin: str = ""
     filename: str = "<solution>"
     argv: list[str] = []
@@ -140,7 +140,8 @@ class Ready(msgspec.Struct, frozen=True, tag="ready"):
 
 
 class Returned(msgspec.Struct, frozen=True, tag="returned"):
-    """The outcome of a call or of the whole run (call and script modes carry the trace)."""
+    """The outcome of a call or of the whole run (with the trace, when one was asked: of the run, or
+    in asserts mode of the code and the tests' first call)."""
 
     nonce: bytes
     value: Value | None = None

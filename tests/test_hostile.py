@@ -81,7 +81,8 @@ def test_deep_recursion(pool):
     r = run(
         pool,
         "import sys\nsys.setrecursionlimit(10 ** 8)\ndef r(n):\n    return r(n + 1)\nr(0)",
-        limits=Limits(wall_time=10, memory=256 << 20),
+        # a smaller budget is reached sooner; the wall limit leaves room for a loaded machine (the CPU limit binds)
+        limits=Limits(wall_time=60, cpu_time=10, memory=96 << 20),
     )
     assert r.status in ("killed", "memory_exceeded")  # a C stack overflow (SIGSEGV) or the memory budget
 

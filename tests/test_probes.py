@@ -4,6 +4,7 @@ scoring 1.0 and corrupted ones less on CRUXEval and generated programs, the answ
 chosen."""
 
 import copy
+import json
 import sys
 
 import pytest
@@ -89,6 +90,17 @@ def test_a_state_answer_may_name_its_type():
     ]:
         assert score(code, ["f()"], answer, probes=[state(3, "d")]).reward == right, answer
     assert score(code, ["f()"], "{'value': None, 'type': 'NoneType'}", probes=[state(4, "n")]).reward == 1.0
+
+
+def test_trainer_samples_of_probe_tasks_carry_their_probes():
+    from rewards import integrations, onpolicy
+
+    task = tasks.build_task(HELPER, call="f([1, 3])", question="bundle", seed=1)
+    fields = onpolicy.task_fields(task)  # what the on-policy loop puts in TRL rows and verl's ground truth
+    assert fields["probes"] == task.score_args["probes"] and len(fields["probes"]) == 3
+    assert integrations.compute_score("execalign", task.answer, json.dumps(fields))["score"] == 1.0
+    trl = integrations.TRLReward()(completions=[task.answer], **{k: [v] for k, v in fields.items()})
+    assert trl == [1.0]
 
 
 def test_a_line_that_never_runs():
