@@ -295,7 +295,14 @@ def score_batch(
     sandbox run is made once (and cached), whatever the number of answers about it.
     """
     scored = run_batch(
-        items, weights=weights, rtol=rtol, limits=limits, trace_limits=trace_limits, pool=pool, cache=cache
+        items,
+        weights=weights,
+        rtol=rtol,
+        limits=limits,
+        trace_limits=trace_limits,
+        pool=pool,
+        cache=cache,
+        progress=progress,
     )
     return [s.score for s in scored]
 
