@@ -7,6 +7,8 @@ D[i, j] = max_{k <= j} max(D[i-1, k], D[i-1, k-1] + S[i, k]), a running maximum.
 The score is that maximum divided by the longer sequence's length, so it lies in
 [0, 1], equals 1 only for a perfect prediction, and is monotone: raising any one
 similarity never lowers it, and one missed step costs one step, not the rest.
+`matching` gives the matched pairs of a best alignment, whose similarities sum
+to that maximum (what `rewards.diff` shows).
 """
 
 from __future__ import annotations
@@ -32,6 +34,32 @@ def alignment_score(similarity: np.ndarray, predicted_length: int, actual_length
         np.maximum.accumulate(candidate, out=current[1:])
         previous = current
     return float(previous[-1]) / longest
+
+
+def matching(similarity: np.ndarray) -> list[tuple[int, int]]:
+    """The pairs (predicted index, actual index) of a best alignment, both increasing; their
+    similarities sum to the maximum `alignment_score` divides. Where several alignments are
+    best, a pair is preferred to leaving both steps out. Keeps the whole table
+    (8 bytes per cell: 200 MB at MAX_LENGTH squared)."""
+    rows, cols = similarity.shape if similarity.ndim == 2 else (0, 0)
+    if not rows or not cols:
+        return []
+    table = np.zeros((rows + 1, cols + 1))
+    for i in range(rows):  # row i + 1 as `alignment_score` computes it
+        candidate = np.maximum(table[i, 1:], table[i, :-1] + similarity[i])
+        np.maximum.accumulate(candidate, out=table[i + 1, 1:])
+    pairs = []
+    i, j = rows, cols
+    while i > 0 and j > 0:
+        gain = similarity[i - 1, j - 1]
+        if gain > 0 and table[i, j] == table[i - 1, j - 1] + gain:
+            pairs.append((i - 1, j - 1))
+            i, j = i - 1, j - 1
+        elif table[i, j] == table[i - 1, j]:
+            i -= 1
+        else:
+            j -= 1
+    return pairs[::-1]
 
 
 def line_similarity(predicted: list[int], actual: list[int]) -> np.ndarray:

@@ -3,7 +3,8 @@
 A bounded LRU of sandbox `Result`s keyed by the content hash of their `Job`,
 shared by all calls (`CACHE`): the G answers of a GRPO group cost one
 execution. Concurrent requests for the same job wait for the one run in
-flight. infra_error results are never cached.
+flight. Results that say nothing about the code (`sandbox.NOT_VERDICTS`: infra_error,
+starved) are never cached.
 """
 
 from __future__ import annotations
@@ -65,7 +66,7 @@ class ResultCache:
             if future.cancelled() or future.exception() is not None:
                 return
             result = future.result()
-            if result.status != "infra_error" and self.max_entries > 0:
+            if result.status not in sandbox.NOT_VERDICTS and self.max_entries > 0:
                 self.entries[key] = result
                 while len(self.entries) > self.max_entries:
                     self.entries.popitem(last=False)

@@ -20,28 +20,45 @@ import sys
 
 import msgspec
 
+from tracer.cli import HelpFormatter
+
 from . import dataset
 from .questions import QUESTIONS
 from .tasks import TEMPLATES
 
 
 def add_tasks_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    tasks = subparsers.add_parser("tasks", help="build datasets of alignment tasks for trainers")
-    actions = tasks.add_subparsers(dest="action", required=True)
+    tasks = subparsers.add_parser(
+        "tasks", help="build datasets of alignment tasks for trainers", formatter_class=HelpFormatter
+    )
+    actions = tasks.add_subparsers(dest="action", required=True, metavar="ACTION")
     p = actions.add_parser(
         "build",
         help="alignment tasks from code and inputs, as rows for TRL and verl",
         description=dataset.__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     p.add_argument("input", help="JSONL (or .parquet) rows with code and call, stdin, input or tests")
-    p.add_argument("-o", "--output", required=True, help="OUT.jsonl or OUT.parquet")
+    p.add_argument(
+        "-o", "--output", required=True, help="where to write the rows: OUT.jsonl or OUT.parquet (required, no default)"
+    )
     askable = ",".join(name for name, q in QUESTIONS.items() if q.gold is not None)
-    p.add_argument("--question", "--kind", default="final", help=f"comma-separated questions to ask ({askable})")
-    p.add_argument("--template", choices=TEMPLATES, default="execalign")
-    p.add_argument("--per-item", type=int, default=1, help="tasks per item and question (default 1)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--data-source", default="execalign", help="verl's data_source column")
+    p.add_argument(
+        "--question",
+        "--kind",
+        default="final",
+        help=f"comma-separated questions to ask, of {askable} (default: %(default)s)",
+    )
+    p.add_argument(
+        "--template", choices=TEMPLATES, default="execalign", help="the prompt's wording (default: %(default)s)"
+    )
+    p.add_argument(
+        "--per-item", type=int, default=1, metavar="N", help="tasks per item and question (default: %(default)s)"
+    )
+    p.add_argument(
+        "--seed", type=int, default=0, help="fixes which variables and probes are asked (default: %(default)s)"
+    )
+    p.add_argument("--data-source", default="execalign", help="verl's data_source column (default: %(default)s)")
     p.set_defaults(handler=run_build)
 
 
@@ -73,7 +90,9 @@ def run_build(args: argparse.Namespace) -> int:
 
 def add_batch_arguments(p: argparse.ArgumentParser) -> None:
     """`score --batch` and its options, on the `score` command's parser."""
-    p.add_argument("--batch", metavar="FILE", help="score every row of a JSONL or Parquet file instead of FILE")
+    p.add_argument(
+        "--batch", metavar="FILE", help="score every row of a JSONL or Parquet file instead of FILE (default: none)"
+    )
     p.add_argument(
         "--prediction-field",
         metavar="NAME",
@@ -81,7 +100,7 @@ def add_batch_arguments(p: argparse.ArgumentParser) -> None:
         + ", ".join(dataset.PREDICTION_FIELDS)
         + ")",
     )
-    p.add_argument("-o", "--output", metavar="PATH", help="with --batch: write the scores here instead of stdout")
+    p.add_argument("-o", "--output", metavar="PATH", help="with --batch: write the scores here (default: stdout)")
 
 
 def run_batch(args: argparse.Namespace) -> int:

@@ -10,8 +10,8 @@ CodeRL+ mixes them in one batch:
 When `kind` is absent it is "trace" if the sample has `code`, else "rlvr". Any
 other kind is an invalid_task, and its message names it.
 
-Masked samples (status infra_error or invalid_task: ours, the machine's or the
-dataset's fault) never become a real 0: TRL gets None (it turns None into NaN
+Masked samples (status infra_error, starved or invalid_task: ours, the machine's
+or the dataset's fault) never become a real 0: TRL gets None (it turns None into NaN
 and leaves it out of the mean); verl, OpenRLHF and verifiers, which need a
 number, get 0.0 and a flag: `masked` = 1.0 in verl's dict and in OpenRLHF's
 `extra_logs`. Drop flagged samples from the loss. Why samples were masked is

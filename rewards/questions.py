@@ -251,6 +251,51 @@ def _predicted_steps(answer: Any) -> list[tuple[int | None, dict[Any, Any]]]:
     return steps
 
 
+def value_checks(
+    predicted: dict[Any, Any], real: dict[str, Any], truth: Truth, equal: Callable[[Any, Any], bool] | None = None
+) -> dict[str, bool]:
+    """For each name a real step changed or a predicted step names: whether the prediction has
+    that name's new value right (`matches` against `Value`s, or `equal`). A step's similarity is
+    the share of True (1.0 with no names)."""
+    same = equal or (lambda given, actual: matches(given, actual, truth.mode, truth.rtol))
+    checks = {n: n in predicted and same(predicted[n], v) for n, v in real.items()}
+    checks.update({n: False for n in predicted if isinstance(n, str) and n not in real})
+    return checks
+
+
+def _similarity(
+    predicted: Steps, actual: Steps, truth: Truth, equal: Callable[[Any, Any], bool] | None = None
+) -> np.ndarray:
+    """[predicted, actual]: on the same line, the share of names right (`value_checks`); else 0."""
+    by_line: dict[int, list[int]] = {}
+    for j, (real_line, _) in enumerate(actual):
+        if real_line is not None:
+            by_line.setdefault(real_line, []).append(j)
+    similarity = np.zeros((len(predicted), len(actual)))
+    for i, (line, changes) in enumerate(predicted):
+        for j in by_line.get(line, ()) if line is not None else ():
+            checked = value_checks(changes, actual[j][1], truth, equal)
+            similarity[i, j] = sum(checked.values()) / len(checked) if checked else 1.0
+    return similarity
+
+
+class StepAlignment(NamedTuple):
+    """How a steps answer lines up with the run: what `score_steps` scores (`rewards.diff` shows it)."""
+
+    predicted: list[tuple[int | None, dict[Any, Any]]]  # (line, changes) per predicted step, cut at MAX_LENGTH
+    actual: list[StepState]  # the real line steps, cut at MAX_LENGTH
+    similarity: np.ndarray  # [predicted, actual]: on the same line, the share of names right (`value_checks`)
+    score: float  # the alignment score over the uncut lengths
+
+
+def align_steps(answer: Any, truth: Truth) -> StepAlignment:
+    predicted = _predicted_steps(answer)[: align.MAX_LENGTH]
+    real = line_states(truth.trace)
+    actual = real[: align.MAX_LENGTH]
+    similarity = _similarity(predicted, [(s.step.line, s.changed) for s in actual], truth)
+    return StepAlignment(predicted, actual, similarity, align.alignment_score(similarity, len(predicted), len(real)))
+
+
 def score_steps(answer: Any, truth: Truth) -> Graded:
     """The alignment score, with CodeExecutor's dense metrics as components. A CWM-format answer
     (`cwm.Reading`) is checked against the real trace as CWM shows it."""
@@ -258,26 +303,15 @@ def score_steps(answer: Any, truth: Truth) -> Graded:
     if isinstance(answer, cwm.Reading):
         predicted = answer.steps[: align.MAX_LENGTH]
         real = cwm.read(to_cwm(truth.trace, truth.code).completion, truth.code).steps
+        actual: Steps = real[: align.MAX_LENGTH]
         equal = lambda given, actual: same_value(given, actual, truth.mode, truth.rtol)
+        similarity = _similarity(predicted, actual, truth, equal)
+        score = align.alignment_score(similarity, len(predicted), len(real))
     else:
-        predicted = _predicted_steps(answer)[: align.MAX_LENGTH]
-        real = [(s.step.line, s.changed) for s in line_states(truth.trace)]
+        aligned = align_steps(answer, truth)
+        predicted, similarity, score = aligned.predicted, aligned.similarity, aligned.score
+        actual = [(s.step.line, s.changed) for s in aligned.actual]
         equal = lambda given, actual: matches(given, actual, truth.mode, truth.rtol)
-    actual = real[: align.MAX_LENGTH]
-    by_line: dict[int | None, list[int]] = {}
-    for j, (line, _) in enumerate(actual):
-        by_line.setdefault(line, []).append(j)
-    similarity = np.zeros((len(predicted), len(actual)))
-    for i, (line, changes) in enumerate(predicted):
-        for j in by_line.get(line, ()) if line is not None else ():
-            real_changes = actual[j][1]
-            names = set(real_changes) | {k for k in changes if isinstance(k, str)}
-            if not names:
-                similarity[i, j] = 1.0
-                continue
-            right = sum(1 for n in real_changes if n in changes and equal(changes[n], real_changes[n]))
-            similarity[i, j] = right / len(names)
-    score = align.alignment_score(similarity, len(predicted), len(real))
     best = similarity.max(axis=1) if similarity.size else np.zeros(len(predicted))
     details = [Detail(f"step {i} (line {line})", float(best[i])) for i, (line, _) in enumerate(predicted)]
     return Graded(score, details, codeexecutor_metrics(predicted, actual, equal))

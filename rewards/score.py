@@ -15,10 +15,11 @@ With no answer, the reward is the tests' pass rate (`Score.question` "tests").
 answer instead: 0.1 for the format plus 0.9 * correct / (1 + n), lenient values.
 
 Statuses: ok, parse_error (reward 0), the code's own failures from the sandbox
-(error, timeout, memory_exceeded, output_exceeded, killed: reward 0), and two
-that must be masked, never scored, so their reward is None: infra_error (ours or
-the machine's) and invalid_task (malformed tests). Nothing here raises into the
-caller for bad input.
+(error, timeout, memory_exceeded, output_exceeded, killed: reward 0), and those
+that must be masked, never scored, so their reward is None: the sandbox's
+`NOT_VERDICTS` (infra_error, ours or the machine's; starved, a timeout the
+machine caused) and invalid_task (malformed tests, or tests that assert
+nothing). Nothing here raises into the caller for bad input.
 """
 
 from __future__ import annotations
@@ -45,11 +46,11 @@ from .testcases import InvalidTask, parse_tests
 DEFAULT_WEIGHTS = {"prediction": 1.0, "tests": 0.0}
 DEFAULT_LIMITS = Limits(wall_time=10.0, cpu_time=10.0)
 MODES = ("typed", "coderl_plus")
-_MASKED = ("infra_error", "invalid_task")
+_MASKED = (*sandbox.NOT_VERDICTS, "invalid_task")
 
 
 class Score(msgspec.Struct, kw_only=True):
-    reward: float | None  # None when the status must be masked (infra_error, invalid_task)
+    reward: float | None  # None when the status must be masked (infra_error, starved, invalid_task)
     status: str
     question: str = ""  # the question scored (auto resolved), or "tests" for the pass rate alone
     components: dict[str, float] = {}
@@ -74,6 +75,7 @@ class Item(msgspec.Struct, kw_only=True):
     variables: list[str] | None = None
     mode: str = "typed"
     probes: list[Probe] = []  # state, next, coverage, bundle: the points of the run asked about
+    entry_points: list[str] | None = None  # what the tests take from the solution (see `rewards.jobs`)
 
 
 def as_item(raw: Any) -> Item:
@@ -109,7 +111,7 @@ class _Plan:
             return
         if item.predicted_trace is None:
             self.question = "tests"
-            self.jobs = verdict_jobs(item.code, self.suite, limits, trace_first=trace_tests)
+            self.jobs = verdict_jobs(item.code, self.suite, limits, item.entry_points or (), trace_first=trace_tests)
             return
         reader = QUESTIONS[self.question].read if self.question in QUESTIONS else None
         try:
@@ -126,7 +128,7 @@ class _Plan:
             return
         self.jobs = [trace_job(item.code, self.suite, item.test_index, limits, trace_limits)]
         if with_verdict:
-            self.verdict = verdict_jobs(item.code, self.suite, limits)
+            self.verdict = verdict_jobs(item.code, self.suite, limits, item.entry_points or ())
 
     def _plan_input(self, limits: Limits) -> None:
         case = self.suite.case(self.item.test_index)
@@ -249,6 +251,7 @@ def score(
     variables: list[str] | None = None,
     mode: str = "typed",
     probes: Sequence[Probe | dict[str, Any]] | None = None,
+    entry_points: list[str] | None = None,
     weights: dict[str, float] | None = None,
     rtol: float = DEFAULT_RTOL,
     limits: Limits = DEFAULT_LIMITS,
@@ -259,11 +262,12 @@ def score(
     """Score one answer (see the module docstring). Never raises for bad input.
 
     `probes` (`rewards.probes.Probe`s or dicts of their fields) say what a state, next, coverage
-    or bundle question asks. `task=` is the old name of `question=`, kept as an alias (used when
-    `question` is not given)."""
+    or bundle question asks. `entry_points` names the functions (or classes) the tests take from
+    the solution; every other name the tests use resolves in the judge (see `rewards.jobs`).
+    `task=` is the old name of `question=`, kept as an alias (used when `question` is not given)."""
     if task is not None and question == "auto":
         question = task
-    item = {
+    item = {  # a dict, so that `as_item` checks the probes given as dicts
         "code": code,
         "tests": tests,
         "predicted_trace": predicted_trace,
@@ -272,6 +276,7 @@ def score(
         "variables": variables,
         "mode": mode,
         "probes": list(probes or ()),
+        "entry_points": entry_points,
     }
     return score_batch(
         [item], weights=weights, rtol=rtol, limits=limits, trace_limits=trace_limits, pool=pool, cache=cache

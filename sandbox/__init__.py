@@ -10,8 +10,10 @@
 
 `sandbox.run(job)` uses a shared default pool. Modes: call, asserts, stdio,
 script (see `Job`). Statuses: ok (ran, no verdict asked), passed, failed,
-error, timeout, memory_exceeded, output_exceeded, killed, infra_error (ours or
-the machine's: mask it, never score it); `sandbox.verdict` decides them.
+error, timeout, memory_exceeded, output_exceeded, killed, and two that say
+nothing about the code (`NOT_VERDICTS`: mask them, never score or cache them):
+starved (the machine gave the job too little CPU to finish in time, even after
+retries) and infra_error (ours or the machine's); `sandbox.verdict` decides them.
 `sandbox.track(futures, label)` waits for a batch and shows its progress. The
 judge (this process) holds tests and expected values; the code runs in a child
 forked from a zygote that never sees them. See `sandbox.isolation` for the
@@ -19,8 +21,9 @@ layers and their fallbacks.
 
 Modules: job (Job, Limits, Result), pool (the judge's workers and its client of
 the zygote), execution (one job's pipes), asserts (asserts mode in the judge),
-verdict (the status), wire (every message and its framing), zygote and child
-(the processes that run the code), isolation, compare, progress.
+verdict (the status), wire (every message and its framing), zygote, slot and
+child (the processes that run the code), janitor (what jobs leave on disk),
+isolation, compare, progress.
 """
 
 from __future__ import annotations
@@ -32,13 +35,14 @@ from tracer import to_python
 
 from .compare import matches
 from .isolation import Layers
-from .job import STATUSES, Job, Limits, Result, TestOutcome
+from .job import NOT_VERDICTS, STATUSES, Job, Limits, Result, TestOutcome
 from .pool import Pool
 from .progress import track
 
 Task = Job  # the name the README used before 0.2: kept as an alias of `Job`
 
 __all__ = [
+    "NOT_VERDICTS",
     "STATUSES",
     "Job",
     "Layers",

@@ -4,10 +4,22 @@
 stdin, reads stdout, stderr and messages without blocking (capping output and
 message size), watches the wall clock and has the zygote kill the job at the
 deadline. Asserts mode's tests run through it (`sandbox.asserts.serve`); with a
-trace asked, the answer to their first call carries it. When
-every pipe has closed and the zygote has reported the child's end, what was
-seen becomes an `Evidence`, `sandbox.verdict.classify` gives the status, and
-the `Result` is built once.
+trace asked, the answer to their first call carries it; the time the child
+spends waiting for the judge between two of its answers does not count against
+its wall time. When every pipe has closed and the zygote has
+reported the child's end (a child that closed its pipes and lingers is killed
+at its deadline), what was seen becomes an `Evidence`, `sandbox.verdict.classify`
+gives the status, and the `Result` is built once.
+
+What the judge checks of the child's messages, whatever the code did in the
+child: each carries the job's nonce; each comes in the protocol state that
+expects it (one `Ready` first in asserts mode, naming only names the judge
+asked for, then one `Returned` per request; one `Returned` for a program), and
+nothing comes after; only an asked trace (a program's, or in asserts mode the
+answer to the first call) carries one; no value is nested deeper than the
+encoder's caps allow; a trace agrees with its message (returned value,
+exception, exit code) and names only lines of the job's code. A message that
+breaks one of these kills the job at once: status error, `tampered` says why.
 """
 
 from __future__ import annotations
@@ -24,7 +36,7 @@ import msgspec
 import tracer
 
 from . import compare, wire
-from .asserts import serve, solution_names
+from .asserts import entry_points, plan, serve
 from .job import Job, Result
 from .verdict import Evidence, TestsRun, classify
 from .wire import (
@@ -40,7 +52,8 @@ from .wire import (
     SetupDone,
 )
 
-_EXIT_GRACE = 5.0  # seconds to wait for the zygote's exit report once a job's pipes closed
+_EXIT_GRACE = 5.0  # seconds to wait for the zygote's exit report once a job is killed
+_DEPTH_MARGIN = 4  # levels a legitimate value may have beyond its encoder's depth cap (a cut marker, complex parts)
 
 
 class Execution:
@@ -53,14 +66,22 @@ class Execution:
         self.nonce = secrets.token_bytes(16)
         self.decoder: wire.Decoder[wire.FromChild] = wire.Decoder(wire.FromChild, job.limits.result)
         self.messages: list[Ready | Returned] = []  # from the child, with the job's nonce
+        self.awaiting: type[Ready] | type[Returned] | None = None  # the one message the protocol expects next
+        self.asked: set[str] = set()  # asserts mode: the names the judge asked the child for
+        self.trace_allowed = False  # the awaited message may carry a trace (a program's; asserts: the first call)
+        self.called = False  # asserts mode: the judge sent a call request
+        limits = tracer.TraceLimits(**dict(job.trace_limits))
+        self.depth = limits.returned_limits().max_depth + _DEPTH_MARGIN
+        self.step_depth = limits.value_limits().max_depth + _DEPTH_MARGIN
         self.out = bytearray()
         self.err = bytearray()
         self.out_more = self.err_more = 0
-        self.killed_for: Literal["timeout", "output_exceeded"] | None = None
+        self.killed_for: Literal["timeout", "output_exceeded", "tampered"] | None = None
         self.tampered: list[str] = []
         self.setup_done = False
         self.start = time.monotonic()
         self.deadline = self.start + job.limits.wall_time
+        self.answered_at: float | None = None  # when the child last answered: from then on it waits for the judge
         pipes = {fd: os.pipe() for fd in CHILD_FDS}  # (read end, write end) of each of the child's fds
         child_reads = (CONTROL_FD, STDIN_FD)  # the child reads these; it writes the others
         child_ends = [pipes[fd][0 if fd in child_reads else 1] for fd in CHILD_FDS]
@@ -85,6 +106,14 @@ class Execution:
 
     def send(self, message: wire.ToChild) -> None:
         """Queue a message for the child (written as its control pipe takes it)."""
+        if self.answered_at is not None:  # the child waited for the judge meanwhile: not its time
+            self.deadline += time.monotonic() - self.answered_at
+            self.answered_at = None
+        if isinstance(message, (wire.CallRequest, wire.AttrRequest)):
+            self.awaiting = Returned
+            first_call = isinstance(message, wire.CallRequest) and not self.called
+            self.trace_allowed = self.job.trace and first_call
+            self.called = self.called or first_call
         self.pending_ctrl += wire.pack(message)
         self._watch_writes()
 
@@ -92,7 +121,10 @@ class Execution:
         """The child's next message; None once it is gone (ended, killed, or its channel broken)."""
         count = len(self.messages)
         self._pump(lambda: len(self.messages) > count)
-        return self.messages[count] if len(self.messages) > count else None
+        if len(self.messages) <= count:
+            return None
+        self.answered_at = time.monotonic()
+        return self.messages[count]
 
     def _watch_writes(self) -> None:
         for fd, pending in ((self.ctrl_w, self.pending_ctrl), (self.in_w, self.pending_stdin)):
@@ -167,16 +199,45 @@ class Execution:
             for message in self.decoder.feed(data):
                 if isinstance(message, SetupDone):
                     if self.setup_done:
-                        self.tampered.append("a second setup marker on the result channel")
+                        self._tamper("a second setup marker on the result channel")
                     self.setup_done = True
-                elif message.nonce != self.nonce:
-                    self.tampered.append("a message without the job's nonce on the result channel")
-                else:
-                    self.messages.append(message)
+                    continue
+                broken = self._breaks_protocol(message)
+                if broken:
+                    self._tamper(broken)
+                    return
+                self.tampered.extend(message.tampered)
+                self.awaiting = None
+                self.messages.append(message)
         except wire.ChannelError as error:
-            self.tampered.append(str(error))
+            self._tamper(str(error))
+
+    def _breaks_protocol(self, message: Ready | Returned) -> str | None:
+        """Why the judge refuses this message from the child (None: it is the one expected)."""
+        if message.nonce != self.nonce:
+            return "a message without the job's nonce on the result channel"
+        if self.awaiting is None or not isinstance(message, self.awaiting):
+            return f"a {type(message).__name__} message the judge did not ask for"
+        if isinstance(message, Ready):
+            unasked = sorted(set(message.names) - self.asked)
+            if unasked:
+                return f"the child answered for names the judge did not ask for: {', '.join(unasked)[:200]}"
+            values = [a.value for a in message.names.values()]
+        else:
+            if message.trace is not None and not self.trace_allowed:
+                return "a trace the judge did not ask for"
+            values = [message.value] if message.value is not None else []
+        if not _within_depth(values, self.depth):
+            return f"a value nested deeper than {self.depth} levels (the encoder's cap)"
+        return None
+
+    def _tamper(self, why: str) -> None:
+        """The child broke its result channel: stop reading it and kill the job now."""
+        self.tampered.append(why)
+        if self.res_r in self.selector.get_map():
             self.selector.unregister(self.res_r)
             self.open_reads -= 1
+        self._kill("tampered")
 
     def _take_output(self, fd: int, data: bytes) -> None:
         buffer = self.out if fd == self.out_r else self.err
@@ -189,10 +250,10 @@ class Execution:
                 self.err_more += len(data) - max(room, 0)
             self._kill("output_exceeded")
 
-    def _kill(self, reason: Literal["timeout", "output_exceeded"]) -> None:
+    def _kill(self, reason: Literal["timeout", "output_exceeded", "tampered"]) -> None:
         if self.killed_for is None:
             self.killed_for = reason
-            self.client.kill(self.handle)
+            self.client.kill(self.handle, timeout=reason == "timeout")
 
     # ------------------------------------------------------------ the run
 
@@ -202,7 +263,12 @@ class Execution:
             if not self.handle.spawned.wait(timeout=self.limits.wall_time + 30) or self.handle.failure:
                 failure = Evidence(mode=job.mode, limits=self.limits, spawned=False, zygote_failure=self.handle.failure)
                 return self._result(failure)
-            tests = job.tests if job.tests is not None else []
+            names = (
+                plan(job.tests if job.tests is not None else [], entry_points(job)) if job.mode == "asserts" else None
+            )
+            self.asked = set(names.solution) if names else set()
+            self.awaiting = Ready if names else Returned
+            self.trace_allowed = job.trace and names is None
             self.send(
                 JobSpec(
                     mode=job.mode,
@@ -213,12 +279,12 @@ class Execution:
                     filename=job.filename,
                     argv=list(job.argv),
                     trace_limits=dict(job.trace_limits),
-                    names=solution_names(tests, job.entry_point) if job.mode == "asserts" else [],
+                    names=sorted(self.asked),
                 )
             )
             answer: Ready | Returned | None
-            if job.mode == "asserts":
-                answer, tests_run = serve(self, job)
+            if names is not None:
+                answer, tests_run = serve(self, job, names)
             else:
                 received = self.receive()
                 answer, tests_run = (received if isinstance(received, Returned) else None), TestsRun()
@@ -237,19 +303,21 @@ class Execution:
 
     def _finish(self, answer: Ready | Returned | None, tests_run: TestsRun) -> Result:
         """Wait for the zygote's exit report, then judge what was seen."""
-        self.handle.exited.wait(timeout=_EXIT_GRACE)
+        # a child whose pipes are all closed may still run: it has until its deadline, like any job
+        if not self.handle.exited.wait(timeout=max(0.0, self.deadline - time.monotonic())):
+            self._kill("timeout")
+            self.handle.exited.wait(timeout=_EXIT_GRACE)
         exited: wire.Exited | None = self.handle.exit
-        if exited is None:
-            self.client.kill(self.handle)
         trace = None
         traced = answer if isinstance(answer, Returned) else _first_traced_call(self.messages)
         if traced is not None and traced.trace is not None:
             try:
                 trace = tracer.Trace.from_msgpack(traced.trace)
-            except msgspec.DecodeError as error:
-                self.tampered.append(f"malformed trace: {error}")
+            except (msgspec.DecodeError, RecursionError) as error:
+                self.tampered.append(f"malformed trace: {str(error)[:200]}")
             else:
                 self.tampered.extend(trace.tampered)
+                self.tampered.extend(self._trace_disagrees(trace, traced))
         stdout = self.out.decode("utf-8", "replace")
         job = self.job
         evidence = Evidence(
@@ -261,7 +329,10 @@ class Execution:
             stderr=self.err.decode("utf-8", "replace"),
             cpu_time=exited.cpu_time if exited else 0.0,
             peak_memory=exited.peak_memory if exited else 0,
+            oom_killed=exited.oom_killed if exited else False,
             killed_for=self.killed_for,
+            run_time=exited.run_time if exited else 0.0,
+            wait_time=exited.wait_time if exited else 0.0,
             tampered=self.tampered,
             answered=answer is not None,
             exception=answer.exception if answer else None,
@@ -278,6 +349,20 @@ class Execution:
             stdout=stdout,
             leftovers=exited.leftovers if exited else 0,
         )
+
+    def _trace_disagrees(self, trace: tracer.Trace, answer: Returned) -> list[str]:
+        """What the judge can check of a trace on its own: the message, the code's lines, the value caps."""
+        found = []
+        if (trace.returned, trace.exception, trace.exit_code) != (answer.value, answer.exception, answer.exit_code):
+            found.append("the trace disagrees with the child's message")
+        lines = self.job.code.count("\n") + 1
+        if any(s.file != self.job.filename or not 1 <= s.line <= lines for s in trace.steps):
+            found.append("the trace names lines that are not in the code")
+        values = [v for s in trace.steps for v in (*s.changes.values(), *([s.value] if s.value else []))]
+        values += [v for f in trace.frames for v in (f.locals or {}).values()]
+        if not _within_depth(values, self.step_depth):
+            found.append(f"a traced value nested deeper than {self.step_depth} levels (the encoder's cap)")
+        return found
 
     def _result(
         self,
@@ -315,6 +400,24 @@ class Execution:
             leftovers=leftovers,
             tampered=list(evidence.tampered),
         )
+
+
+def _within_depth(values: list[tracer.Value], limit: int) -> bool:
+    """Whether no value nests deeper than `limit` (walked level by level, never recursively)."""
+    level = values
+    for _ in range(limit):
+        if not level:
+            return True
+        deeper: list[tracer.Value] = []
+        for value in level:
+            if value.items:
+                deeper += value.items
+            if value.keys:
+                deeper += value.keys
+            if value.attrs:
+                deeper += value.attrs.values()
+        level = deeper
+    return not level
 
 
 def _first_traced_call(messages: list[Ready | Returned]) -> Returned | None:

@@ -3,19 +3,35 @@
 Layers, strongest first (each used when the machine allows it; `detect()`
 reports what is on and why anything is off, never silently):
 
-- namespaces (root): the zygote lives in its own PID, network and mount
+- namespaces (root): the zygote lives in its own PID, network, mount and IPC
   namespace with a fresh /proc: jobs see no process of the host, have no
-  network interface at all (not even loopback), and die with the zygote;
+  network interface at all (not even loopback), share no System V IPC object
+  with the host, and die with the zygote;
 - a uid per worker slot (root): jobs run unprivileged and cannot signal or
   read one another; RLIMIT_NPROC bounds their processes;
 - Landlock (Linux 5.13+): a job may read the Python installation and system
   libraries, write only its own directory; from ABI 4 TCP bind/connect are
   refused, from ABI 6 signals and abstract sockets stay inside the job;
+- seccomp (libseccomp; loaded once by the zygote, so every process after it
+  inherits it at no cost per job): kernel objects that would outlive a job or
+  reach past it are refused (`SECCOMP_REFUSED`): keyrings, System V IPC, POSIX
+  message queues, new user namespaces; clone3 answers ENOSYS (libc falls back
+  to clone, whose flags the filter can see); a 32-bit system call kills;
+- a memory cgroup and a cpu cgroup per slot (root, cgroup v1 controllers): each
+  slot's process joins them once and forks its jobs inside, so everything a
+  job holds counts against its budget (memfd and tmpfs pages included, its peak
+  is the cgroup's) and all of a job's processes share one CPU share, however
+  many it starts and whatever sessions or priorities they take
+  (`cgroup_root()` says where);
 - always: own session and process group, rlimits (address space, CPU, file
   size, open files, no core), a throwaway working directory, a clean
   environment, isolated `sys.path`.
-seccomp is not used: the namespaces and Landlock already cut the network and the
-filesystem, and a BPF filter from Python would add cost to every job.
+
+Measured on this project's 2-core VM: an IPC namespace per job costs about
+0.45 ms of CPU, a seccomp filter loaded per job about 0.1 ms (it is compiled
+to machine code), a move into a cgroup through cgroup.procs waits for an RCU
+grace period (ms); so IPC objects are refused instead, the filter is the
+zygote's, and jobs are born in their slot's cgroups.
 """
 
 from __future__ import annotations
@@ -31,8 +47,11 @@ from collections.abc import Iterable
 import msgspec
 
 CLONE_NEWNS = 0x00020000
+CLONE_NEWIPC = 0x08000000
+CLONE_NEWUSER = 0x10000000
 CLONE_NEWPID = 0x20000000
 CLONE_NEWNET = 0x40000000
+ZYGOTE_NAMESPACES = CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWNS | CLONE_NEWIPC
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = (
     1,
     2,
@@ -43,7 +62,7 @@ MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVA
     0x4000,
     0x40000,
 )
-PR_SET_PDEATHSIG, PR_SET_NO_NEW_PRIVS, PR_SET_CHILD_SUBREAPER = 1, 38, 36
+PR_SET_PDEATHSIG, PR_SET_SECCOMP, PR_SET_NO_NEW_PRIVS, PR_SET_CHILD_SUBREAPER = 1, 22, 38, 36
 SYS_LANDLOCK_CREATE_RULESET, SYS_LANDLOCK_ADD_RULE, SYS_LANDLOCK_RESTRICT_SELF = 444, 445, 446
 
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -59,14 +78,20 @@ class Layers(msgspec.Struct, frozen=True):
     landlock_abi: int
     network: str  # how the network is cut
     notes: list[str]
+    seccomp: bool = False
+    memory_cgroup: str = ""  # where the slots' memory cgroups are made ("": none)
+    cpu_cgroup: str = ""  # where the slots' cpu cgroups are made ("": none)
 
     def describe(self) -> str:
         on = [
             name
             for name, flag in (
-                ("namespaces (pid, net, mount)", self.namespaces),
+                ("namespaces (pid, net, mount, ipc)", self.namespaces),
                 ("uid per slot", self.uid_per_slot),
                 (f"landlock ABI {self.landlock_abi}", self.landlock_abi > 0),
+                ("seccomp", self.seccomp),
+                ("memory cgroup per slot", bool(self.memory_cgroup)),
+                ("cpu cgroup per slot", bool(self.cpu_cgroup)),
             )
             if flag
         ]
@@ -152,16 +177,18 @@ def landlock_abi() -> int:
 
 
 def _probe_namespaces() -> str | None:
-    """None if a child can unshare PID, network and mount namespaces, else why not."""
+    """None if a child can unshare PID, network, mount and IPC namespaces, else why not."""
     pid = os.fork()
     if pid == 0:
         try:
-            unshare(CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWNS)
+            unshare(ZYGOTE_NAMESPACES)
             os._exit(0)
         except BaseException:
             os._exit(1)
     _, status = os.waitpid(pid, 0)
-    return None if os.waitstatus_to_exitcode(status) == 0 else "unshare(CLONE_NEWPID|CLONE_NEWNET|CLONE_NEWNS) refused"
+    if os.waitstatus_to_exitcode(status) == 0:
+        return None
+    return "unshare(CLONE_NEWPID|CLONE_NEWNET|CLONE_NEWNS|CLONE_NEWIPC) refused"
 
 
 def detect() -> Layers:
@@ -187,7 +214,19 @@ def detect() -> Layers:
     else:
         network = "NOT cut: no network namespace and no Landlock ABI 4"
         notes.append("network is reachable from jobs")
-    return Layers(root, namespaces, root, abi, network, notes)
+    try:
+        seccomp_program()
+        seccomp = True
+    except OSError as error:
+        seccomp = False
+        notes.append(f"no seccomp ({error}): jobs may use keyrings, System V IPC and user namespaces")
+    memory, why = cgroup_root("memory") if root else ("", "not root")
+    if not memory:
+        notes.append(f"no memory cgroup ({why}): memory a job holds outside its address space (memfd) is not counted")
+    cpu, why = cgroup_root("cpu") if root else ("", "not root")
+    if not cpu:
+        notes.append(f"no cpu cgroup ({why}): a job's processes each take a CPU share, and no timeout is `starved`")
+    return Layers(root, namespaces, root, abi, network, notes, seccomp, memory, cpu)
 
 
 # ---------------------------------------------------------------- uids
@@ -338,3 +377,188 @@ def apply_rlimits(memory: int, cpu_time: float, file_size: int, open_files: int,
         limits.append((resource.RLIMIT_NPROC, processes))
     for kind, soft, *hard in limits:
         resource.setrlimit(kind, (soft, hard[0] if hard else soft))
+
+
+# ---------------------------------------------------------------- seccomp
+
+# system calls refused (EPERM) to the zygote and everything it starts: kernel objects that outlive a job or
+# reach past it; keyrings are per uid, and a slot's uid serves one job after another
+SECCOMP_REFUSED = (
+    "keyctl",
+    "add_key",
+    "request_key",
+    "shmget",
+    "shmat",
+    "shmdt",
+    "shmctl",
+    "semget",
+    "semop",
+    "semtimedop",
+    "semctl",
+    "msgget",
+    "msgsnd",
+    "msgrcv",
+    "msgctl",
+    "mq_open",
+    "mq_unlink",
+    "mq_timedsend",
+    "mq_timedreceive",
+    "mq_notify",
+    "mq_getsetattr",
+)
+_SCMP_ACT_ALLOW = 0x7FFF0000
+_SCMP_ACT_KILL_PROCESS = 0x80000000
+_SCMP_FLTATR_ACT_BADARCH = 2
+_SCMP_CMP_MASKED_EQ = 7
+SECCOMP_MODE_FILTER = 2
+
+
+def _scmp_errno(errno: int) -> int:
+    return 0x00050000 | (errno & 0xFFFF)
+
+
+class _ArgCmp(ctypes.Structure):
+    _fields_ = [
+        ("arg", ctypes.c_uint),
+        ("op", ctypes.c_int),
+        ("datum_a", ctypes.c_uint64),
+        ("datum_b", ctypes.c_uint64),
+    ]
+
+
+class _SockFprog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+
+
+_seccomp_program: bytes | None = None
+
+
+def seccomp_program() -> bytes:
+    """The jobs' seccomp filter as raw BPF, compiled once with libseccomp (OSError when there is none)."""
+    global _seccomp_program
+    if _seccomp_program is not None:
+        return _seccomp_program
+    try:
+        lib = ctypes.CDLL("libseccomp.so.2", use_errno=True)
+    except OSError:
+        raise OSError("libseccomp.so.2 is not installed") from None
+    lib.seccomp_init.restype = ctypes.c_void_p
+    lib.seccomp_init.argtypes = [ctypes.c_uint32]
+    lib.seccomp_attr_set.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_uint32]
+    lib.seccomp_syscall_resolve_name.argtypes = [ctypes.c_char_p]
+    lib.seccomp_rule_add_array.argtypes = [
+        ctypes.c_void_p,
+        ctypes.c_uint32,
+        ctypes.c_int,
+        ctypes.c_uint,
+        ctypes.POINTER(_ArgCmp),
+    ]
+    lib.seccomp_export_bpf.argtypes = [ctypes.c_void_p, ctypes.c_int]
+    lib.seccomp_release.argtypes = [ctypes.c_void_p]
+    ctx = lib.seccomp_init(_SCMP_ACT_ALLOW)
+    if not ctx:
+        raise OSError("seccomp_init failed")
+    try:
+        rules: list[tuple[str, int, list[_ArgCmp]]] = [(name, _scmp_errno(1), []) for name in SECCOMP_REFUSED]
+        new_user = _ArgCmp(0, _SCMP_CMP_MASKED_EQ, CLONE_NEWUSER, CLONE_NEWUSER)
+        rules += [("unshare", _scmp_errno(1), [new_user]), ("clone", _scmp_errno(1), [new_user])]
+        rules.append(("clone3", _scmp_errno(38), []))  # ENOSYS: libc falls back to clone
+        if lib.seccomp_attr_set(ctx, _SCMP_FLTATR_ACT_BADARCH, _SCMP_ACT_KILL_PROCESS) != 0:
+            raise OSError("seccomp_attr_set failed")
+        for name, action, compare in rules:
+            number = lib.seccomp_syscall_resolve_name(name.encode())
+            if number < 0:
+                continue  # not a system call of this architecture
+            array = (_ArgCmp * len(compare))(*compare) if compare else None
+            if lib.seccomp_rule_add_array(ctx, action, number, len(compare), array) != 0:
+                raise OSError(f"seccomp_rule_add({name}) failed")
+        read_end, write_end = os.pipe()
+        try:
+            if lib.seccomp_export_bpf(ctx, write_end) != 0:
+                raise OSError("seccomp_export_bpf failed")
+            os.close(write_end)
+            write_end = -1
+            program = os.read(read_end, 1 << 16)
+        finally:
+            os.close(read_end)
+            if write_end >= 0:
+                os.close(write_end)
+    finally:
+        lib.seccomp_release(ctx)
+    _seccomp_program = program
+    return program
+
+
+def seccomp_enforce(program: bytes) -> None:
+    """Load the filter into this process (and what it starts), for good."""
+    prctl(PR_SET_NO_NEW_PRIVS, 1)
+    buffer = ctypes.create_string_buffer(program, len(program))
+    fprog = _SockFprog(len(program) // 8, ctypes.cast(buffer, ctypes.c_void_p))
+    if _libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.byref(fprog), 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), f"seccomp filter: {_errno_text()}")
+
+
+# ---------------------------------------------------------------- cgroups
+
+CGROUP_SLACK = 64 << 20  # above a job's memory budget in its cgroup: its copy-on-write pages, page tables
+
+
+def _own_cgroup(controller: str) -> str | None:
+    """This process's cgroup in the v1 hierarchy of `controller` (None without one)."""
+    with open("/proc/self/cgroup") as f:
+        for line in f:
+            _, controllers, path = line.rstrip("\n").split(":", 2)
+            if controller in controllers.split(","):
+                return path
+    return None
+
+
+def _cgroup_mount(controller: str) -> str | None:
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            left, _, right = line.partition(" - ")
+            fields, more = left.split(), right.split()
+            if more and more[0] == "cgroup" and controller in more[-1].split(","):
+                return fields[4]
+    return None
+
+
+def cgroup_root(controller: str) -> tuple[str, str]:
+    """Where this process may make cgroups of a v1 `controller` (its own cgroup there), or "" and why not."""
+    try:
+        mount, own = _cgroup_mount(controller), _own_cgroup(controller)
+    except OSError as error:
+        return "", str(error)
+    if mount is None or own is None:
+        return "", f"no cgroup v1 {controller} controller (cgroup v2 is not supported yet)"
+    root = os.path.join(mount, own.lstrip("/"))
+    if not os.access(root, os.W_OK):
+        return "", f"{root} is not writable"
+    return root, ""
+
+
+def join_cgroup(directory: str) -> None:
+    """Move this (single-threaded) process into a cgroup: by its `tasks` file, which moves the calling
+    thread without the lock on every thread group that cgroup.procs takes (an RCU grace period)."""
+    write_cgroup(directory, "tasks", 0)
+
+
+def write_cgroup(directory: str, name: str, value: int | str) -> None:
+    fd = os.open(os.path.join(directory, name), os.O_WRONLY | os.O_CLOEXEC)
+    try:
+        os.write(fd, str(value).encode())
+    finally:
+        os.close(fd)
+
+
+def read_cgroup(fd: int) -> int:
+    """The number in a cgroup file opened once (`os.open`), read again from its start."""
+    return int(os.pread(fd, 64, 0))
+
+
+def oom_kills(fd: int) -> int:
+    """How many processes the kernel killed in a memory cgroup (its memory.oom_control, opened once)."""
+    for line in os.pread(fd, 256, 0).split(b"\n"):
+        if line.startswith(b"oom_kill "):
+            return int(line.split()[1])
+    return 0

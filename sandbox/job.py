@@ -9,9 +9,22 @@ import msgspec
 from tracer import ExceptionInfo, Trace, Value
 
 Status = Literal[
-    "ok", "passed", "failed", "error", "timeout", "memory_exceeded", "output_exceeded", "killed", "infra_error"
+    "ok",
+    "passed",
+    "failed",
+    "error",
+    "timeout",
+    "memory_exceeded",
+    "output_exceeded",
+    "killed",
+    "starved",
+    "infra_error",
 ]
 STATUSES: tuple[str, ...] = Status.__args__  # type: ignore[attr-defined]
+# Statuses that say nothing about the code: mask the sample, never cache the result.
+# starved: the machine gave the job too little CPU to finish in its wall time (retried first, see `Pool`);
+# infra_error: our failure or the machine's. No job can cause either (see `sandbox.verdict`).
+NOT_VERDICTS: tuple[str, ...] = ("starved", "infra_error")
 Mode = Literal["call", "asserts", "stdio", "script"]
 
 
@@ -38,9 +51,12 @@ class Job(msgspec.Struct, frozen=True, kw_only=True):
     """One unit of work for the sandbox.
 
     mode "call":    run `code`, then evaluate `call` (e.g. "f([1, 2])"); `Result.value` is its value.
-    mode "asserts": run `code` in the child, then `tests` in the judge against proxies of the
-                    solution's names: a list of assert statements, or a HumanEval `check`
-                    block (`tests` is its source and `entry_point` the function it checks).
+    mode "asserts": run `code` in the child, then `tests` in the judge against the solution's
+                    values: a list of assert statements, or a HumanEval `check` block
+                    (`tests` is its source and `entry_point` the function it checks).
+                    `entry_points`: the names the tests take from the solution (with
+                    `entry_point`); when given, every other name resolves in the judge
+                    (see `sandbox.asserts` for the rule without them).
     mode "stdio":   run `code` as __main__ with `stdin`; compare stdout with `expected_stdout`
                     (see `sandbox.compare`).
     mode "script":  run `code` as __main__ with `argv` and `stdin`.
@@ -56,6 +72,7 @@ class Job(msgspec.Struct, frozen=True, kw_only=True):
     call: str | None = None
     tests: list[str] | str | None = None
     entry_point: str | None = None
+    entry_points: list[str] = []
     stdin: str = ""
     expected_stdout: str | None = None
     float_tolerance: float | None = None

@@ -10,7 +10,9 @@ returns a Future, `map` keeps the order (`progress=True` shows it, see
 
 Deadlines are the judge's: the wall clock is watched here and the whole job is
 killed by the zygote (SIGKILL to its process group, then every process it left);
-CPU time is an rlimit. Nothing here uses signals or `signal.alarm`.
+CPU time is an rlimit. Nothing here uses signals or `signal.alarm`. A job that
+was `starved` (the machine, not its code, made it time out) is run again, up to
+`STARVED_RETRIES` times, before that status is returned.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from .wire import Exited, Hello, Kill, Spawn, Spawned, SpawnFailed
 from .zygote import DEFAULT_PRELOAD
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+STARVED_RETRIES = 2
 
 
 class _Handle:
@@ -162,10 +165,10 @@ class ZygoteClient:
                 handle.exited.set()
         return handle
 
-    def kill(self, handle: _Handle) -> None:
+    def kill(self, handle: _Handle, timeout: bool = False) -> None:
         with self.lock:
             try:
-                self.sock.send(wire.pack(Kill(handle.id)))
+                self.sock.send(wire.pack(Kill(handle.id, timeout)))
             except OSError:
                 pass
 
@@ -249,7 +252,12 @@ class Pool:
     def _execute(self, job: Job) -> Result:
         slot = self.slots.get()
         try:
-            return Execution(self.client, slot, job).run()
+            result = Execution(self.client, slot, job).run()
+            for _ in range(STARVED_RETRIES):
+                if result.status != "starved":
+                    break
+                result = Execution(self.client, slot, job).run()
+            return result
         except Exception as error:  # a bug of ours: reported as such, never as the code's failure
             status, message = classify(
                 Evidence(mode=job.mode, limits=job.limits, judge_error=f"{type(error).__name__}: {error}")

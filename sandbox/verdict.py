@@ -3,13 +3,20 @@
 `classify(evidence)` decides every status a `Result` can have, first match wins:
 
 1. infra_error: the judge failed, the zygote did not spawn the child or report
-   its end, or the child could not set up its isolation (ours or the machine's);
-2. the limits: timeout (the judge's wall clock, or the CPU rlimit),
+   its end, or the child could not set up its isolation (ours or the machine's:
+   the child writes `SetupDone` before any of the job's code runs, and the
+   zygote reports every end, so no job can reach these);
+2. error: the judge killed the job for breaking its result channel's protocol;
+3. starved: a wall timeout of a job whose processes ran less than half of the
+   wall time and waited, runnable, for a CPU more than a quarter of it (the
+   machine's share, not the code: jobs cannot start sessions or lower their
+   priority, so a job's own processes share its one CPU group);
+4. the limits: timeout (the judge's wall clock, or the CPU rlimit),
    output_exceeded, memory_exceeded;
-3. error: the code tampered with the result channel or the tracer;
-4. killed: a signal nobody else explains (SIGPIPE excepted; in asserts mode only
+5. error: the code tampered with the result channel or the tracer;
+6. killed: a signal nobody else explains (SIGPIPE excepted; in asserts mode only
    when the tests did not give a verdict);
-5. the mode's own verdict: asserts mode's tests (passed, failed, or error when
+7. the mode's own verdict: asserts mode's tests (passed, failed, or error when
    the solution ended or raised before or during them); for programs error
    (no result, or the code's exception), then stdio's stdout comparison
    (passed, failed), else ok.
@@ -52,7 +59,10 @@ class Evidence(msgspec.Struct, frozen=True, kw_only=True):
     stderr: str = ""  # the child's stderr (explains a failed setup)
     cpu_time: float = 0.0
     peak_memory: int = 0  # bytes
-    killed_for: Literal["timeout", "output_exceeded"] | None = None  # why the judge had the job killed
+    oom_killed: bool = False  # the kernel killed a process of the job for its memory cgroup's limit
+    killed_for: Literal["timeout", "output_exceeded", "tampered"] | None = None  # why the judge had the job killed
+    run_time: float = 0.0  # killed for a timeout: seconds the job's processes ran ...
+    wait_time: float = 0.0  # ... and waited, runnable, for a CPU (0 where the kernel does not say)
     tampered: list[str] = []  # signs of forged messages or a disabled tracer
     answered: bool = False  # the child sent its result (asserts mode: its Ready)
     exception: ExceptionInfo | None = None  # the code's own exception (asserts mode: before the tests)
@@ -90,8 +100,15 @@ def classify(e: Evidence) -> tuple[Status, str]:
         setup_failed = os.WIFEXITED(e.wait_status) and os.WEXITSTATUS(e.wait_status) == SETUP_FAILED
         why = "the child could not set up its isolation" if setup_failed else "the child died before its setup ended"
         return "infra_error", why + (f": {e.stderr.strip()}" if e.stderr.strip() else "")
+    if e.killed_for == "tampered":
+        return "error", "the code broke its result channel: " + "; ".join(e.tampered)
     sig = e.signal
     if e.killed_for == "timeout":
+        if e.run_time < 0.5 * limits.wall_time and e.wait_time > 0.25 * limits.wall_time:
+            return "starved", (
+                f"wall time limit of {limits.wall_time:g} s, but the job ran {e.run_time:.2f} s and waited "
+                f"{e.wait_time:.2f} s for a CPU: the machine was too busy to judge it"
+            )
         return "timeout", f"wall time limit of {limits.wall_time:g} s"
     if e.killed_for == "output_exceeded":
         return "output_exceeded", f"output over {limits.output} bytes"
@@ -119,8 +136,9 @@ def classify(e: Evidence) -> tuple[Status, str]:
 
 
 def _out_of_memory(e: Evidence, sig: int | None) -> bool:
-    """MemoryError, or a failure (signal or exception) after using 90% of the memory budget."""
-    if e.exception is not None and e.exception.type == "MemoryError":
+    """MemoryError, a process of the job killed for its memory cgroup's limit, or a failure (signal or
+    exception) after using 90% of the memory budget."""
+    if e.oom_killed or (e.exception is not None and e.exception.type == "MemoryError"):
         return True
     failed = sig in (signal.SIGKILL, signal.SIGSEGV, signal.SIGABRT) or e.exception is not None
     return failed and e.peak_memory >= 0.9 * e.limits.memory

@@ -7,10 +7,17 @@ Four directions, each a union of tagged msgspec Structs with its own `Decoder`:
 - zygote -> judge, `FromZygote` (the same socket): `Hello`, `Spawned`,
   `SpawnFailed`, `Exited`;
 - judge -> child, `ToChild` (a pipe, the child's `CONTROL_FD`): the `JobSpec`,
-  then in asserts mode `CallRequest`, `FetchRequest`, `DoneRequest`;
+  then in asserts mode `CallRequest`, `AttrRequest`, `DoneRequest`;
 - child -> judge, `FromChild` (a pipe, the child's `RESULT_FD`): `SetupDone`,
   written once by the forked child when its isolation is in place and before
   any code runs, then `Ready` and `Returned`, which carry the job's nonce.
+
+The judge accepts a child's message only in the protocol state that expects it
+(one `Ready` first in asserts mode, then one `Returned` per request; one
+`Returned` for a program): anything else is tampering (`sandbox.execution`).
+In asserts mode an object with no builtin value stays in the child: the judge
+gets a handle (`Answer.handle`) and refers to it in later requests, inside
+arguments as a `handle_value` (a `Value` of type `HANDLE`).
 
 Every message is framed the same way, on the socket too: a 4-byte big-endian
 length, then its MessagePack body; a reader refuses a message over its cap.
@@ -23,7 +30,10 @@ compared as an object it made.
 from __future__ import annotations
 
 import os
+import select
+import socket
 import struct
+from collections.abc import Iterator
 from typing import Any, Generic, TypeVar
 
 import msgspec
@@ -54,9 +64,10 @@ class Spawn(msgspec.Struct, frozen=True, tag="spawn"):
 
 
 class Kill(msgspec.Struct, frozen=True, tag="kill"):
-    """SIGKILL to job `id`'s process group."""
+    """SIGKILL to job `id`'s process group; for a `timeout`, first measure how its processes were scheduled."""
 
     id: int
+    timeout: bool = False
 
 
 class Hello(msgspec.Struct, frozen=True, tag="hello"):
@@ -82,8 +93,11 @@ class Exited(msgspec.Struct, frozen=True, tag="exited"):
     id: int
     status: int  # os.wait status
     cpu_time: float
-    peak_memory: int  # bytes
+    peak_memory: int  # bytes: its memory cgroup's peak where it has one, else the child's peak RSS
     leftovers: int  # processes the job left behind, killed
+    run_time: float = 0.0  # killed for a timeout: seconds its processes ran (kernel schedstat) ...
+    wait_time: float = 0.0  # ... and waited, runnable, for a CPU
+    oom_killed: bool = False  # the kernel killed one of its processes for its memory cgroup's limit
 
 
 ToZygote = Spawn | Kill
@@ -105,20 +119,29 @@ class JobSpec(msgspec.Struct, frozen=True, kw_only=True, tag="job"):
     filename: str = "<solution>"
     argv: list[str] = []
     trace_limits: dict[str, int] = {}
-    names: list[str] = []  # asserts mode: names the tests take from the solution
+    names: list[str] = []  # asserts mode: the names the tests take from the solution
+
+
+HANDLE = "execalign.handle"  # type name of a `Value` that stands for one of the child's objects
+
+
+def handle_value(handle: int) -> Value:
+    """The `Value` that stands for the child's object `handle` inside a request's arguments."""
+    return Value("object", handle, type=HANDLE)
 
 
 class CallRequest(msgspec.Struct, frozen=True, tag="call"):
-    """Asserts mode: call `name(*args, **kwargs)` in the child (values encoded)."""
+    """Asserts mode: call the child's object `target` (a handle) with `args` and `kwargs` (values encoded)."""
 
-    name: str
+    target: int
     args: list[Value]
     kwargs: dict[str, Value] = {}
 
 
-class FetchRequest(msgspec.Struct, frozen=True, tag="fetch"):
-    """Asserts mode: the value of a non-callable solution name."""
+class AttrRequest(msgspec.Struct, frozen=True, tag="attr"):
+    """Asserts mode: attribute `name` of the child's object `target` (a handle)."""
 
+    target: int
     name: str
 
 
@@ -130,27 +153,36 @@ class SetupDone(msgspec.Struct, frozen=True, tag="setup_done"):
     """Written once by the forked child: its isolation is in place, the code starts now."""
 
 
+class Answer(msgspec.Struct, frozen=True):
+    """Asserts mode: a value from the child, and its handle when it has no builtin value (0: none)."""
+
+    value: Value
+    handle: int = 0
+
+
 class Ready(msgspec.Struct, frozen=True, tag="ready"):
-    """Asserts mode: the code ran; which requested names exist and which are callable."""
+    """Asserts mode: the code ran; the requested names it defines (those it does not are absent)."""
 
     nonce: bytes
     exception: ExceptionInfo | None = None
-    callable: list[str] = []
-    values: list[str] = []
+    names: dict[str, Answer] = {}
+    tampered: list[str] = []  # what the child found replaced on its reporting path
 
 
 class Returned(msgspec.Struct, frozen=True, tag="returned"):
-    """The outcome of a call or of the whole run (with the trace, when one was asked: of the run, or
-    in asserts mode of the code and the tests' first call)."""
+    """The outcome of a call, an attribute request or the whole run (with the trace, when one was asked:
+    of the run, or in asserts mode of the code and the tests' first call)."""
 
     nonce: bytes
     value: Value | None = None
     exception: ExceptionInfo | None = None
     trace: bytes | None = None  # tracer.Trace as MessagePack
     exit_code: int = 0
+    handle: int = 0  # asserts mode: the value's handle when it has no builtin value
+    tampered: list[str] = []  # what the child found replaced on its reporting path
 
 
-ToChild = JobSpec | CallRequest | FetchRequest | DoneRequest
+ToChild = JobSpec | CallRequest | AttrRequest | DoneRequest
 FromChild = SetupDone | Ready | Returned
 Message = ToZygote | FromZygote | ToChild | FromChild
 
@@ -178,6 +210,19 @@ def write(fd: int, message: Message) -> None:
     data = memoryview(pack(message))
     while data:
         data = data[os.write(fd, data) :]
+
+
+def send(sock: socket.socket, message: Message) -> None:
+    """Send one framed message as one datagram of a (possibly non-blocking) SOCK_SEQPACKET socket.
+
+    Waits for room rather than drop it: several processes send on the judge's socket."""
+    data = pack(message)
+    while True:
+        try:
+            sock.send(data)
+            return
+        except BlockingIOError:
+            select.select([], [sock], [], 1.0)
 
 
 def _read_exact(fd: int, n: int) -> bytes:
@@ -212,6 +257,8 @@ class Decoder(Generic[M]):
             return self._decoder.decode(body)
         except msgspec.DecodeError as error:
             raise ChannelError(f"malformed message: {error}") from None
+        except RecursionError:  # nested deeper than the decoder goes: no encoder of ours made it
+            raise ChannelError("malformed message: nested too deep") from None
 
     def unpack(self, packet: bytes) -> M:
         """One whole framed message (a datagram of the zygote's socket)."""
@@ -224,10 +271,11 @@ class Decoder(Generic[M]):
         size = self._size(_read_exact(fd, _HEADER.size))
         return self._decode(_read_exact(fd, size))
 
-    def feed(self, data: bytes) -> list[M]:
-        """The messages completed by `data` (read from a non-blocking pipe); keeps the rest."""
+    def feed(self, data: bytes) -> Iterator[M]:
+        """The messages completed by `data` (read from a non-blocking pipe), one by one; keeps the rest.
+
+        A bad message raises `ChannelError` only once every message before it was handed out."""
         self._buffer += data
-        messages = []
         while len(self._buffer) >= _HEADER.size:
             size = self._size(self._buffer)
             end = _HEADER.size + size
@@ -235,5 +283,11 @@ class Decoder(Generic[M]):
                 break
             body = bytes(self._buffer[_HEADER.size : end])
             del self._buffer[:end]
-            messages.append(self._decode(body))
-        return messages
+            yield self._decode(body)
+
+
+def receive(sock: socket.socket, decoder: Decoder[M]) -> tuple[M, bytes, list[int]] | None:
+    """One datagram of a SOCK_SEQPACKET socket: its message, its bytes, the descriptors it carried
+    (None once the socket is closed; BlockingIOError when nothing is there yet)."""
+    data, fds, _, _ = socket.recv_fds(sock, PACKET_LIMIT + 4, len(CHILD_FDS))
+    return (decoder.unpack(data), data, fds) if data else None

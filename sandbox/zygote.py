@@ -1,43 +1,41 @@
-"""The zygote: a warm process that forks one isolated child per job.
+"""The zygote: a warm process that the judge asks for jobs; one process per worker slot forks them.
 
 Started by the judge (`sandbox.zygote.main(BASE_DIR, PRELOAD, FD, FIRST_UID)`)
 before any job data exists, with a clean environment and the judge's socket as
 FD; with root, the job of slot n runs as uid FIRST_UID + n (a block of uids the
-judge holds for this pool alone: `isolation.claim_uid_block`). With
-root it moves into new PID, network and mount namespaces (it is PID 1 there,
-with its own /proc); otherwise it becomes a child subreaper. It pre-imports the
-tracer and common modules, then serves the judge (messages in `sandbox.wire`):
+judge holds for this pool alone: `isolation.claim_uid_block`). With root it
+moves into new PID, network, mount and IPC namespaces (it is PID 1 there, with
+its own /proc); otherwise it becomes a child subreaper. It pre-imports the
+tracer and common modules, loads the seccomp filter that every process after
+it inherits, makes the directory of this pool's slot cgroups (named by its uid
+block), starts the janitor (`sandbox.janitor`), then serves the judge
+(messages in `sandbox.wire`):
 
-  Spawn(id, slot, limits) + 5 fds -> forks a child, replies Spawned
-  Kill(id)                        -> SIGKILL to the job's process group
-  (child ends)                    -> kills whatever the job left, removes its
-                                     directory, replies Exited with the wait
-                                     status and the child's CPU time and peak RSS
+  Spawn(id, slot, limits) + 5 fds -> to the slot's process (`sandbox.slot`, forked
+                                     on the slot's first job), which forks the
+                                     child and replies Spawned, then Exited
+  Kill(id, timeout)               -> to the slot's process running job `id`
 
-The forked child puts the pipe ends at `wire.CHILD_FDS`, isolates itself, writes
-`SetupDone` and runs `sandbox.child`. The zygote never decodes a job's code: the
-judge sends that straight to the child.
+Slot processes reply on the judge's socket themselves (one datagram per
+message). The zygote never decodes a job's code: the judge sends that straight
+to the child.
 """
 
 from __future__ import annotations
 
-import fcntl
 import gc
 import importlib
 import os
-import selectors
-import shutil
 import signal
 import socket
 import sys
 import time
-from typing import Any
 
 import msgspec
-import psutil
 
-from . import isolation, wire
-from .wire import CHILD_FDS, CONTROL_FD, RESULT_FD, SETUP_FAILED, Exited, Hello, Spawn, Spawned, SpawnFailed
+from . import isolation, janitor, wire
+from .slot import Place, Slot, loop, wake_on_child_exit
+from .wire import Hello, Spawn, SpawnFailed
 
 # Modules imported once in the zygote. Each adds to every fork's cost (page tables),
 # so only what most generated code uses; others are imported by the job itself.
@@ -58,21 +56,12 @@ DEFAULT_PRELOAD = (
 )
 
 
-class Child(msgspec.Struct):
-    """A forked process running job `id` in slot `slot`."""
+class SlotProcess(msgspec.Struct):
+    """The zygote's view of a slot's process: its pid, its end of their socket, the job it runs."""
 
-    id: int
-    slot: int
     pid: int
-    directory: str
-
-
-class Slot(msgspec.Struct):
-    """A worker slot: its uid (root), its working directory (emptied after every job), its Landlock rules."""
-
-    uid: int | None
-    directory: str
-    ruleset: int  # -1 without Landlock
+    requests: socket.socket
+    job: int = 0  # id of its latest job (the one a Kill can be for)
 
 
 class Zygote:
@@ -80,256 +69,181 @@ class Zygote:
         self.sock = sock
         self.base = base
         self.layers = layers
-        self.first_uid = first_uid
-        self.children: dict[int, Child] = {}  # by pid
-        self.by_id: dict[int, Child] = {}
-        self.slots: dict[int, Slot] = {}
         self.decoder = wire.Decoder[wire.ToZygote](wire.ToZygote, wire.PACKET_LIMIT)
-        self.readable = isolation.readable_roots()
-        self.sys_path = [p for p in sys.path if p and os.path.isabs(p) and p != os.getcwd()]
+        self.slots: dict[int, SlotProcess] = {}
+        os.mkdir(os.path.join(base, "trash"), 0o700)
+        self.janitor_pid, janitor_fd = self._start_janitor()
+        self.place = Place(
+            base=base,
+            layers=layers,
+            first_uid=first_uid,
+            cgroups=pool_cgroups(layers, first_uid),
+            readable=isolation.readable_roots(),
+            sys_path=[p for p in sys.path if p and os.path.isabs(p) and p != os.getcwd()],
+            judge=sock.fileno(),
+            janitor=janitor_fd,
+        )
+
+    def _start_janitor(self) -> tuple[int, int]:
+        read_end, write_end = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            try:
+                os.close(write_end)
+                self.sock.close()
+                isolation.prctl(isolation.PR_SET_PDEATHSIG, signal.SIGKILL)
+            finally:
+                janitor.serve(read_end)
+        os.close(read_end)
+        os.set_blocking(write_end, False)
+        return pid, write_end
 
     def send(self, message: wire.FromZygote) -> None:
-        self.sock.sendall(wire.pack(message))
+        wire.send(self.sock, message)
 
     def serve(self) -> None:
-        wake_r, wake_w = os.pipe()
-        os.set_blocking(wake_r, False)
-        os.set_blocking(wake_w, False)
-        signal.set_wakeup_fd(wake_w)
-        signal.signal(signal.SIGCHLD, lambda *_: None)
-        self.wake = (wake_r, wake_w)
-        selector = selectors.DefaultSelector()
-        selector.register(self.sock, selectors.EVENT_READ)
-        selector.register(wake_r, selectors.EVENT_READ)
+        self.wake = wake_on_child_exit()
         self.sock.setblocking(False)
-        while True:
-            for key, _ in selector.select(timeout=1.0):
-                if key.fileobj is self.sock:
-                    if not self._read_requests():
-                        self._shutdown()
-                        return
-                else:
-                    try:
-                        while os.read(wake_r, 4096):
-                            pass
-                    except BlockingIOError:
-                        pass
-            self._reap()
+        loop(self.sock, self.wake, self._read_requests, self._reap)
+        self._shutdown()
 
     def _read_requests(self) -> bool:
         while True:
             try:
-                data, fds, _, _ = socket.recv_fds(self.sock, wire.PACKET_LIMIT + 4, len(CHILD_FDS))
+                received = wire.receive(self.sock, self.decoder)
             except BlockingIOError:
                 return True
-            if not data:
+            if received is None:
                 return False
-            request = self.decoder.unpack(data)
-            if isinstance(request, Spawn):
-                self._spawn(request, fds)
-            else:
-                child = self.by_id.get(request.id)
-                if child is not None:
-                    self._kill_group(child.pid)
+            request, data, fds = received
+            try:
+                if isinstance(request, Spawn):
+                    self._spawn(request, data, fds)
+                else:
+                    slot = next((s for s in self.slots.values() if s.job == request.id), None)
+                    if slot is not None:
+                        slot.requests.send(data)
+            finally:
+                for fd in fds:
+                    os.close(fd)
 
-    def _slot(self, number: int) -> Slot:
-        slot = self.slots.get(number)
-        if slot is None:
-            uid = self.first_uid + number if self.layers.uid_per_slot else None
-            directory = os.path.join(self.base, f"slot{number}")
-            os.mkdir(directory, 0o700)
-            if uid is not None:
-                os.chown(directory, uid, uid)
-            ruleset = -1
-            if self.layers.landlock_abi:
-                ruleset = isolation.landlock_ruleset(
-                    self.layers.landlock_abi, self.readable, [directory], ["/dev/null", "/dev/zero", "/dev/urandom"]
-                )
-            slot = self.slots[number] = Slot(uid, directory, ruleset)
-        return slot
+    def _spawn(self, request: Spawn, data: bytes, fds: list[int]) -> None:
+        for attempt in range(2):
+            try:
+                slot = self.slots.get(request.slot) or self._start_slot(request.slot)
+                slot.job = request.id
+                socket.send_fds(slot.requests, [data], fds)
+                return
+            except OSError as error:  # its process died (a bug of ours): a fresh one, once
+                self._drop_slot(request.slot)
+                if attempt:
+                    self.send(SpawnFailed(request.id, f"{type(error).__name__}: {error}"))
 
-    def _spawn(self, request: Spawn, fds: list[int]) -> None:
-        try:
-            if len(fds) != len(CHILD_FDS):
-                raise ValueError(f"expected {len(CHILD_FDS)} file descriptors, got {len(fds)}")
-            slot = self._slot(request.slot)
-            if request.slot in {c.slot for c in self.children.values()}:
-                raise RuntimeError(f"slot {request.slot} is busy")
-            pid = os.fork()
-        except Exception as error:
-            for fd in fds:
-                os.close(fd)
-            self.send(SpawnFailed(request.id, f"{type(error).__name__}: {error}"))
-            return
-        if pid == 0:
-            self._become_child(request, fds, slot)
-        for fd in fds:
-            os.close(fd)
-        child = Child(request.id, request.slot, pid, slot.directory)
-        self.children[pid] = child
-        self.by_id[request.id] = child
-        self.send(Spawned(request.id, pid))
-
-    def _become_child(self, request: Spawn, fds: list[int], slot: Slot) -> None:
-        """In the forked child: isolate, then run the job. Never returns."""
-        directory, uid = slot.directory, slot.uid
-        try:
+    def _start_slot(self, number: int) -> SlotProcess:
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        pid = os.fork()
+        if pid == 0:  # the slot's process keeps the judge's socket, the janitor's pipe and its own socket
             signal.set_wakeup_fd(-1)
             signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-            os.setsid()
-            high = [fcntl.fcntl(fd, fcntl.F_DUPFD, 10) for fd in fds]  # above every target below
-            for target, fd in zip(CHILD_FDS, high):
-                os.dup2(fd, target, inheritable=target not in (CONTROL_FD, RESULT_FD))
-            os.chdir(directory)
-            os.environ.clear()
-            os.environ.update(
-                {
-                    "PATH": "/usr/bin:/bin",
-                    "HOME": directory,
-                    "TMPDIR": directory,
-                    "LANG": "C.UTF-8",
-                    "PYTHONHASHSEED": "0",
-                    "OMP_NUM_THREADS": "1",
-                    "OPENBLAS_NUM_THREADS": "1",
-                    "MKL_NUM_THREADS": "1",
-                }
-            )
-            if "tempfile" in sys.modules:
-                tempfile: Any = sys.modules["tempfile"]
-                tempfile.tempdir = directory
-            limits = request.limits
-            isolation.apply_rlimits(
-                limits.memory,
-                limits.cpu_time,
-                limits.file_size,
-                limits.open_files,
-                limits.processes if uid is not None else None,
-            )
-            if slot.ruleset >= 0:
-                isolation.landlock_enforce(slot.ruleset)
-            os.closerange(max(CHILD_FDS) + 1, 1 << 16)  # the zygote's socket, pipes and rulesets
-            if uid is not None:
-                os.setgroups([])
-                os.setgid(uid)
-                os.setuid(uid)
-            sys.path[:] = self.sys_path
-            from . import child
+            keep = {0, 1, 2, self.place.judge, self.place.janitor, theirs.fileno()}
+            for fd in map(int, os.listdir("/proc/self/fd")):
+                if fd not in keep:
+                    try:
+                        os.close(fd)  # the other slots' sockets, the wake pipe (its signal fd too), a job's pipes
+                    except OSError:
+                        pass
+            Slot(number, self.place, theirs).serve()
+        theirs.close()
+        slot = self.slots[number] = SlotProcess(pid, ours)
+        return slot
 
-            wire.write(RESULT_FD, wire.SetupDone())  # isolation is in place, the code starts now
-        except BaseException as error:
+    def _drop_slot(self, number: int) -> None:
+        slot = self.slots.pop(number, None)
+        if slot is not None:
+            slot.requests.close()
             try:
-                os.write(2, f"execalign sandbox setup failed: {type(error).__name__}: {error}\n".encode())
-            finally:
-                os._exit(SETUP_FAILED)
-        child.run(CONTROL_FD, RESULT_FD)
-
-    def _kill_group(self, pid: int) -> None:
-        for kill in (os.killpg, os.kill):
-            try:
-                kill(pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
+                os.kill(slot.pid, signal.SIGKILL)
+            except ProcessLookupError:
                 pass
 
     def _reap(self) -> None:
+        """Reap what ends here: a slot's process (a bug of ours), the janitor, orphans of dead slots."""
         while True:
-            try:  # WNOWAIT: the dead child stays a zombie, so its pid (and group id) cannot be reused yet
-                dead = os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT)
-            except ChildProcessError:
-                return
-            if dead is None or dead.si_pid == 0:
-                return
-            child = self.children.get(dead.si_pid)
-            leftovers = self._kill_leftovers(child) if child is not None else 0
-            pid, status, usage = os.wait4(dead.si_pid, 0)
-            if child is None:
-                continue  # a leftover of some job, now reaped
-            del self.children[pid], self.by_id[child.id]
-            _empty(child.directory)
-            self.send(Exited(child.id, status, usage.ru_utime + usage.ru_stime, usage.ru_maxrss * 1024, leftovers))
-
-    def _kill_leftovers(self, child: Child) -> int:
-        """Kill what the job started: its process group, then any process of its uid, then orphans."""
-        killed = 0
-        self._kill_group(child.pid)
-        uid = self.first_uid + child.slot if self.layers.uid_per_slot else None
-        for attempt in range(50):
-            if uid is not None and self.layers.namespaces:  # in our PID namespace: a short /proc
-                victims = [p for p in _pids_of_uid(uid) if p not in self.children]
-            else:
-                victims = self._orphans()
-            if not victims:
-                break
-            for pid in set(victims):
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                    killed += 1
-                except (ProcessLookupError, PermissionError):
-                    pass
-            self._reap_orphans()
-            time.sleep(0.001 * attempt)
-        return killed
-
-    def _orphans(self) -> list[int]:
-        """Children of the zygote that are not running jobs (leftovers it adopted as subreaper)."""
-        try:
-            pids = [p.pid for p in psutil.Process().children()]
-        except psutil.Error:
-            return []
-        return [p for p in pids if p not in self.children]
-
-    def _reap_orphans(self) -> None:
-        for pid in self._orphans():
             try:
-                os.waitpid(pid, os.WNOHANG)
+                pid, _ = os.waitpid(-1, os.WNOHANG)
             except ChildProcessError:
-                pass
+                return
+            if pid == 0:
+                return
+            for number, slot in list(self.slots.items()):
+                if slot.pid == pid:
+                    self._drop_slot(number)  # its next job gets a fresh one; the judge times this one out
+            if pid == self.janitor_pid:
+                self.janitor_pid = 0
 
     def _shutdown(self) -> None:
-        for child in list(self.children.values()):
-            self._kill_group(child.pid)
-        deadline = time.monotonic() + 2
-        while self.children and time.monotonic() < deadline:
+        for slot in self.slots.values():
+            slot.requests.close()  # each slot's process kills its job and exits
+        deadline = time.monotonic() + 3
+        while any(_alive(s.pid) for s in self.slots.values()) and time.monotonic() < deadline:
             self._reap()
             time.sleep(0.005)
-        shutil.rmtree(self.base, ignore_errors=True)
+        for number in list(self.slots):
+            self._drop_slot(number)
+        self._reap()
+        os.close(self.place.janitor)  # the janitor finishes what it was given, then exits
+        if self.janitor_pid:
+            os.waitpid(self.janitor_pid, 0)
+        janitor.remove_tree(self.base)
+        remove_cgroups(self.place.cgroups)
 
 
-def _empty(directory: str) -> None:
-    """Remove everything a job left in its slot directory (and give the directory back to its owner)."""
-    with os.scandir(directory) as entries:
-        for entry in entries:
-            if entry.is_dir(follow_symlinks=False):
-                shutil.rmtree(entry.path, ignore_errors=True)
-            else:
-                try:
-                    os.unlink(entry.path)
-                except OSError:
-                    pass
+def _alive(pid: int) -> bool:
+    try:
+        return os.waitpid(pid, os.WNOHANG)[0] == 0
+    except ChildProcessError:
+        return False
 
 
-def _pids_of_uid(uid: int) -> list[int]:
-    pids = []
-    for name in os.listdir("/proc"):
-        if name.isdigit():
+def pool_cgroups(layers: isolation.Layers, first_uid: int) -> dict[str, str]:
+    """The directories of a pool's slot cgroups, by controller: named by its uid block, which no live pool shares."""
+    if first_uid < 0:
+        return {}
+    name = f"execalign-{(first_uid - isolation.UID_FIRST) // isolation.UID_BLOCK}"
+    roots = {"memory": layers.memory_cgroup, "cpu": layers.cpu_cgroup}
+    return {controller: os.path.join(root, name) for controller, root in roots.items() if root}
+
+
+def remove_cgroups(cgroups: dict[str, str]) -> None:
+    """Remove a pool's slot cgroups (each must be empty of processes) and their directories."""
+    for directory in cgroups.values():
+        try:
+            slots = [e.path for e in os.scandir(directory) if e.is_dir()]
+        except OSError:
+            continue
+        for path in [*slots, directory]:
             try:
-                if os.stat(f"/proc/{name}").st_uid == uid:
-                    pids.append(int(name))
+                os.rmdir(path)
             except OSError:
                 pass
-    return pids
 
 
 def main(base: str, preload_list: str, fd: int, first_uid: int) -> None:
     preload = [m for m in preload_list.split(",") if m]
     sock = socket.socket(fileno=fd)
     layers = isolation.detect()
+    cgroups = pool_cgroups(layers, first_uid)
+    remove_cgroups(cgroups)  # left by a pool of this uid block that died
+    for directory in cgroups.values():
+        os.makedirs(directory, exist_ok=True)
     if layers.namespaces:
-        isolation.unshare(isolation.CLONE_NEWPID | isolation.CLONE_NEWNET | isolation.CLONE_NEWNS)
+        isolation.unshare(isolation.ZYGOTE_NAMESPACES)
         inner = os.fork()
         if inner:  # stays outside as the namespace's parent; mirrors the zygote's exit
             sock.close()
             _, status = os.waitpid(inner, 0)
-            shutil.rmtree(base, ignore_errors=True)
+            janitor.remove_tree(base)
+            remove_cgroups(cgroups)
             os._exit(os.waitstatus_to_exitcode(status) & 0xFF)
         isolation.prctl(isolation.PR_SET_PDEATHSIG, signal.SIGKILL)
         isolation.mount_private_proc()
@@ -340,6 +254,8 @@ def main(base: str, preload_list: str, fd: int, first_uid: int) -> None:
             isolation.prctl(isolation.PR_SET_CHILD_SUBREAPER, 1)
         except OSError:
             layers.notes.append("not a child subreaper: processes that escape their child's group may outlive it")
+    if layers.seccomp:
+        isolation.seccomp_enforce(isolation.seccomp_program())  # for the zygote and all it starts
     import tracer
     import tracer.backends.settrace
 

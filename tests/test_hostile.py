@@ -15,38 +15,25 @@ import pytest
 import sandbox
 from sandbox import Job, Limits
 from tests.conftest import CRUXEVAL
-from tests.sandbox_util import job_processes, quick
+from tests.sandbox_util import FAST, MARKER, job_processes, nothing_left_behind, run  # noqa: F401 (a fixture)
 
-FAST = Limits(
-    wall_time=3, cpu_time=2, memory=256 << 20, output=64 << 10, file_size=1 << 20, open_files=32, processes=16
-)
 F_WRONG = "def f(x):\n    return 0\n"
-MARKER = "/tmp/execalign-hostile-marker"
+pytestmark = pytest.mark.usefixtures("nothing_left_behind")
 
 
-@pytest.fixture(autouse=True)
-def nothing_left_behind(pool):
-    yield
-    deadline = time.monotonic() + 5
-    while job_processes(pool) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert job_processes(pool) == []
-    assert not os.path.exists(MARKER)
-    assert quick(pool).status == "ok"  # the next job is unaffected
-
-
-def run(pool, code, mode="call", call=None, tests=None, **kw):
-    return pool.run(Job(mode=mode, code=code, call=call, tests=tests, limits=kw.pop("limits", FAST), **kw))
+# A CPU-bound job at its wall time: a timeout, or starved when the machine (other pools' tests
+# included) gave it under half a CPU meanwhile; never anything that scores it.
+WALL = ("timeout", "starved")
 
 
 def test_infinite_loop(pool):
     r = run(pool, "while True:\n    pass", limits=Limits(wall_time=1, cpu_time=10))
-    assert r.status == "timeout" and 0.9 < r.wall_time < 4
+    assert r.status in WALL and 0.9 < r.wall_time < 4
 
 
 def test_c_level_hang(pool):
     r = run(pool, "x = 10 ** 10 ** 9", limits=Limits(wall_time=1, cpu_time=10, memory=2 << 30))
-    assert r.status == "timeout"
+    assert r.status in WALL
 
 
 def test_memory_bomb(pool):
@@ -84,7 +71,7 @@ def test_deep_recursion(pool):
         # a smaller budget is reached sooner; the wall limit leaves room for a loaded machine (the CPU limit binds)
         limits=Limits(wall_time=60, cpu_time=10, memory=96 << 20),
     )
-    assert r.status in ("killed", "memory_exceeded")  # a C stack overflow (SIGSEGV) or the memory budget
+    assert r.status in ("killed", "memory_exceeded", "starved")  # a C stack overflow (SIGSEGV) or the memory budget
 
 
 def test_fd_exhaustion(pool):
@@ -95,8 +82,8 @@ def test_fd_exhaustion(pool):
 def test_threads_and_daemons_that_outlive_the_job(pool):
     code = (
         "import os, threading, time\nthreading.Thread(target=time.sleep, args=(30,), daemon=True).start()\n"
-        "if os.fork() == 0:\n    os.setsid()\n    if os.fork() == 0:\n        time.sleep(30)\n        os._exit(0)\n"
-        "    os._exit(0)\ntime.sleep(0.2)\n"
+        "if os.fork() == 0:\n    try:\n        os.setsid()\n    except OSError:\n        pass\n"
+        "    if os.fork() == 0:\n        time.sleep(30)\n        os._exit(0)\n    os._exit(0)\ntime.sleep(0.2)\n"
     )
     r = run(pool, code, call="1")
     assert r.status == "ok" and r.leftovers >= 1
@@ -296,7 +283,7 @@ def test_a_job_cannot_reach_a_running_job_of_another_pool(pool):
     if os.geteuid() != 0:
         pytest.skip("uids per slot and namespaces need root")
     with sandbox.Pool(1) as other:
-        slot = pathlib.Path(other.client.base) / "slot0"
+        slot = pathlib.Path(other.client.base) / "slot0" / "work"
         running = other.submit(Job(mode="call", code=WAIT_FOR_GO, call="secret", limits=Limits(wall_time=30)))
         deadline = time.monotonic() + 20
         while not _read(slot / "pid") and time.monotonic() < deadline:

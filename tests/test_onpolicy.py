@@ -64,7 +64,8 @@ def test_asserts_trace_of_a_raising_first_call_and_of_code_that_fails_first(pool
 
 
 def test_asserts_trace_survives_a_later_test_that_times_out(pool):
-    code = "def f(xs):\n    while not xs:\n        pass\n    return sum(xs)\n"
+    # a sleep, not a busy loop: on a busy machine a busy loop's timeout may be `starved` instead
+    code = "import time\ndef f(xs):\n    while not xs:\n        time.sleep(1)\n    return sum(xs)\n"
     limits = sandbox.Limits(wall_time=2.0, cpu_time=2.0)
     r = pool.run(sandbox.Job(mode="asserts", code=code, tests=TESTS, trace=True, limits=limits))
     assert r.status == "timeout"
@@ -120,11 +121,10 @@ def rollouts(items, scored, groups=None):
 @pytest.mark.parametrize(
     "codes, tests",
     [
-        (BATCH, TESTS),
-        (BATCH, ["f([1, 2, 3])", "f([])"]),
+        (BATCH, TESTS),  # (bare call expressions give no pass rate: an invalid task, issue 9)
         ([PROGRAM, PROGRAM.replace("range(n)", "range(n + 1)")], [{"stdin": "4\n", "stdout": "10\n"}]),
     ],
-    ids=["asserts", "calls", "stdio"],
+    ids=["asserts", "stdio"],
 )
 def test_a_batch_extraction_costs_no_sandbox_run(pool, codes, tests, monkeypatch):
     _, plain, untraced = scored_batch(pool, False, codes, tests)

@@ -111,8 +111,8 @@ def test_typed_values_and_coderl_plus_leniency():
 
 def test_statuses_are_distinct_and_masked_ones_have_no_reward():
     assert score("def f():\n    raise ValueError('x')", ["f()"], "1").status == "error"
-    slow = score(
-        "def f():\n    while True:\n        pass",
+    slow = score(  # a sleep: a busy loop on a busy machine may be `starved` (masked) instead
+        "def f():\n    import time\n    time.sleep(60)",
         ["f()"],
         "1",
         limits=rewards.score.__globals__["Limits"](wall_time=0.5, cpu_time=5),

@@ -16,8 +16,9 @@ Public API (kept this small on purpose):
 
 - `trace(source, call=None, *, backend="auto", stdin=None, **limits) -> Trace`
   runs a snippet, then the call expression if given, in this process.
-- `trace_file(path, argv=(), *, call=None, backend="auto", **limits) -> Trace`
-  runs a file as `__main__`.
+- `trace_file(path, argv=(), *, call=None, backend="auto", timeout=None, **limits) -> Trace`
+  runs a file (or a directory's `__main__.py`) as `__main__`; `trace_module(name, argv)`
+  runs a module as `python -m` does.
 - `Trace`, `Step`, `Frame`, `Value`, `ExceptionInfo`, `Stop`: the msgspec schema
   (`Trace.to_json/from_json/to_msgpack/from_msgpack`).
 - `Trace.replay()`: per step, a `StepState` with the step's frame's variables
@@ -43,17 +44,20 @@ trusted code or inside a sandbox child. Untrusted code goes through `sandbox`.
 Modules: `schema` (the Structs, `replay`), `encode` / `decode` / `render` /
 `literals` (values to and from objects and text), `library` (the library
 values they build: numpy, Decimal, datetime ...), `run` (the one runner and
-how a run ends), `recorder` (frame events to steps), `codeinfo` (what each
-line can change), `backends/` (settrace, sysmon), `capture` (bounded output),
-`env` (version differences), `cwm` (Meta CWM's trace format), `cli` (`execalign trace`).
+how a run ends), `program` (files, directories, modules as `python` runs them;
+timeouts and signals), `recorder` (frame events to steps), `codeinfo` (what each
+line can change), `backends/` (settrace, sysmon), `capture` (the program's
+standard streams), `env` (version differences), `cwm` (Meta CWM's trace format),
+`cli` (`execalign trace`), `listing` (its text), `view` (the step-through HTML viewer).
 """
 
 from . import cwm, env
 from .decode import NotDecodable, to_python
 from .encode import EncodeLimits, encode, exception_info
 from .literals import from_literal, to_literal
+from .program import trace_file, trace_module
 from .render import render
-from .run import TraceLimits, trace, trace_file
+from .run import TraceLimits, trace
 from .schema import ExceptionInfo, Frame, Step, StepState, Stop, Trace, Value
 
 __all__ = [
@@ -77,4 +81,5 @@ __all__ = [
     "to_python",
     "trace",
     "trace_file",
+    "trace_module",
 ]

@@ -1,10 +1,11 @@
 """The one runner: run code in this process, traced or not, and return its `Trace`.
 
-`trace` runs a snippet (then a call expression, if given); `trace_file` runs a
-file as `__main__`; the sandbox child runs its jobs through `trace` (backend
+`trace` runs a snippet (then a call expression, if given); `tracer.program`
+runs a file, a directory or a module as `__main__` (`trace_file`,
+`trace_module`); the sandbox child runs its jobs through `trace` (backend
 "none" when no trace is asked for). All of them compile, run and end the code
 the same way, in `_run`, with this process's stdin, stdout, stderr (and, for
-`trace_file`, argv and sys.path) swapped for the duration: they are for
+programs, argv and sys.path) swapped for the duration: they are for
 trusted code and for use inside a sandbox child. Untrusted code goes through
 `sandbox`. One run at a time per process (a lock serialises callers).
 
@@ -16,26 +17,29 @@ How a run ends, for every caller:
   (on stderr as one line, and not echoed: the CLI reports it itself).
 - by SystemExit: `exit_code` is what Python would exit with (no code: 0, an
   int: itself, anything else: written to stderr, then 1). Code run as
-  `__main__` (a program) has simply ended. Code run under another module name
-  (the sandbox's call and asserts modes run it as "solution") was loaded for a
-  value or for its names, so the SystemExit is also the run's `exception`.
+  `__main__` (a program) has simply ended, and the call expression, if any,
+  still runs after it (its own outcome is the run's). Code run under another
+  module name (the sandbox's call and asserts modes run it as "solution") was
+  loaded for a value or for its names, so the SystemExit is also the run's
+  `exception`, and no call follows.
+
+The program's stdout and stderr are real text streams over a bounded capture
+(`tracer.capture`); `Trace.stdout_at` says which step wrote which part of stdout.
 """
 
 from __future__ import annotations
 
 import builtins
-import os
 import sys
 import threading
-import tokenize
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable
 from typing import Any, TextIO
 
 import msgspec
 
 from .backends import make_backend
-from .capture import BoundedWriter, stdin_from
+from .capture import Capture, captured, stdin_from
 from .codeinfo import walk_code
 from .encode import EncodeLimits, Encoder
 from .recorder import Recorder
@@ -48,7 +52,7 @@ class TraceLimits(msgspec.Struct, frozen=True, kw_only=True):
     encoded value nodes (the program itself runs on, untraced); each recorded
     variable value is cut at `max_depth`, `max_items` and `max_str`; the value
     of the call expression (`Trace.returned`) at the larger `max_return_items`
-    and `max_return_str`; stdout and stderr keep `max_output` characters each."""
+    and `max_return_str`; stdout and stderr keep their first `max_output` bytes each."""
 
     max_steps: int = 100_000
     max_values: int = 5_000_000
@@ -104,36 +108,6 @@ def trace(
     return _run(source, filename, call, namespace, backend, caps, stdin, echo=False, capture=capture_output)
 
 
-def trace_file(
-    path: str,
-    argv: Sequence[str] = (),
-    *,
-    call: str | None = None,
-    backend: str = "auto",
-    stdin: str | None = None,
-    echo: bool = False,
-    **limits: Any,
-) -> Trace:
-    """Trace the file at `path` run as `__main__` with `sys.argv = [path, *argv]`.
-
-    With `echo`, the program's output also goes to the real stdout/stderr as it
-    is written. Raises OSError if the file cannot be read.
-    """
-    caps = TraceLimits(**limits)
-    path = os.path.abspath(path)
-    with tokenize.open(path) as f:
-        source = f.read()
-    namespace = {"__name__": "__main__", "__file__": path, "__builtins__": builtins}
-    saved_argv, saved_path = sys.argv, list(sys.path)
-    sys.argv = [path, *argv]
-    sys.path.insert(0, os.path.dirname(path))  # as `python path` does: sibling modules import
-    try:
-        return _run(source, path, call, namespace, backend, caps, stdin, echo=echo, capture=True)
-    finally:
-        sys.argv = saved_argv
-        sys.path[:] = saved_path
-
-
 def _run(
     source: str,
     filename: str,
@@ -142,10 +116,13 @@ def _run(
     backend_name: str,
     caps: TraceLimits,
     stdin: str | None,
-    echo: bool,
+    echo: bool | TextIO,
     capture: bool,
 ) -> Trace:
-    """Compile, run (recorded by the backend), evaluate the call, end as the module docstring says."""
+    """Compile, run (recorded by the backend), evaluate the call, end as the module docstring says.
+
+    `echo`: the program's output also goes to the real stdout and stderr as it
+    is written (a stream: its stdout goes there instead of the real stdout)."""
     backend = make_backend(backend_name)
     recorder = Recorder(Encoder(caps.value_limits()), caps.max_steps, caps.max_values, on_stop=backend.stop)
     try:
@@ -155,68 +132,101 @@ def _run(
         info = ExceptionInfo(type(error).__name__, str(error))
         message = f"{info.type}: {info.message}\n"
         if not capture:
-            _Passthrough(sys.stderr).write(message)
+            sys.stderr.write(message)
         return recorder.finish(exception=info, exit_code=1, backend=backend.name, stderr=message if capture else "")
     program = namespace.get("__name__") == "__main__"
-    out = BoundedWriter(caps.max_output, sys.stdout if echo else None, "<stdout>")
-    err = BoundedWriter(caps.max_output, sys.stderr if echo else None, "<stderr>")
+
+    def clock() -> int:  # the step running now; past the last one once recording has stopped
+        return recorder.step_count - (recorder.stopped is None)
+
+    echo_out = None if echo is False else sys.stdout if echo is True else echo
+    echo_err = None if echo is False else sys.stderr
+    out = Capture(caps.max_output, echo_out, clock if backend.name != "none" else None, "<stdout>")
+    err = Capture(caps.max_output, echo_err, None, "<stderr>")
+    out_text, err_text = captured(out, echo_out, "strict"), captured(err, echo_err, "backslashreplace")
+    program_err: TextIO = err_text
     returned = None
-    exception = None
-    exit_code = 0
+    outcome = _Outcome()
     call_step = -1
     tampered: list[str] = []
     with _LOCK:
         saved = sys.stdin, sys.stdout, sys.stderr
         sys.stdin = saved[0] if stdin is None else stdin_from(stdin)
         if capture:
-            sys.stdout, sys.stderr = out, err
+            sys.stdout, sys.stderr = out_text, err_text
         else:
-            err = _Passthrough(saved[2])  # tracebacks still go to the real stderr
+            program_err = saved[2]  # tracebacks still go to the real stderr
+        user_files = {code.co_filename}
         try:
             backend.start(recorder, walk_code(code))
             try:
-                exec(code, namespace)
-                if call_code is not None:
+                outcome.run(lambda: exec(code, namespace), program, recorder, program_err, user_files)
+                if call_code is not None and outcome.exception is None:  # a program that exited still gets its call
                     call_step = recorder.step_count
-                    result = eval(call_code, namespace)
-                    returned = Encoder(caps.returned_limits()).encode(result)
-            except SystemExit as stop:
-                exit_code = _exit_code(stop, err)
-                if not program:
-                    exception = recorder.exception_info(stop)
-            except BaseException as error:
-                exception = recorder.exception_info(error)
-                exit_code = 1
-                _print_traceback(error, exception, {code.co_filename}, err)
+                    done, result = outcome.run(
+                        lambda: eval(call_code, namespace), program, recorder, program_err, user_files
+                    )
+                    if done:
+                        returned = Encoder(caps.returned_limits()).encode(result)
             finally:
                 tampered = backend.intact()
                 backend.stop()
+                _flush(out_text, err_text)
         finally:
             sys.stdin, sys.stdout, sys.stderr = saved
     if tampered:
         recorder.stop("tampered", "; ".join(tampered))
+    stdout, stdout_more, stdout_at = out.text(out_text.encoding)  # the program may have reconfigured it
+    stderr, stderr_more, _ = err.text(err_text.encoding)
     return recorder.finish(
         returned=returned,
         call_step=call_step,
-        exception=exception,
-        exit_code=exit_code,
+        exception=outcome.exception,
+        exit_code=outcome.exit_code,
         backend=backend.name,
-        stdout=out.getvalue(),
-        stderr=err.getvalue(),
-        stdout_more=out.more,
-        stderr_more=err.more,
+        stdout=stdout,
+        stderr=stderr,
+        stdout_more=stdout_more,
+        stderr_more=stderr_more,
+        stdout_at=stdout_at,
         tampered=tampered,
     )
 
 
-class _Passthrough(BoundedWriter):
-    """Writes to a real stream and keeps nothing (capture_output=False)."""
+class _Outcome:
+    """How the code (then the call) ended: the exception and exit code of the module docstring."""
 
-    def __init__(self, stream: TextIO):
-        super().__init__(0, stream)
+    def __init__(self) -> None:
+        self.exception: ExceptionInfo | None = None
+        self.exit_code = 0
+
+    def run(
+        self, action: Callable[[], Any], program: bool, recorder: Recorder, err: TextIO, user_files: set[str]
+    ) -> tuple[bool, Any]:
+        """(True, its value) when `action` returned, else (False, None) with the outcome set."""
+        self.exit_code = 0
+        try:
+            return True, action()
+        except SystemExit as stop:
+            self.exit_code = _exit_code(stop, err)
+            if not program:
+                self.exception = recorder.exception_info(stop)
+        except BaseException as error:
+            self.exception = recorder.exception_info(error)
+            self.exit_code = 1
+            _print_traceback(error, self.exception, user_files, err)
+        return False, None
 
 
-def _exit_code(stop: SystemExit, err: BoundedWriter) -> int:
+def _flush(*streams: TextIO) -> None:
+    for stream in streams:
+        try:
+            stream.flush()
+        except (ValueError, OSError):  # closed by the program
+            pass
+
+
+def _exit_code(stop: SystemExit, err: TextIO) -> int:
     code = _EXIT_CODE(stop)
     if code is None:
         return 0
@@ -226,7 +236,7 @@ def _exit_code(stop: SystemExit, err: BoundedWriter) -> int:
     return 1
 
 
-def _print_traceback(error: BaseException, info: ExceptionInfo, user_files: set[str], err: BoundedWriter) -> None:
+def _print_traceback(error: BaseException, info: ExceptionInfo, user_files: set[str], err: TextIO) -> None:
     """Python's traceback of the user frames, with the message made by our encoder.
 
     As Python does, only the innermost `_TRACEBACK_LIMIT` entries are shown: an

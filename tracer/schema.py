@@ -182,8 +182,11 @@ class Trace(msgspec.Struct, omit_defaults=True):
     exit_code: int = 0  # as the process would exit: SystemExit's code, 1 on an uncaught exception
     stdout: str = ""
     stderr: str = ""
-    stdout_more: int = 0  # characters left out of stdout by the output cap
+    stdout_more: int = 0  # bytes left out of stdout by the output cap (TraceLimits.max_output)
     stderr_more: int = 0
+    # (step, n) for each step that wrote to stdout: stdout[:n] was written by the end of that step
+    # (step len(steps): after recording stopped)
+    stdout_at: list[tuple[int, int]] = []
     stopped: Stop | None = None
     dropped: int = 0  # events left out because the traced code was at the recursion limit
     tampered: list[str] = []  # signs that the traced code interfered with the tracer
