@@ -40,7 +40,7 @@ import sandbox
 from .cache import CACHE, ResultCache
 from .integrations import completion_text
 from .questions import QUESTIONS
-from .score import Score, score_batch
+from .score import Item, Score, score_batch
 from .tasks import TEMPLATES, AlignmentTask, Skipped, build_task, task_job
 from .testcases import InvalidTask, parse_tests
 
@@ -221,15 +221,21 @@ def score_rows(
 ) -> list[Score]:
     """Score each row's prediction: rows with `score_args` (a dataset built here) or the fields of
     `rewards.score` themselves. The prediction is `prediction_field` (a row without it is an
-    invalid_task), else the first of PREDICTION_FIELDS a row has (none: the tests' pass rate);
+    invalid_task), else the first of PREDICTION_FIELDS a row has (none: the tests' pass rate, or
+    for a task row an invalid_task);
     chat messages are joined into their assistant text."""
     items: list[dict[str, Any] | Score] = []
     for row in rows:
         if prediction_field is not None and prediction_field not in row:
             items.append(Score(reward=None, status="invalid_task", message=f"the row has no {prediction_field!r}"))
             continue
-        fields = dict(row["score_args"]) if isinstance(row.get("score_args"), dict) else dict(row)
+        task = isinstance(row.get("score_args"), dict)
+        fields = dict(row["score_args"]) if task else dict(row)
         name = prediction_field or next((f for f in PREDICTION_FIELDS if f in row), None)
+        if task and name is None:  # a task's tests are its inputs: without an answer there is nothing to score
+            missing = f"the row has no prediction (no {', '.join(PREDICTION_FIELDS)}; name its column)"
+            items.append(Score(reward=None, status="invalid_task", message=missing))
+            continue
         prediction = row.get(name) if name else None
         fields["predicted_trace"] = completion_text(prediction) if isinstance(prediction, list) else prediction
         items.append({k: v for k, v in fields.items() if k in _ITEM_FIELDS})
@@ -237,7 +243,7 @@ def score_rows(
     return [i if isinstance(i, Score) else next(scored) for i in items]
 
 
-_ITEM_FIELDS = ("code", "tests", "predicted_trace", "question", "task", "test_index", "variables", "mode", "probes")
+_ITEM_FIELDS = {f.name for f in msgspec.structs.fields(Item)} | {"task"}  # what `score_batch` reads of a row
 
 
 def summary_table(scores: Sequence[Score]) -> str:

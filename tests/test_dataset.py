@@ -139,3 +139,15 @@ def test_score_batch_takes_plain_items_and_says_when_rows_are_masked(tmp_path, c
     scores = [json.loads(line) for line in out.splitlines()]
     assert [(s["status"], s["reward"]) for s in scores] == [("ok", 1.0), ("invalid_task", None), ("ok", 1.0)]
     assert "invalid_task 1" in err
+
+
+def test_a_task_row_without_an_answer_says_so_and_rows_keep_every_field_of_score(built, tmp_path):
+    rows = dataset.read_rows(built / "first_tasks.jsonl")[:2]
+    missing = dataset.score_rows(rows)  # `answer` is the gold answer, never taken as the prediction
+    assert [(s.status, s.reward) for s in missing] == [("invalid_task", None)] * 2
+    assert "no prediction" in missing[0].message and "predicted_trace" in missing[0].message
+    assert "no 'response'" in dataset.score_rows(rows, "response")[0].message
+    assert [s.reward for s in dataset.score_rows([dict(r, completion=r["answer"]) for r in rows])] == [1.0, 1.0]
+    code = "def g(x):\n    return x + 1"
+    plain = [{"code": code, "tests": ["assert g(1) == 2"], "entry_points": names} for names in (["g"], ["h"])]
+    assert [s.reward for s in dataset.score_rows(plain)] == [1.0, 0.0]  # h is not in the solution
