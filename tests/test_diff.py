@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
+import tracer
 from rewards import align
 from rewards.diff import comparison, prediction_diff
 from rewards.questions import QUESTIONS, Truth
@@ -112,6 +113,9 @@ def test_other_questions_show_their_details_and_bad_answers_their_status(pool):
     assert broken.score.status == "parse_error" and broken.rows == [] and broken.trace is not None
     invalid = prediction_diff(CODE, ["f([5]"], "1", pool=pool)
     assert invalid.score.status == "invalid_task" and invalid.trace is None
+    cwm = tracer.cwm.to_cwm(tracer.trace(CODE, call="f([5])"), CODE).completion  # a steps answer in CWM's format
+    shown = prediction_diff(CODE, ["f([5])"], cwm, pool=pool)
+    assert (shown.score.question, shown.score.reward, shown.rows, shown.trace is not None) == ("steps", 1.0, [], True)
 
 
 def test_steps_scores_are_unchanged_by_the_exposed_alignment(pool):
