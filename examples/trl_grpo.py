@@ -1,7 +1,8 @@
 """TRL GRPO with execalign rewards: `python examples/trl_grpo.py MODEL` (any causal LM TRL can load).
 
 The dataset mixes the two tasks by a `kind` column: "trace" rows ask the model to
-predict an execution of `code` on `tests`; "rlvr" rows ask for code that passes `tests`.
+predict an execution of `code` on `tests` (their `question` column says what is asked);
+"rlvr" rows ask for code that passes `tests`.
 """
 
 import sys
@@ -18,6 +19,8 @@ rows = [
         "kind": "trace",
         "code": CODE,
         "tests": ["f(3)"],
+        "question": "final",  # the row names its question: the answer never chooses it
+        "variables": ["y"],
     },
     {
         "prompt": "Write f(x) returning 2*x+1 in a ```python block.",

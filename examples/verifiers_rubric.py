@@ -15,7 +15,12 @@ if __name__ == "__main__":
         asyncio.run(
             verifiers_reward(
                 completion="{'y': 6}",
-                info={"kind": "trace", "code": "def f(x):\n    y = x * 2\n    return y + 1", "tests": ["f(3)"]},
+                info={
+                    "kind": "trace",
+                    "code": "def f(x):\n    y = x * 2\n    return y + 1",
+                    "tests": ["f(3)"],
+                    "question": "final",
+                },
             )
         )
     )

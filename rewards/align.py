@@ -9,31 +9,39 @@ The score is that maximum divided by the longer sequence's length, so it lies in
 similarity never lowers it, and one missed step costs one step, not the rest.
 `matching` gives the matched pairs of a best alignment, whose similarities sum
 to that maximum (what `rewards.diff` shows).
+
+The score takes the similarity matrix a row at a time, so no matrix need be
+held: time is O(rows * columns) numpy work and memory O(columns), with both
+sequences cut at `MAX_LENGTH` (25 million cells at most). `matching` keeps the
+whole table (it is for showing one alignment, not for scoring).
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
 
 import numpy as np
 
 MAX_LENGTH = 5000  # longer sequences are cut (the score's denominator keeps the full length)
 
 
-def alignment_score(similarity: np.ndarray, predicted_length: int, actual_length: int) -> float:
-    """Best total similarity of an order-preserving matching, over max(lengths)."""
+def alignment_score(similarity: Iterable[np.ndarray], predicted_length: int, actual_length: int) -> float:
+    """Best total similarity of an order-preserving matching, over max(lengths).
+
+    `similarity` is the matrix (predicted x actual), or its rows one at a time."""
     longest = max(predicted_length, actual_length)
     if longest == 0:
         return 1.0
-    if similarity.size == 0:
-        return 0.0
-    rows, cols = similarity.shape
-    previous = np.zeros(cols + 1)
-    for i in range(rows):
-        candidate = np.maximum(previous[1:], previous[:-1] + similarity[i])
-        current = np.empty(cols + 1)
+    previous: np.ndarray | None = None
+    for row in similarity:
+        if previous is None:
+            previous = np.zeros(len(row) + 1)
+        candidate = np.maximum(previous[1:], previous[:-1] + row)
+        current = np.empty(len(row) + 1)
         current[0] = 0.0
         np.maximum.accumulate(candidate, out=current[1:])
         previous = current
-    return float(previous[-1]) / longest
+    return float(previous[-1]) / longest if previous is not None else 0.0
 
 
 def matching(similarity: np.ndarray) -> list[tuple[int, int]]:
@@ -62,8 +70,11 @@ def matching(similarity: np.ndarray) -> list[tuple[int, int]]:
     return pairs[::-1]
 
 
-def line_similarity(predicted: list[int], actual: list[int]) -> np.ndarray:
-    p = np.asarray(predicted[:MAX_LENGTH], dtype=np.int64)
+def line_similarity(predicted: list[int], actual: list[int]) -> Iterator[np.ndarray]:
+    """The rows of the similarity of two line sequences (1 where the lines are equal)."""
     a = np.asarray(actual[:MAX_LENGTH], dtype=np.int64)
-    similarity: np.ndarray = (p[:, None] == a[None, :]).astype(np.float64)
-    return similarity
+    for line in predicted[:MAX_LENGTH]:
+        if -(2**63) <= line < 2**63:
+            yield (a == line).astype(np.float64)
+        else:  # no line has that number (and numpy < 2 would overflow on it)
+            yield np.zeros(len(a))

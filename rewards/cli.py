@@ -30,7 +30,7 @@ from tracer.cli import HelpFormatter
 
 from . import dataset_cli
 from .questions import QUESTIONS
-from .score import score
+from .score import jsonable, score
 
 if TYPE_CHECKING:
     Subparsers = argparse._SubParsersAction[argparse.ArgumentParser]  # what add_subparsers returns
@@ -127,7 +127,7 @@ def run(args: argparse.Namespace) -> int:
         print("execalign score: error: give at least one --test or --stdin-test", file=sys.stderr)
         return 2
     result = score(code, tests, prediction, question=args.question, mode=args.mode, test_index=args.test_index)
-    sys.stdout.write(msgspec.json.format(msgspec.json.encode(result)).decode() + "\n")
+    sys.stdout.write(msgspec.json.format(msgspec.json.encode(jsonable(result))).decode() + "\n")
     return 0 if result.status == "ok" else 1
 
 
@@ -156,9 +156,16 @@ def add_serve_parser(subparsers: Subparsers) -> None:
         metavar="N",
         help="the largest request body accepted (default: %(default)s)",
     )
+    p.add_argument(
+        "--read-timeout",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="how long a request may take to arrive before answering 408 (default: %(default)s)",
+    )
 
     def handler(args: argparse.Namespace) -> int:
-        server.serve(args.host, args.port, args.max_pending, args.max_request_bytes)
+        server.serve(args.host, args.port, args.max_pending, args.max_request_bytes, read_timeout=args.read_timeout)
         return 0
 
     p.set_defaults(handler=handler)

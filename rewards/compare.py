@@ -17,6 +17,9 @@ element by element, else equal text.
 
 Nothing here recurses or expands shared parts: a real value may be deep,
 shared (`v = [v] * 30`, five times) or cyclic, and its cost stays bounded.
+To compare one real value with many predictions, decode it once (`Real`) and
+use `equal`; `exact_key` gives the common small values a hashable key, so that
+many of them compare by set intersection.
 """
 
 from __future__ import annotations
@@ -266,21 +269,56 @@ def _text(x: Any) -> str | None:
         return None
 
 
+class Real:
+    """A real (encoded) value decoded once, to compare with many predictions (`equal`)."""
+
+    __slots__ = ("text", "value")
+
+    def __init__(self, actual: Value):
+        try:
+            self.value, self.text = to_python(actual), None
+        except NotDecodable:  # no Python literal: a prediction is compared with its rendering
+            self.value, self.text = None, render(actual)
+
+    @classmethod
+    def known(cls, value: Any, text: str | None = None) -> Real:
+        """A real value already in Python, or (`text`) known only by its rendering."""
+        real = cls.__new__(cls)
+        real.value, real.text = (None, text) if text is not None else (value, None)
+        return real
+
+
+def equal(predicted: Any, real: Real, mode: str = "typed", rtol: float = DEFAULT_RTOL) -> bool:
+    """`matches`, for a real value already decoded."""
+    if real.text is not None:
+        return isinstance(predicted, str) and predicted.strip() == real.text
+    if mode == "coderl_plus":
+        return coderl_equal(to_json_value(predicted), to_json_value(real.value))
+    return typed_equal(predicted, real.value, rtol)
+
+
 def matches(predicted: Any, actual: Value, mode: str = "typed", rtol: float = DEFAULT_RTOL) -> bool:
     """Does the predicted Python value match the real (encoded) one?"""
-    try:
-        real = to_python(actual)
-    except NotDecodable:
-        text = render(actual)
-        return isinstance(predicted, str) and predicted.strip() == text
-    return same_value(predicted, real, mode, rtol)
+    return equal(predicted, Real(actual), mode, rtol)
 
 
-def same_value(predicted: Any, real: Any, mode: str = "typed", rtol: float = DEFAULT_RTOL) -> bool:
-    """Does the predicted Python value match the real Python value (typed, or CodeRL+'s lenient rules)?"""
-    if mode == "coderl_plus":
-        return coderl_equal(to_json_value(predicted), to_json_value(real))
-    return typed_equal(predicted, real, rtol)
+_KEYED = (type(None), bool, int, str, bytes)  # types whose typed equality is their == (with their type)
+
+
+def exact_key(value: Any) -> Any:
+    """A hashable key two values share exactly when `typed_equal` holds, for the common small values:
+    None, bools, ints, strings, bytes, and lists or tuples of up to 64 of them; None for any other."""
+    t = type(value)
+    if t in _KEYED:
+        return (t, value)
+    if (t is list or t is tuple) and len(value) <= 64 and all(type(x) in _KEYED for x in value):
+        return (t, tuple((type(x), x) for x in value))
+    return None
+
+
+def nodes(value: Any, cap: int) -> int:
+    """How many parts `value` has (shared parts counted each time), at most `cap`."""
+    return min(_parts(value, cap), cap)
 
 
 def gold(actual: Value) -> Any:

@@ -26,6 +26,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 import msgspec
+import numpy as np
 
 import sandbox
 from tracer import Trace, render
@@ -139,9 +140,10 @@ def _step_rows(aligned: StepAlignment, truth: Truth) -> list[DiffRow]:
 def _line_rows(answer: Any, trace: Trace) -> list[DiffRow]:
     states = line_states(trace)[: align.MAX_LENGTH]
     predicted = list(answer)[: align.MAX_LENGTH]
-    similarity = align.line_similarity(predicted, [s.step.line for s in states])
+    real = [s.step.line for s in states]
+    similarity = np.array(list(align.line_similarity(predicted, real))).reshape(len(predicted), len(real))
     rows = []
-    for i, j in _rows(similarity, predicted, [s.step.line for s in states]):
+    for i, j in _rows(similarity, predicted, real):
         if j < 0:
             rows.append(DiffRow("extra", predicted=i, predicted_line=predicted[i]))
         else:

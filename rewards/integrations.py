@@ -10,6 +10,14 @@ CodeRL+ mixes them in one batch:
 When `kind` is absent it is "trace" if the sample has `code`, else "rlvr". Any
 other kind is an invalid_task, and its message names it.
 
+Everything but the completion comes from the dataset row, never from the
+answer: a trace sample must name its question (output, final, steps, lines,
+input); a row without one, or with "auto" (which would let the answer's shape
+pick the easiest question), is an invalid_task that says so, as is a trace
+sample without code. An OpenRLHF label must be a JSON object of the fields (a
+JSON list is read as the tests of an rlvr sample); text that is not JSON is an
+invalid_task.
+
 Masked samples (status infra_error, starved or invalid_task: ours, the machine's
 or the dataset's fault) never become a real 0: TRL gets None (it turns None into NaN
 and leaves it out of the mean); verl, OpenRLHF and verifiers, which need a
@@ -31,6 +39,7 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
+from .questions import QUESTIONS
 from .score import Score, Scored, run_batch
 
 _FENCE = re.compile(r"```(?:python|py|python3)?[ \t]*\n(.*?)```", re.S)
@@ -58,30 +67,52 @@ def completion_text(completion: Any) -> str:
     return str(completion)
 
 
-def _load(value: Any) -> Any:
+_NOT_JSON = object()  # what `_load` returns, when asked to, for text that is not JSON
+
+
+def _load(value: Any, not_json: Any = None) -> Any:
+    """A JSON string's value, other values as they are; text that is not JSON as it is, or `not_json` if given."""
     if isinstance(value, str):
         try:
             return json.loads(value)
-        except ValueError:
-            return value
+        except (ValueError, RecursionError):
+            return value if not_json is None else not_json
     return value
+
+
+def invalid(message: str) -> Score:
+    """The Score of a sample whose row is malformed: masked, with why."""
+    return Score(reward=None, status="invalid_task", message=message)
+
+
+def named_question(fields: dict[str, Any]) -> Any:
+    """The question a row names (`question`, else `task`, its old name), or the invalid_task Score of a
+    row that names none or "auto": the answer must never choose its own question."""
+    question = fields.get("question") if fields.get("question") is not None else fields.get("task")
+    if question is None or question == "" or question == "auto":
+        return invalid(
+            f"a trace sample must name its question ({', '.join(QUESTIONS)}), "
+            f"got {question!r}: 'auto' would let the answer choose it"
+        )
+    return question
 
 
 def make_item(completion: str, fields: dict[str, Any]) -> dict[str, Any] | Score:
     """A `score_batch` item from a completion and its sample's fields, or the invalid_task
-    Score of a sample whose kind is unknown."""
+    Score of a sample whose kind is unknown, whose trace has no code or names no question."""
     tests = _load(fields.get("tests"))
     code = fields.get("code")
     kind = fields.get("kind") or ("trace" if code else "rlvr")
     if kind == "rlvr":
         return {"code": extract_code(completion), "tests": tests}
     if kind != "trace":
-        message = f"unknown kind {kind!r}: choose {' or '.join(KINDS)}"
-        return Score(reward=None, status="invalid_task", message=message)
-    item = {"code": code or "", "tests": tests, "predicted_trace": completion}
-    question = fields.get("question") if fields.get("question") is not None else fields.get("task")
-    if question is not None:
-        item["question"] = question
+        return invalid(f"unknown kind {str(kind)[:100]!r}: choose {' or '.join(KINDS)}")
+    if not isinstance(code, str) or not code.strip():
+        return invalid("a trace sample needs its code (the program whose execution the answer predicts)")
+    question = named_question(fields)
+    if isinstance(question, Score):
+        return question
+    item = {"code": code, "tests": tests, "predicted_trace": completion, "question": question}
     for key in ("test_index", "variables", "mode", "probes"):
         if fields.get(key) is not None:
             item[key] = _load(fields[key]) if key in ("variables", "probes") else fields[key]
@@ -255,15 +286,23 @@ def _response(query: str, prompt: str) -> str:
 def openrlhf_reward(queries: list[str], prompts: list[str], labels: list[Any]) -> dict[str, Any]:
     """OpenRLHF's `reward_func(queries, prompts, labels)` and remote reward JSON.
 
-    A label is a dict or JSON string with the sample's fields. Returns
-    {"rewards": [...], "scores": [...], "extra_logs": {...}} with one float per
-    query; `extra_logs["masked"]` flags samples to drop (their reward is 0.0)."""
-    items = []
+    A label is a dict or JSON string with the sample's fields (a JSON list: the tests of an
+    rlvr sample; text that is not JSON: an invalid_task). The three lists have one entry per
+    sample (a ValueError otherwise). Returns {"rewards": [...], "scores": [...], "extra_logs": {...}}
+    with one float per query; `extra_logs["masked"]` flags samples to drop (their reward is 0.0)."""
+    if not len(queries) == len(prompts) == len(labels):
+        raise ValueError(
+            f"{len(queries)} queries, {len(prompts)} prompts and {len(labels)} labels: one of each per sample"
+        )
+    items: list[dict[str, Any] | Score] = []
     for query, prompt, label in zip(queries, prompts, labels):
-        fields = _load(label)
+        fields = _load(label, not_json=_NOT_JSON)
+        if fields is _NOT_JSON:
+            items.append(invalid(f"a label is a JSON object of the sample's fields, got text: {str(label)[:100]!r}"))
+            continue
         if not isinstance(fields, dict):
             fields = {"tests": fields}
-        items.append(make_item(_response(query, prompt), fields))
+        items.append(make_item(_response(str(query), str(prompt)), fields))
     scores = score_samples(items)
     rewards = [s.reward if s.reward is not None else 0.0 for s in scores]
     logs: dict[str, Any] = {

@@ -6,12 +6,16 @@ Where the answer is looked for, in order (the first place that has one wins):
 balanced `{...}` or `[...]` (outermost), the whole text. The candidate is read as a Python literal
 (`tracer.from_literal`, built on `ast`, never `eval`), then as JSON (for true/false/null).
 
-Only the last `MAX_CHARS` characters are read, and literals are size-capped,
-so no input can make parsing slow or crash.
+Only the last `MAX_CHARS` characters are read, every search is linear in them
+(the bracket scan stops after `SCAN_BUDGET` bracket and quote characters, and says
+so), literals are size-capped, and reasons are cut to `MAX_REASON` characters, so no
+input can make parsing slow, large or crash.
 """
 
 from __future__ import annotations
 
+import ast
+import bisect
 import re
 import warnings
 from typing import Any
@@ -21,6 +25,8 @@ import msgspec
 from tracer import from_literal
 
 MAX_CHARS = 200_000
+SCAN_BUDGET = 500_000  # bracket, quote and backslash characters visited by the balanced-bracket scan
+MAX_REASON = 200  # characters kept of each reason a candidate did not parse
 _SPANS_TRIED = 200
 
 
@@ -34,7 +40,9 @@ class Parsed(msgspec.Struct, frozen=True):
     where: str  # answer_tag, boxed, fence, last_line, balanced, whole
 
 
-_TAG = re.compile(r"<answer>(.*?)</answer>", re.S | re.I)
+_OPEN_TAG = re.compile(r"<answer>", re.I)
+_CLOSE_TAG = re.compile(r"</answer>", re.I)
+_SPECIAL = re.compile(r"[\[\]{}\"'\\]")
 _FENCE = re.compile(r"```[a-zA-Z0-9_+-]*[ \t]*\n(.*?)```", re.S)
 
 
@@ -53,21 +61,45 @@ def _boxed(text: str) -> str | None:
     return None
 
 
-def _balanced_spans(text: str) -> list[tuple[int, int]]:
-    """Spans of balanced brackets that start at one of the last openings (quote-aware)."""
+def _answer_tag(text: str) -> str | None:
+    """The content of the last `<answer>` that is closed, up to its first `</answer>`."""
+    closes = [m.start() for m in _CLOSE_TAG.finditer(text)]
+    if not closes:
+        return None
+    opening = None
+    for m in _OPEN_TAG.finditer(text, 0, closes[-1]):
+        opening = m.end()
+    if opening is None:
+        return None
+    return text[opening : closes[bisect.bisect_left(closes, opening)]]
+
+
+def _balanced_spans(text: str, notes: list[str]) -> list[tuple[int, int]]:
+    """Spans of balanced brackets that start at one of the last openings (quote-aware).
+
+    Only bracket, quote and backslash characters are visited, at most `SCAN_BUDGET`
+    of them in all; past that the scan stops and says so in `notes`."""
     openings = [m.start() for m in re.finditer(r"[\[{]", text)][-_SPANS_TRIED:]
-    spans = []
+    special = [m.start() for m in _SPECIAL.finditer(text, openings[0])] if openings else []
+    spans: list[tuple[int, int]] = []
+    budget = SCAN_BUDGET
     for start in openings:
-        stack, quote, escaped = [], None, False
-        for j in range(start, len(text)):
+        stack: list[str] = []
+        quote, skip_to = "", 0
+        for k in range(bisect.bisect_left(special, start), len(special)):
+            budget -= 1
+            if budget < 0:
+                notes.append(f"balanced: gave up after {SCAN_BUDGET} bracket and quote characters")
+                return sorted(spans, key=lambda s: (-s[1], s[0]))
+            j = special[k]
             ch = text[j]
+            if j < skip_to:
+                continue  # the character after a backslash in a string
             if quote:
-                if escaped:
-                    escaped = False
-                elif ch == "\\":
-                    escaped = True
+                if ch == "\\":
+                    skip_to = j + 2
                 elif ch == quote:
-                    quote = None
+                    quote = ""
             elif ch in "\"'":
                 quote = ch
             elif ch in "[{":
@@ -92,12 +124,13 @@ def read_value(text: str) -> Any:
             raise ParseError(str(literal_error) or type(literal_error).__name__) from None
 
 
-def candidates(text: str) -> list[tuple[str, str]]:
-    """(where, candidate text) in the order they are tried."""
+def candidates(text: str, notes: list[str] | None = None) -> list[tuple[str, str]]:
+    """(where, candidate text) in the order they are tried; why a place was given up on goes to `notes`."""
+    notes = [] if notes is None else notes
     out: list[tuple[str, str]] = []
-    tags = _TAG.findall(text)
-    if tags:
-        out.append(("answer_tag", tags[-1]))
+    tag = _answer_tag(text)
+    if tag is not None:
+        out.append(("answer_tag", tag))
     boxed = _boxed(text)
     if boxed is not None:
         out.append(("boxed", boxed))
@@ -107,10 +140,15 @@ def candidates(text: str) -> list[tuple[str, str]]:
     lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
     if lines:
         out.append(("last_line", lines[-1]))
-    for start, end in _balanced_spans(text)[:3]:
+    for start, end in _balanced_spans(text, notes)[:3]:
         out.append(("balanced", text[start:end]))
     out.append(("whole", text))
     return out
+
+
+def _reason(where: str, error: BaseException) -> str:
+    text = str(error) or type(error).__name__
+    return f"{where}: {text if len(text) <= MAX_REASON else text[:MAX_REASON] + '...'}"
 
 
 def parse_answer(text: Any) -> Parsed:
@@ -120,14 +158,14 @@ def parse_answer(text: Any) -> Parsed:
     if not text.strip():
         raise ParseError("the answer is empty")
     text = text[-MAX_CHARS:]
-    reasons = []
-    for where, candidate in candidates(text):
+    reasons: list[str] = []
+    for where, candidate in candidates(text, reasons):
         if not candidate.strip():
             continue
         try:
             return Parsed(read_value(candidate), candidate, where)
         except ParseError as error:
-            reasons.append(f"{where}: {error}")
+            reasons.append(_reason(where, error))
         if where in ("answer_tag", "boxed", "fence"):
             break  # an explicitly marked answer that does not parse is the answer, and it is wrong
     raise ParseError("no Python or JSON value found (" + "; ".join(reasons[:3]) + ")")
@@ -135,8 +173,6 @@ def parse_answer(text: Any) -> Parsed:
 
 def parse_arguments(text: Any, entry_point: str | None = None) -> tuple[tuple[Any, ...], dict[str, Any]]:
     """CRUXEval-I answers: `'abc', 2` or `f('abc', 2)` (literals only) -> (args, kwargs)."""
-    import ast
-
     if not isinstance(text, str):
         return (tuple(text) if isinstance(text, (list, tuple)) else (text,)), {}
     last = ParseError("no arguments found")
@@ -149,7 +185,7 @@ def parse_arguments(text: Any, entry_point: str | None = None) -> tuple[tuple[An
                 warnings.simplefilter("ignore")
                 node = ast.parse(candidate, mode="eval").body
         except (SyntaxError, ValueError, MemoryError, RecursionError) as error:
-            last = ParseError(f"not an argument list: {error}")
+            last = ParseError(_reason("not an argument list", error))
             continue
         try:
             if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
@@ -160,6 +196,6 @@ def parse_arguments(text: Any, entry_point: str | None = None) -> tuple[tuple[An
                 return args, kwargs
             value = from_literal(candidate)
             return (value if isinstance(node, ast.Tuple) else (value,)), {}
-        except ValueError as error:
-            last = ParseError(f"arguments must be literals: {error}")
+        except (ValueError, RecursionError, MemoryError) as error:
+            last = ParseError(_reason("arguments must be literals", error))
     raise last

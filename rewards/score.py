@@ -7,19 +7,25 @@ the white-box state, next, coverage and bundle, asked by `probes`; see
 list of step dicts or a CWM-format trace -> steps; {"lines": [...]} -> lines;
 {"output": x} or any other value -> output; with probes, their question.
 `Score.question` says which was chosen. Tests with `assert f(??) == out` make it
-"input".
+"input". "auto" is for a person reading the Score: it lets the answer pick the
+question, so a policy would pick the easiest one. Rewards for training name the
+question: the trainer adapters and the server take it from the dataset row and
+refuse "auto" (`rewards.integrations`).
 
 With no answer, the reward is the tests' pass rate (`Score.question` "tests").
 `weights` mixes the answer's score ("prediction", default 1) with the pass rate
 ("tests", default 0). mode="coderl_plus" gives CodeRL+'s reward for a final
 answer instead: 0.1 for the format plus 0.9 * correct / (1 + n), lenient values.
 
-Statuses: ok, parse_error (reward 0), the code's own failures from the sandbox
-(error, timeout, memory_exceeded, output_exceeded, killed: reward 0), and those
-that must be masked, never scored, so their reward is None: the sandbox's
+Statuses: ok, parse_error (reward 0: the answer cannot be read, or is too
+large or too deep to score), the code's own failures from the sandbox (error,
+timeout, memory_exceeded, output_exceeded, killed: reward 0), and those that
+must be masked, never scored, so their reward is None: the sandbox's
 `NOT_VERDICTS` (infra_error, ours or the machine's; starved, a timeout the
-machine caused) and invalid_task (malformed tests, or tests that assert
-nothing). Nothing here raises into the caller for bad input.
+machine caused) and invalid_task (malformed tests or fields, or tests that
+assert nothing). Nothing an answer holds can make any of those: any failure
+while reading or scoring an answer is its parse_error. Nothing here raises
+into the caller for bad input.
 """
 
 from __future__ import annotations
@@ -32,7 +38,7 @@ import msgspec
 
 import sandbox
 from sandbox import Job, Limits, Result
-from tracer import to_literal
+from tracer import encode, render, to_literal
 
 from . import cwm
 from .cache import CACHE, ResultCache
@@ -40,7 +46,7 @@ from .compare import DEFAULT_RTOL
 from .jobs import pass_rate, trace_job, verdict_jobs
 from .parse import ParseError, parse_answer, parse_arguments
 from .probes import Probe
-from .questions import PROBE_QUESTIONS, QUESTIONS, Detail, Truth, asked_probes, coderl_plus, resolve
+from .questions import PROBE_QUESTIONS, QUESTIONS, Detail, Truth, asked_probes, check_question, coderl_plus, resolve
 from .testcases import InvalidTask, parse_tests
 
 DEFAULT_WEIGHTS = {"prediction": 1.0, "tests": 0.0}
@@ -113,6 +119,10 @@ class _Plan:
             self.question = "tests"
             self.jobs = verdict_jobs(item.code, self.suite, limits, item.entry_points or (), trace_first=trace_tests)
             return
+        check_question(item.question)  # the task's fields are checked before the answer is read
+        self.jobs = [trace_job(item.code, self.suite, item.test_index, limits, trace_limits)]
+        if with_verdict:
+            self.verdict = verdict_jobs(item.code, self.suite, limits, item.entry_points or ())
         reader = QUESTIONS[self.question].read if self.question in QUESTIONS else None
         try:
             if cwm.is_cwm(item.predicted_trace) and self.question in ("auto", "steps"):
@@ -123,12 +133,9 @@ class _Plan:
             else:
                 self.parsed = parse_answer(item.predicted_trace).value
                 self.question, self.answer = resolve(self.question, self.parsed)
-        except ParseError as error:
-            self.parse_error = str(error)
-            return
-        self.jobs = [trace_job(item.code, self.suite, item.test_index, limits, trace_limits)]
-        if with_verdict:
-            self.verdict = verdict_jobs(item.code, self.suite, limits, item.entry_points or ())
+        except Exception as error:  # whatever the answer holds, it is the answer's failure
+            self.jobs = self.verdict = []
+            self.parse_error = _answer_failure(error)
 
     def _plan_input(self, limits: Limits) -> None:
         case = self.suite.case(self.item.test_index)
@@ -141,14 +148,15 @@ class _Plan:
             raise InvalidTask("an input question needs a predicted input")
         try:
             args, kwargs = parse_arguments(self.item.predicted_trace, case.function)
-        except ParseError as error:
-            self.parse_error = str(error)
+        except Exception as error:  # whatever the answer holds, it is the answer's failure
+            self.parse_error = _answer_failure(error)
             return
         self.parsed = list(args)
         try:  # exact source, however long: a cut marker would not run
             shown = [to_literal(a) for a in args] + [f"{k}={to_literal(v)}" for k, v in kwargs.items()]
-        except ValueError as error:
-            self.parse_error = f"the input cannot be written as Python: {error}"
+        except Exception as error:  # (a ValueError says why; anything else is the answer's failure too)
+            why = str(error)[:200] if isinstance(error, ValueError) else _answer_failure(error)
+            self.parse_error = f"the input cannot be written as Python: {why}"
             return
         call = f"{case.function}({', '.join(shown)})"
         self.jobs = [Job(mode="call", code=self.item.code, call=call, limits=limits)]
@@ -200,12 +208,16 @@ class _Plan:
                 return self._coderl_plus(truth)
             asked = QUESTIONS[question]
             value, details, components = asked.score(self.answer, truth)
-        except ParseError as error:
-            return Score(
-                reward=0.0, status="parse_error", question=question, prediction=self.parsed, message=str(error)
-            )
-        except InvalidTask as error:  # a probe about a line that never runs that often, or an undefined variable
+        except InvalidTask as error:  # also a probe about a line that never runs that often, or an undefined variable
             return Score(reward=None, status="invalid_task", question=question, message=str(error))
+        except Exception as error:  # whatever the answer holds, it is the answer's failure, never masked
+            return Score(
+                reward=0.0,
+                status="parse_error",
+                question=question,
+                prediction=self.parsed,
+                message=_answer_failure(error),
+            )
         return Score(
             reward=value,
             status="ok",
@@ -230,6 +242,29 @@ class _Plan:
         return Score(
             reward=reward, status="ok", question="final", prediction=answer, details=details, components=components
         )
+
+
+def _answer_failure(error: BaseException) -> str:
+    """Why an answer could not be read or scored, in a line."""
+    if isinstance(error, ParseError):
+        return str(error)
+    if isinstance(error, (RecursionError, MemoryError)):
+        return f"the answer is too deep or too large to score ({type(error).__name__})"
+    text = str(error)
+    return f"the answer could not be scored: {type(error).__name__}: {text[:200]}"
+
+
+def jsonable(s: Score) -> Score:
+    """The Score, with its prediction as text where JSON cannot hold it (a complex, a dict with tuple keys)."""
+    try:
+        msgspec.json.encode(s.prediction)
+        return s
+    except (TypeError, ValueError, OverflowError, RecursionError):
+        try:
+            shown = render(encode(s.prediction))
+        except Exception:  # a value too odd even to render: say what it was
+            shown = f"<{type(s.prediction).__name__}>"
+        return msgspec.structs.replace(s, prediction=shown)
 
 
 def _mix(components: dict[str, float], weights: dict[str, float]) -> float:

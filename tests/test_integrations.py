@@ -13,7 +13,7 @@ from rewards import integrations
 from rewards.server import RewardServer
 
 CODE = "def f(x):\n    y = x * 2\n    return y + 1"
-TRACE_ROW = {"kind": "trace", "code": CODE, "tests": json.dumps(["f(3)"]), "question": "auto"}
+TRACE_ROW = {"kind": "trace", "code": CODE, "tests": json.dumps(["f(3)"]), "question": "final"}
 RLVR_ROW = {"kind": "rlvr", "code": None, "tests": json.dumps(["assert f(3) == 7", "assert f(0) == 1"])}
 GOOD_CODE = "Here you go:\n```python\ndef f(x):\n    return 2 * x + 1\n```"
 
@@ -24,7 +24,8 @@ def on_test_pool(pool, monkeypatch):
 
 
 def columns(rows):
-    return {key: [row.get(key) for row in rows] for key in ("kind", "code", "tests", "question", "task")}
+    """The rows as TRL passes a dataset's columns: one list per column the reward reads."""
+    return {key: [row.get(key) for row in rows] for key in integrations.TRLReward().columns}
 
 
 def test_trl_sync_call_shape_mixed_batch_and_logging():
@@ -58,6 +59,7 @@ def test_trl_async_and_conversational_completions_and_pickling():
             completion_ids=[[1]],
             kind=["trace"],
             code=[CODE],
+            question=["final"],
             test_list=[["f(3)"]],
         )
     )

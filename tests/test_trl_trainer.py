@@ -45,8 +45,8 @@ def test_grpo_trainer_runs_two_steps_with_execalign_rewards(tmp_path, pool, monk
     monkeypatch.setattr("sandbox.default_pool", lambda: pool)
     model, tokenizer = tiny_model_and_tokenizer()
     rows = [
-        {"prompt": "y after f(3)? ", "kind": "trace", "code": CODE, "tests": ["f(3)"]},
-        {"prompt": "write f: ", "kind": "rlvr", "code": "", "tests": ["assert f(3) == 7"]},
+        {"prompt": "y after f(3)? ", "kind": "trace", "code": CODE, "tests": ["f(3)"], "question": "final"},
+        {"prompt": "write f: ", "kind": "rlvr", "code": "", "tests": ["assert f(3) == 7"], "question": None},
     ] * 4
     config = trl.GRPOConfig(
         output_dir=str(tmp_path),
