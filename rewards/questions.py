@@ -460,7 +460,8 @@ def score_steps(answer: Any, truth: Truth) -> Graded:
     if rows.narrowed:
         within = f"within {rows.window} places ({rows.compared} pairs compared)"
         details.append(_note("window", f"steps were compared with the real steps of their line {within}"))
-    return Graded(score, details, codeexecutor_metrics(rows.predicted, rows.actual, truth))
+    same = lambda given, real: equal(given, _real(real), truth.mode, truth.rtol)
+    return Graded(score, details, codeexecutor_metrics(rows.predicted, rows.actual, same))
 
 
 def cwm_changes(truth: Truth) -> RealSteps:
@@ -483,20 +484,20 @@ def _cwm_value(value: Any) -> Any:
     return value.text if isinstance(value, cwm.Opaque) else value
 
 
-def codeexecutor_metrics(predicted: Steps, actual: RealSteps, truth: Truth) -> dict[str, float]:
+def codeexecutor_metrics(
+    predicted: Steps, actual: Sequence[tuple[int | None, Mapping[str, Any]]], same: Callable[[Any, Any], bool]
+) -> dict[str, float]:
     """CodeExecutor's dense metrics (Liu et al., 2023) for one trace: the i-th predicted step is
     compared with the i-th real one. Line level: a step is right when its line and its changes are
     (precision over the predicted steps, recall over the real ones); identifier level: a changed
     variable is right when its step's line is and its value is (over the predicted and the real
-    changes). CodeExecutor's states list every variable in scope; steps list the changed ones, so
-    these count those. Empty against empty is 1.0."""
+    changes; `same(predicted, real)` compares two values). CodeExecutor's states list every variable
+    in scope; steps list the changed ones, so these count those. Empty against empty is 1.0."""
     right_steps = right_names = 0
     for (line, changes), (real_line, real_changes) in zip(predicted, actual):
         if line is None or line != real_line:
             continue
-        right = sum(
-            1 for n, v in real_changes.items() if n in changes and equal(changes[n], _real(v), truth.mode, truth.rtol)
-        )
+        right = sum(1 for n, v in real_changes.items() if n in changes and same(changes[n], v))
         right_names += right
         right_steps += right == len(real_changes) == len(changes)
     predicted_names = sum(len(changes) for _, changes in predicted)
