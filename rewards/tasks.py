@@ -150,7 +150,8 @@ def build_task(
         return Skipped(f"the trace is incomplete: {trace.stopped.reason if trace.stopped else trace.tampered}")
     candidates = interesting_variables(trace, code)
     variables = sorted(random.Random(seed).sample(candidates, min(max_variables, len(candidates))))
-    if question == "final" and not variables:
+    coderl_final = template == "coderl_plus" and question not in PROBE_QUESTIONS  # CodeRL+'s question is a final one
+    if (question == "final" or coderl_final) and not variables:
         return Skipped("no variable worth asking about")
     chosen: list[Probe] = []
     if question in PROBE_QUESTIONS:
@@ -167,7 +168,7 @@ def build_task(
         value = answer = exported.completion
         prompt = exported.prompt
     else:
-        if template == "coderl_plus" and not chosen:
+        if coderl_final:
             question, mode, numbered = "final", "coderl_plus", False
             value = gold_coderl_plus(truth)
             answer = msgspec.json.encode(to_json_value(value)).decode()

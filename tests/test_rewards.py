@@ -299,6 +299,10 @@ def test_build_task_for_main_style_programs_and_coderl_template():
 def test_build_task_skips_with_reasons():
     assert "did not run cleanly" in tasks.build_task("def f():\n    1/0", call="f()").reason
     assert "no variable" in tasks.build_task("def f(x):\n    return x", call="f(1)").reason
+    for question in ("output", "steps", "lines"):  # the coderl_plus template asks CodeRL+'s final question
+        coderl = tasks.build_task("def f(x):\n    return x", call="f(1)", question=question, template="coderl_plus")
+        assert "no variable" in coderl.reason
+        assert tasks.build_task("def f(x):\n    return x", call="f(1)", question=question).question == question
     assert "only" not in tasks.build_task("K = 5\ndef f(x):\n    return K", call="f(1)").reason
 
 
