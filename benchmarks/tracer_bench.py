@@ -3,12 +3,15 @@
     python -m benchmarks.tracer_bench [--repeat 5] [--out benchmarks/results]
 
 Workloads: a loop over a 200-item list, a recursive function, string building,
-calls into library code (sorted, json.dumps) and the 800 CRUXEval functions.
-Each tool records the same calls completely (PySnooper and snoop write their
-text to an in-memory sink). Times are the best of --repeat runs. Per-event cost
-is (traced - untraced) / line events. Targets on 3.12+: <= 0.5 us per line
-event, >= 20x faster than PySnooper on every workload, and library code
-<= 1.05x its untraced time.
+calls into library code (sorted, json.dumps), bubble sort of a 120-item list
+(reversed: every comparison swaps) and the 800 CRUXEval functions. Each tool
+records the same calls completely (PySnooper and snoop write their text to an
+in-memory sink). Times are the best of --repeat runs. Per-event cost is
+(traced - untraced) / line events. Targets on 3.12+: <= 0.5 us per line event,
+>= 20x faster than PySnooper on every workload, and library code <= 1.05x its
+untraced time. Also reported: the size of the bubble-sort trace, and what
+`record="final"` (final values and returns only) costs on a long loop against
+the untraced run and a recording of every line.
 """
 
 from __future__ import annotations
@@ -65,7 +68,31 @@ def f(data):
 """,
         "f(list(range(20000, 0, -1)))",
     ),
+    "bubble120": (
+        """
+def f(a):
+    n = len(a)
+    for i in range(n):
+        for j in range(n - i - 1):
+            if a[j] > a[j + 1]:
+                a[j], a[j + 1] = a[j + 1], a[j]
+    return a
+""",
+        "f(list(range(120, 0, -1)))",
+    ),
 }
+# A competitive-programming-style run: one call, a long loop (record="final" against untraced and every line).
+LONG_LOOP = (
+    """
+def f(n):
+    total, seen = 0, {}
+    for i in range(n):
+        total = (total * 31 + i) % 1000003
+        seen[total % 97] = i
+    return total, len(seen)
+""",
+    "f(20000)",
+)
 
 
 def best(fn, repeat: int) -> float:
@@ -92,10 +119,10 @@ def run_untraced(cases):
     return go
 
 
-def run_ours(cases, backend):
+def run_ours(cases, backend, **options):
     def go():
         for source, call in cases:
-            tracer.trace(source, call, backend=backend)
+            tracer.trace(source, call, backend=backend, **options)
 
     return go
 
@@ -136,6 +163,22 @@ def line_events(cases) -> int:
         t = tracer.trace(source, call, backend="settrace", max_steps=10**9)
         total += sum(1 for s in t.steps[t.call_step :] if s.event == "line")
     return total
+
+
+def long_loop(repeat: int) -> str:
+    """record="final" on LONG_LOOP: its time against the untraced run and a recording of every line."""
+    cases = [LONG_LOOP]
+    untraced = best(run_untraced(cases), repeat)
+    backends = ["settrace", "monitoring"] if tracer.env.HAS_MONITORING else ["settrace"]
+    parts = []
+    for backend in backends:
+        final = best(run_ours(cases, backend, record="final"), repeat)
+        full = best(run_ours(cases, backend, max_steps=10**9), repeat)
+        parts.append(
+            f"{backend}: final {final * 1000:.1f} ms ({final / untraced:.2f}x untraced),"
+            f" every line {full * 1000:.1f} ms ({full / untraced:.1f}x)"
+        )
+    return f"long loop ({LONG_LOOP[1]}), untraced {untraced * 1000:.1f} ms; " + "; ".join(parts)
 
 
 def main(argv=None) -> int:
@@ -190,6 +233,12 @@ def main(argv=None) -> int:
         if t.startswith("execalign")
     )
     lines.append(f"\nlibrary workload, traced / untraced time: {lib_ratio}")
+    source, call = WORKLOADS["bubble120"]
+    bubble = tracer.trace(source, call)
+    lines.append(
+        f"bubble120 trace: {len(bubble.to_json()):,} bytes of JSON, {len(bubble.to_msgpack()):,} of MessagePack"
+    )
+    lines.append(long_loop(args.repeat))
     lines.append(
         "ratios vs PySnooper/snoop use the faster execalign backend; us/event = (traced - untraced) / line events"
     )

@@ -86,7 +86,9 @@ def prediction_diff(
         return PredictionDiff(result, None)
     if suite.form == "input":
         return PredictionDiff(result, None)
-    run = CACHE.run([trace_job(code, suite, test_index, DEFAULT_LIMITS, {})], pool)[0]  # the run score checked
+    # The run score checked, every line recorded (for output and final questions score records
+    # calls and returns only, so this is a second run, which the viewer shows).
+    run = CACHE.run([trace_job(code, suite, test_index, DEFAULT_LIMITS, {})], pool)[0]
     if run.trace is None:
         return PredictionDiff(result, None)
     trace = msgspec.structs.replace(run.trace, stdout=run.stdout)  # the sandbox keeps a job's output apart

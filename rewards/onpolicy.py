@@ -174,7 +174,8 @@ def first_run(suite: TestSuite, result: Result) -> Result | SkipReason:
             return "not_clean"  # the code raised before the tests, or the run was cut short
         if trace is None or case.function is None or not _literal_call(case.call):
             return "untraceable"  # the tests' first call is not the call the task would show
-        called = next((s.function for s in trace.steps[max(trace.call_step, 0) :] if s.event == "call"), None)
+        start = max(trace.call_step, 0)
+        called = next((trace.frames[s.frame].function for s in trace.steps[start:] if s.event == "call"), None)
         if called != case.function:
             return "untraceable"
     elif result.status not in ("ok", "passed", "failed"):

@@ -122,13 +122,13 @@ class Run:
         following = [-1] * len(states)
         later: list[tuple[int, int]] = []  # (depth, line) of later executions, the nearest no deeper on top
         for i in range(len(states) - 1, -1, -1):
-            depth = states[i].step.depth
+            depth = states[i].frame.depth
             while later and later[-1][0] > depth:
                 later.pop()
             following[i] = later[-1][1] if later else -1
             later.append((depth, states[i].step.line))
         self.executions = [
-            Execution(s.step.line, s.step.depth, s.after, s.changed, n) for s, n in zip(states, following)
+            Execution(s.step.line, s.frame.depth, s.after, s.changed, n) for s, n in zip(states, following)
         ]
         self.by_line: dict[int, list[Execution]] = {}
         for execution in self.executions:

@@ -136,6 +136,11 @@ class _Plan:
         except Exception as error:  # whatever the answer holds, it is the answer's failure
             self.jobs = self.verdict = []
             self.parse_error = _answer_failure(error)
+            return
+        if self.question in ("output", "final") or item.mode == "coderl_plus":
+            # Final values and the output need no line events: recorded as "final", a long run
+            # costs close to its untraced time (and is not cut at the step cap).
+            self.jobs = [msgspec.structs.replace(self.jobs[0], trace_record="final")]
 
     def _plan_input(self, limits: Limits) -> None:
         case = self.suite.case(self.item.test_index)

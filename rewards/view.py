@@ -94,9 +94,8 @@ def _predicted(args: argparse.Namespace, answer: str) -> tuple[str, Trace, dict[
 
 def _named(trace: Trace, path: str) -> Trace:
     """The sandbox's trace with its code named by the file's path (only that code is traced)."""
-    steps = [msgspec.structs.replace(s, file=path) for s in trace.steps]
     frames = [msgspec.structs.replace(f, file=path) for f in trace.frames]
-    return msgspec.structs.replace(trace, steps=steps, frames=frames)
+    return msgspec.structs.replace(trace, frames=frames)
 
 
 def _text(path: str) -> str:

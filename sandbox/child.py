@@ -178,6 +178,7 @@ def _run_program(spec: JobSpec) -> Returned:
         spec.code,
         spec.call,
         backend="auto" if spec.trace else "none",
+        record=spec.trace_record,
         filename=spec.filename,
         capture_output=False,
         namespace={"__name__": module_name},
@@ -242,7 +243,13 @@ def _serve_asserts(spec: JobSpec, read: Callable[[], ToChild], send: Send) -> No
         namespace[HOOK] = session.first_call
         limits: dict[str, Any] = dict(spec.trace_limits)
         ran = tracer.trace(
-            spec.code, f"{HOOK}()", filename=spec.filename, capture_output=False, namespace=namespace, **limits
+            spec.code,
+            f"{HOOK}()",
+            filename=spec.filename,
+            capture_output=False,
+            namespace=namespace,
+            record=spec.trace_record,
+            **limits,
         )
         if namespace.get(HOOK) is session.first_call:
             del namespace[HOOK]

@@ -276,6 +276,7 @@ class Execution:
                     nonce=self.nonce,
                     call=job.call,
                     trace=job.trace,
+                    trace_record=job.trace_record,
                     filename=job.filename,
                     argv=list(job.argv),
                     trace_limits=dict(job.trace_limits),
@@ -356,11 +357,16 @@ class Execution:
         if (trace.returned, trace.exception, trace.exit_code) != (answer.value, answer.exception, answer.exit_code):
             found.append("the trace disagrees with the child's message")
         lines = self.job.code.count("\n") + 1
-        if any(s.file != self.job.filename or not 1 <= s.line <= lines for s in trace.steps):
+        frames = trace.frames
+        if any(not 0 <= s.frame < len(frames) for s in trace.steps):
+            found.append("the trace has steps of frames it does not have")
+            return found
+        if any(frames[s.frame].file != self.job.filename or not 1 <= s.line <= lines for s in trace.steps):
             found.append("the trace names lines that are not in the code")
         values = [v for s in trace.steps for v in (*s.changes.values(), *([s.value] if s.value else []))]
         values += [v for f in trace.frames for v in (f.locals or {}).values()]
-        if not _within_depth(values, self.step_depth):
+        edits = [e for s in trace.steps for e in s.edits.values()]
+        if not _within_depth(values, self.step_depth) or not _edits_within_depth(edits, self.step_depth):
             found.append(f"a traced value nested deeper than {self.step_depth} levels (the encoder's cap)")
         return found
 
@@ -416,6 +422,29 @@ def _within_depth(values: list[tracer.Value], limit: int) -> bool:
                 deeper += value.keys
             if value.attrs:
                 deeper += value.attrs.values()
+        level = deeper
+    return not level
+
+
+def _edits_within_depth(edits: list[tracer.Edit], limit: int) -> bool:
+    """Whether the values that `edits` (of a trace's steps) put, at any level of edits inside
+    edits, stay within `limit` levels of the value edited (walked level by level)."""
+    level = edits
+    for depth in range(limit):
+        if not level:
+            return True
+        values: list[tracer.Value] = []
+        deeper: list[tracer.Edit] = []
+        for edit in level:
+            values += edit.put.values()
+            values += edit.attrs.values()
+            if edit.splice is not None:
+                values += edit.splice.items
+                values += edit.splice.keys or ()
+            deeper += edit.edit.values()
+            deeper += edit.edit_attrs.values()
+        if not _within_depth(values, limit - depth - 1):
+            return False
         level = deeper
     return not level
 

@@ -65,6 +65,8 @@ class Job(msgspec.Struct, frozen=True, kw_only=True):
     first call the tests make to it (e.g. `f(3)` of `assert f(3) == 7`; later calls are not
     traced; `Trace.returned` is that call's value). A traced call that raises also writes its
     traceback to stderr, as in call mode.
+    `trace_record` is what it records (`tracer.trace`'s `record`): "lines", or "final" (calls
+    and returns with final values only, for questions about final values: close to untraced speed).
     """
 
     mode: Mode
@@ -78,6 +80,7 @@ class Job(msgspec.Struct, frozen=True, kw_only=True):
     float_tolerance: float | None = None
     argv: list[str] = []
     trace: bool = False
+    trace_record: Literal["lines", "final"] = "lines"
     trace_limits: dict[str, int] = {}
     filename: str = "<solution>"
     limits: Limits = Limits()

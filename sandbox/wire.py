@@ -34,7 +34,7 @@ import select
 import socket
 import struct
 from collections.abc import Iterator
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Literal, TypeVar
 
 import msgspec
 
@@ -115,6 +115,7 @@ class JobSpec(msgspec.Struct, frozen=True, kw_only=True, tag="job"):
     nonce: bytes  # echoed in every Ready and Returned; messages without it are forged
     call: str | None = None  # call mode: expression to evaluate after the code, e.g. "f([1, 2])"
     trace: bool = False  # record a trace (asserts mode: of the code and the tests' first call)
+    trace_record: Literal["lines", "final"] = "lines"  # what the trace records (tracer.trace's `record`)
     stdin: str = ""
     filename: str = "<solution>"
     argv: list[str] = []

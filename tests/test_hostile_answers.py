@@ -300,14 +300,14 @@ def test_the_viewer_aligns_exactly_what_the_reward_scored():
 def step_reference(answer, truth):
     """The steps score without windows: every predicted step against every real step of its line."""
     predicted = [(s["line"], s["changes"]) for s in answer]
-    actual = questions.line_steps(truth.trace)
+    actual = questions.line_changes(truth.trace)  # (line, whole new values), as Trace.replay gives them
     sim = np.zeros((len(predicted), len(actual)))
     for i, (line, changes) in enumerate(predicted):
-        for j, step in enumerate(actual):
-            if step.line != line:
+        for j, (real_line, changed) in enumerate(actual):
+            if real_line != line:
                 continue
-            names = set(step.changes) | {k for k in changes if isinstance(k, str)}
-            right = sum(1 for n in step.changes if n in changes and compare.matches(changes[n], step.changes[n]))
+            names = set(changed) | {k for k in changes if isinstance(k, str)}
+            right = sum(1 for n in changed if n in changes and compare.matches(changes[n], changed[n]))
             sim[i, j] = right / len(names) if names else 1.0
     return align.alignment_score(sim, len(predicted), len(actual))
 

@@ -219,7 +219,8 @@ def test_patches_of_what_the_child_bound_before_the_code_change_nothing(pool, pa
         "forge({'type': 'returned', 'value': {'t': 'int', 'v': 7}})",
         # a made-up trace: lines the code does not have
         "forge({'type': 'returned', 'value': {'t': 'int', 'v': 7}, 'trace': tracer.Trace("
-        "[tracer.Step('line', 'f', '<solution>', 999, 0, 0, 1)], [], 'settrace', '3').to_msgpack()})\nos._exit(0)",
+        "[tracer.Step(0, 999)], [tracer.Frame(0, 'f', '<solution>', 1, 0)], 'settrace', '3').to_msgpack()})"
+        "\nos._exit(0)",
         # a trace that disagrees with its message
         "forge({'type': 'returned', 'value': {'t': 'int', 'v': 7}, 'trace': tracer.Trace("
         "[], [], 'settrace', '3', returned=tracer.Value('int', 8)).to_msgpack()})\nos._exit(0)",

@@ -30,7 +30,7 @@ PROGRAM = "n = int(input())\ntotal = 0\nfor i in range(n):\n    total += i\nprin
 
 
 def steps_of(trace):
-    return [(s.event, s.line, s.function, s.depth, s.changes) for s in trace.steps]
+    return [(s.step.event, s.step.line, s.frame.function, s.frame.depth, s.changed) for s in trace.replay()]
 
 
 # ---------------------------------------------------------------- the sandbox traces the run that judges

@@ -74,6 +74,19 @@ def test_main_style_programs_final_values():
     assert s.reward == 1.0 and {d.item for d in s.details} >= {"total", "i", "n"}
 
 
+def test_final_values_of_a_run_longer_than_the_step_cap():
+    """Final values and the output are recorded without line events: a run of 300,000 lines
+    (three times the step cap) is judged on its real final values."""
+    code = "def f(n):\n    total = 0\n    for i in range(n):\n        total += i % 7\n    return total"
+    total = sum(i % 7 for i in range(100_000))
+    assert score(code, ["f(100000)"], f"{{'total': {total}, 'i': 99999}}", question="final").reward == 1.0
+    assert score(code, ["f(100000)"], str(total), question="output").reward == 1.0
+    answer = {"final_output": total, "variables": {"total": total, "i": 99999}}
+    assert score(code, ["f(100000)"], answer, mode="coderl_plus").reward == 1.0
+    steps = score(code, ["f(100000)"], {"steps": [{"line": 2, "changes": {"total": 0}}]}, question="steps")
+    assert steps.status == "ok"  # every line is recorded for questions about lines (up to the step cap)
+
+
 def test_input_prediction():
     tests = ["assert f(??) == 7"]
     assert score(CODE, tests, "3").reward == 1.0

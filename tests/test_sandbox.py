@@ -40,7 +40,7 @@ def test_call_mode_returns_the_typed_value(pool):
 def test_call_mode_with_trace(pool):
     r = pool.run(Job(mode="call", code=F, call="f(3)", trace=True))
     assert r.status == "ok"
-    lines = [(s.line, {k: v.v for k, v in s.changes.items()}) for s in r.trace.steps if s.function == "f"]
+    lines = [(s.step.line, {k: v.v for k, v in s.changed.items()}) for s in r.trace.replay() if s.frame.function == "f"]
     assert (2, {"y": 6}) in lines
     assert sandbox.to_python(r.trace.returned) == 7
 

@@ -1,24 +1,37 @@
 """What a trace records for the kinds of code people write (run on every backend)."""
 
+import ast
+import pathlib
 import sys
 import textwrap
 
+import msgspec
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+import sandbox
 import tracer
+from benchmarks.tracer_bench import WORKLOADS
+from tests.strategies import hashable, values
 from tracer import env, render, to_python
+from tracer.edits import diff
+
+
+def function_of(t, step):
+    return t.frames[step.frame].function
 
 
 def steps_of(t, function):
-    return [s for s in t.steps if s.function.rsplit(".", 1)[-1] == function]
+    return [s for s in t.steps if function_of(t, s).rsplit(".", 1)[-1] == function]
 
 
 def changes(t, function):
     """(line, {name: rendered}) for each line step of `function` that changed something."""
     return [
-        (s.line, {k: render(v) for k, v in s.changes.items()})
-        for s in steps_of(t, function)
-        if s.event == "line" and (s.changes or s.deleted)
+        (s.step.line, {k: render(v) for k, v in s.changed.items()})
+        for s in states_of(t, function)
+        if s.step.event == "line" and (s.changed or s.step.deleted)
     ]
 
 
@@ -45,7 +58,7 @@ def test_each_line_with_what_it_changed(backend):
     frame = t.frames[f[0].frame]
     assert {k: render(v) for k, v in frame.locals.items()} == {"x": "3", "y": "6"}
     assert frame.defined_at == {"x": 2, "y": 3}
-    assert t.steps[t.call_step].function == "f" and t.steps[t.call_step].event == "call"
+    assert function_of(t, t.steps[t.call_step]) == "f" and t.steps[t.call_step].event == "call"
 
 
 def test_loops_count_hits_and_in_place_mutation(backend):
@@ -75,7 +88,7 @@ def test_loops_count_hits_and_in_place_mutation(backend):
         (6, {"total": "6"}),
         (7, {"out": "[1, 3, 6]"}),
     ]
-    line5 = [s.hit for s in steps_of(t, "f") if s.event == "line" and s.line == 5]
+    line5 = [s.hit for s in states_of(t, "f") if s.step.event == "line" and s.step.line == 5]
     assert line5 == [1, 2, 3, 4]
 
 
@@ -135,7 +148,7 @@ def test_exceptions_caught_and_uncaught(backend):
         backend=backend,
     )
     events = [
-        (s.event, s.function.rsplit(".", 1)[-1], s.line, s.exception.type if s.exception else None)
+        (s.event, function_of(t, s).rsplit(".", 1)[-1], s.line, s.exception.type if s.exception else None)
         for s in t.steps[t.call_step :]
         if s.event != "line"
     ]
@@ -203,7 +216,7 @@ def test_recursion_depth_and_frames(backend):
         backend=backend,
     )
     calls = [s for s in steps_of(t, "fact") if s.event == "call"]
-    assert [s.depth for s in calls] == [0, 1, 2, 3]
+    assert [t.frames[s.frame].depth for s in calls] == [0, 1, 2, 3]
     assert [render(s.changes["n"]) for s in calls] == ["4", "3", "2", "1"]
     assert [t.frames[s.frame].parent for s in calls] == [-1, calls[0].frame, calls[1].frame, calls[2].frame]
 
@@ -254,8 +267,8 @@ def test_classes_methods_and_lambdas(backend):
     assert to_python(t.returned) == 7
     init = changes(t, "__init__")
     assert init == [(4, {"self": "Point(x=3)"}), (5, {"self": "Point(x=3, y=-4)"})]
-    assert any(s.function == "<lambda>" for s in t.steps)
-    assert any(s.function == "Point.norm1" for s in t.steps)
+    assert any(function_of(t, s) == "<lambda>" for s in t.steps)
+    assert any(function_of(t, s) == "Point.norm1" for s in t.steps)
 
 
 def test_comprehensions(backend):
@@ -285,7 +298,7 @@ def test_one_line_loop_is_a_step_per_iteration(backend):
         "f()",
         backend=backend,
     )
-    hits = [s.hit for s in steps_of(t, "f") if s.event == "line" and s.line == 4]
+    hits = [s.hit for s in states_of(t, "f") if s.step.event == "line" and s.step.line == 4]
     assert hits == [1, 2, 3, 4]
 
 
@@ -342,7 +355,7 @@ def test_library_code_is_one_step(backend):
         "f()",
         backend=backend,
     )
-    assert {s.file for s in t.steps} == {"<snippet>"}
+    assert {t.frames[s.frame].file for s in t.steps} == {"<snippet>"}
     assert [s.line for s in steps_of(t, "f") if s.event == "line"] == [4, 5]
 
 
@@ -365,12 +378,12 @@ def test_step_cap_stops_recording_but_not_the_program(backend):
 
 
 def test_value_cap_stops_recording(backend):
-    t = run(
+    t = run(  # a list of lists is encoded again at each change (a list of atoms is edited, which costs little)
         """
         def f():
             xs = []
             for i in range(200):
-                xs.append(i)
+                xs.append([i])
             return len(xs)
     """,
         "f()",
@@ -436,7 +449,7 @@ def rendered(variables):
 
 
 def states_of(t, function):
-    return [s for s in t.replay() if s.step.function.rsplit(".", 1)[-1] == function]
+    return [s for s in t.replay() if s.frame.function.rsplit(".", 1)[-1] == function]
 
 
 def test_replay_keeps_each_frames_variables_across_its_callees(backend):
@@ -472,7 +485,7 @@ def test_replay_keeps_each_frames_variables_across_its_callees(backend):
         ("return", {"x": "10"}, {"x": "10"}, {}),
     ]
     line8 = next(s for s in t.replay() if s.step.line == 8)
-    assert [s.step.function for s in t.replay()][line8.index + 1] == "g"  # the callee's steps come next
+    assert [s.frame.function for s in t.replay()][line8.index + 1] == "g"  # the callee's steps come next
     assert t.steps[line8.index] is line8.step
 
 
@@ -586,3 +599,210 @@ def test_the_namespace_keeps_the_names_the_code_defines():
     namespace = {"__name__": "solution"}
     t = tracer.trace("def f():\n    return 1\nif __name__ == '__main__':\n    x = 2", namespace=namespace)
     assert t.exception is None and namespace["f"]() == 1 and "x" not in namespace
+
+
+# ---------------------------------------------------------------- changes in proportion to the change
+
+
+def test_a_swap_in_a_long_list_costs_about_what_a_scalar_change_costs(backend):
+    t = tracer.trace(*WORKLOADS["bubble120"], backend=backend)  # bubble sort of 120 items, each compare swaps
+    assert to_python(t.returned) == list(range(1, 121)) and t.stopped is None
+    swaps = [s for s in t.steps if s.line == 7]
+    assert len(swaps) == 7140 and all(set(s.edits) == {"a"} and not s.changes for s in swaps)
+    first = msgspec.json.encode(swaps[0])
+    assert first == b'{"f":1,"l":7,"e":{"a":{"p":{"0":{"t":"int","v":119},"1":{"t":"int","v":120}}}}}'
+    assert len(t.to_json()) <= 1_000_000  # 19 MB when every change held the whole list
+    final = t.frames[1].locals["a"]
+    assert to_python(final) == list(range(1, 121))  # final values stay whole
+    states = [s for s in t.replay() if s.step.line == 7]
+    assert [to_python(s.changed["a"])[:3] for s in states[:2]] == [[119, 120, 118], [119, 118, 120]]
+    assert tracer.Trace.from_json(t.to_json()) == t and tracer.Trace.from_msgpack(t.to_msgpack()) == t
+
+
+def test_containers_changed_in_place_are_edits_and_replay_gives_whole_values(backend):
+    t = run(
+        """
+        class Point:
+            def __init__(self):
+                self.x = 0
+
+        def f():
+            xs = [1, 2, 3]
+            d = {"a": 1}
+            p = Point()
+            grid = [[0, 0], [0, 0]]
+            xs.append(4)
+            xs.insert(0, 0)
+            del xs[2]
+            d["b"] = 2
+            d["a"] = 5
+            del d["a"]
+            p.x = 3
+            p.y = [1]
+            p.y.append(2)
+            del p.x
+            grid[1][0] = 7
+            xs = xs + [9]
+            return xs
+        """,
+        "f()",
+        backend=backend,
+    )
+    f = [s for s in states_of(t, "f") if s.step.event == "line"]
+    shown = [(s.step.line, sorted(s.step.edits), rendered(s.changed)) for s in f if s.changed]
+    assert shown[4:] == [
+        (11, ["xs"], {"xs": "[1, 2, 3, 4]"}),
+        (12, ["xs"], {"xs": "[0, 1, 2, 3, 4]"}),
+        (13, ["xs"], {"xs": "[0, 1, 3, 4]"}),
+        (14, ["d"], {"d": "{'a': 1, 'b': 2}"}),
+        (15, ["d"], {"d": "{'a': 5, 'b': 2}"}),
+        (16, ["d"], {"d": "{'b': 2}"}),
+        (17, ["p"], {"p": "Point(x=3)"}),
+        (18, ["p"], {"p": "Point(x=3, y=[1])"}),
+        (19, ["p"], {"p": "Point(x=3, y=[1, 2])"}),
+        (20, ["p"], {"p": "Point(y=[1, 2])"}),
+        (21, ["grid"], {"grid": "[[0, 0], [7, 0]]"}),
+        (22, ["xs"], {"xs": "[0, 1, 3, 4, 9]"}),  # rebound to an equal-kind value: an edit too
+    ]
+    edits = {s.step.line: s.step.edits for s in f}
+    assert edits[11]["xs"] == tracer.Edit(splice=tracer.Splice(3, 3, [tracer.encode(4)]))
+    assert edits[15]["d"] == tracer.Edit(put={0: tracer.encode(5)})
+    assert edits[19]["p"] == tracer.Edit(edit_attrs={"y": tracer.Edit(splice=tracer.Splice(1, 1, [tracer.encode(2)]))})
+    assert edits[20]["p"] == tracer.Edit(drop=["x"])
+    assert edits[21]["grid"] == tracer.Edit(edit={1: tracer.Edit(put={0: tracer.encode(7)})})
+    assert rendered(t.frames[f[0].step.frame].locals)["grid"] == "[[0, 0], [7, 0]]"
+
+
+def test_an_edit_that_does_not_fit_its_value_is_a_clear_error():
+    xs = tracer.encode([1, 2])
+    with pytest.raises(ValueError, match="item 5"):
+        tracer.Edit(put={5: tracer.encode(0)}).apply(xs)
+    with pytest.raises(ValueError, match="splice"):
+        tracer.Edit(splice=tracer.Splice(1, 4, [])).apply(xs)
+    with pytest.raises(ValueError, match="attributes"):
+        tracer.Edit(attrs={"x": xs}).apply(xs)
+    t = tracer.trace("xs = [1]\nxs.append(2)\n")
+    t.steps[2].edits = {"ys": t.steps[2].edits["xs"]}
+    with pytest.raises(ValueError, match="edits 'ys'"):
+        list(t.replay())
+    assert tracer.Edit(put={0: tracer.encode(7)}).apply(xs) == tracer.encode([7, 2])
+    assert xs == tracer.encode([1, 2])  # the value edited is left as it was
+
+
+edit_values = st.one_of(st.lists(values, max_size=6), st.dictionaries(hashable, values, max_size=5))
+
+
+@given(edit_values, edit_values)
+@settings(max_examples=300, deadline=None)
+def test_an_edit_turns_the_old_encoding_into_the_new_one(old, new):
+    before, after = tracer.encode(old), tracer.encode(new)
+    edit = diff(before, after)
+    if type(old) is type(new):
+        assert edit is not None
+    if edit is not None:
+        assert edit.apply(before) == after
+        assert msgspec.json.decode(msgspec.json.encode(edit), type=tracer.Edit).apply(before) == after
+
+
+@given(st.lists(values, min_size=1, max_size=6), st.data())
+@settings(max_examples=200, deadline=None)
+def test_an_edit_of_a_mutated_list_is_as_small_as_the_mutation(items, data):
+    before = tracer.encode(items)
+    i = data.draw(st.integers(0, len(items) - 1))
+    changed = list(items)
+    changed[i] = data.draw(values)
+    edit = diff(before, tracer.encode(changed))
+    assert edit is not None and edit.apply(before) == tracer.encode(changed)
+    assert set(edit.put) | set(edit.edit) <= {i} and edit.splice is None
+
+
+# ---------------------------------------------------------------- record="final"
+
+
+def test_record_final_keeps_the_final_values_and_the_returns(backend):
+    source = """
+        def gen(n):
+            for i in range(n):
+                yield i * i
+
+        def helper(xs):
+            xs.append(len(xs))
+            raise KeyError("x")
+
+        def f(k):
+            total = 0
+            squares = list(gen(k))
+            for s in squares:
+                total += s
+            try:
+                helper(squares)
+            except KeyError:
+                total = -total
+            return total, squares
+    """
+    full = run(source, "f(4)", backend=backend)
+    final = run(source, "f(4)", backend=backend, record="final")
+    assert final.record == "final" and full.record == "lines"
+    assert final.returned == full.returned and final.stdout == full.stdout
+    assert {s.event for s in final.steps} == {"call", "return"}
+    assert len(final.frames) == len(full.frames)
+    for quick, whole in zip(final.frames, full.frames):
+        assert (quick.function, quick.locals, quick.value, quick.exception, quick.finished, quick.scope) == (
+            whole.function,
+            whole.locals,
+            whole.value,
+            whole.exception,
+            whole.finished,
+            whole.scope,
+        )
+    f = next(fr for fr in final.frames if fr.function == "f")
+    assert f.defined_at == {"k": 10, "total": 19, "squares": 19, "s": 19}  # the call's line, then the return's
+    last = {}
+    for state in final.replay():
+        last[state.step.frame] = state.after
+    assert last == {frame.id: frame.locals for frame in final.frames}
+    helper = next(fr for fr in final.frames if fr.function == "helper")
+    assert helper.exception.type == "KeyError"
+
+
+def test_record_is_checked():
+    with pytest.raises(ValueError, match="unknown record"):
+        tracer.trace("x = 1", record="everything")
+
+
+def test_the_sandbox_records_what_the_job_asks(pool):
+    code = "def f(n):\n    total = 0\n    for i in range(n):\n        total += i\n    return total\n"
+    lines = pool.run(sandbox.Job(mode="call", code=code, call="f(100)", trace=True))
+    final = pool.run(sandbox.Job(mode="call", code=code, call="f(100)", trace=True, trace_record="final"))
+    assert final.status == lines.status == "ok"
+    assert final.trace.record == "final" and len(final.trace.steps) == 4 and len(lines.trace.steps) > 200
+    assert final.trace.frames[-1].locals == lines.trace.frames[-1].locals
+
+
+def test_the_readmes_tracer_tour_runs_and_shows_what_it_says(tmp_path, monkeypatch):
+    """Each line of the README's tracer example runs; a comment that is a Python literal is
+    the value of its line's expression (a comment alone on a line: of the line before)."""
+    text = (pathlib.Path(__file__).resolve().parents[1] / "README.md").read_text()
+    tour = text[text.index("### tracer") :]
+    start = tour.index("```python\n") + len("```python\n")
+    block = tour[start : tour.index("```\n", start)]
+    (tmp_path / "prog.py").write_text("import sys\nprint(int(sys.argv[1]) + 1)\n")
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {}
+    value, claims = None, 0
+    for line in block.splitlines():
+        code, _, comment = ("", "", line[2:]) if line.startswith("# ") else line.partition("  # ")
+        if code:
+            try:
+                value = eval(compile(code, "README", "eval"), namespace)
+            except SyntaxError:
+                exec(compile(code, "README", "exec"), namespace)
+                value = None
+        try:
+            claimed = ast.literal_eval(comment)
+        except (ValueError, SyntaxError):
+            continue
+        assert value == claimed, line
+        claims += 1
+    assert claims >= 8
+    assert namespace["tracer"].trace_file("prog.py", argv=["1"]).stdout == "2\n"

@@ -14,16 +14,20 @@
 
 Public API (kept this small on purpose):
 
-- `trace(source, call=None, *, backend="auto", stdin=None, **limits) -> Trace`
+- `trace(source, call=None, *, backend="auto", stdin=None, record="lines", **limits) -> Trace`
   runs a snippet, then the call expression if given, in this process.
-- `trace_file(path, argv=(), *, call=None, backend="auto", timeout=None, **limits) -> Trace`
+  `record="final"` records calls and returns only (final values, return
+  values), at close to untraced speed.
+- `trace_file(path, argv=(), *, call=None, backend="auto", timeout=None, record="lines", **limits) -> Trace`
   runs a file (or a directory's `__main__.py`) as `__main__`; `trace_module(name, argv)`
   runs a module as `python -m` does.
-- `Trace`, `Step`, `Frame`, `Value`, `ExceptionInfo`, `Stop`: the msgspec schema
-  (`Trace.to_json/from_json/to_msgpack/from_msgpack`).
-- `Trace.replay()`: per step, a `StepState` with the step's frame's variables
-  `before` and `after` it and the new values of those it `changed`. Read
-  variable values from here, never from `Step.changes`.
+- `Trace`, `Step`, `Frame`, `Value`, `ExceptionInfo`, `Stop`, `Edit`, `Splice`:
+  the msgspec schema (`Trace.to_json/from_json/to_msgpack/from_msgpack`).
+- `Trace.replay()`: per step, a `StepState` with the step's frame (`Frame`:
+  function, file, depth), the line's hit count, and the frame's variables
+  `before` and `after` it and the whole new values of those it `changed`. Read
+  variable values from here, never from `Step.changes`/`Step.edits` (a
+  container changed in place is stored as an `Edit` of its previous value).
 - `encode(obj)`, `to_python(value)`, `render(value)`, `from_literal(text)`: the value codec;
   `to_literal(obj)`: exact Python source of a value (`from_literal`'s inverse, no caps).
 - `exception_info(exc)`: an exception's type and message, made without user code.
@@ -45,10 +49,11 @@ Modules: `schema` (the Structs, `replay`), `encode` / `decode` / `render` /
 `literals` (values to and from objects and text), `library` (the library
 values they build: numpy, Decimal, datetime ...), `run` (the one runner and
 how a run ends), `program` (files, directories, modules as `python` runs them;
-timeouts and signals), `recorder` (frame events to steps), `codeinfo` (what each
-line can change), `backends/` (settrace, sysmon), `capture` (the program's
-standard streams), `env` (version differences), `cwm` (Meta CWM's trace format),
-`cli` (`execalign trace`), `listing` (its text), `view` (the step-through HTML viewer).
+timeouts and signals), `recorder` (frame events to steps), `edits` (what a step
+stores for a changed container), `codeinfo` (what each line can change),
+`backends/` (settrace, sysmon), `capture` (the program's standard streams),
+`env` (version differences), `cwm` (Meta CWM's trace format), `cli` (`execalign
+trace`), `listing` (its text), `view` (the step-through HTML viewer).
 """
 
 from . import cwm, env
@@ -58,13 +63,15 @@ from .literals import from_literal, to_literal
 from .program import trace_file, trace_module
 from .render import render
 from .run import TraceLimits, trace
-from .schema import ExceptionInfo, Frame, Step, StepState, Stop, Trace, Value
+from .schema import Edit, ExceptionInfo, Frame, Splice, Step, StepState, Stop, Trace, Value
 
 __all__ = [
+    "Edit",
     "EncodeLimits",
     "ExceptionInfo",
     "Frame",
     "NotDecodable",
+    "Splice",
     "Step",
     "StepState",
     "Stop",

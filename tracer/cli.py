@@ -193,7 +193,10 @@ def notes(ran: ProgramRun, args: argparse.Namespace) -> list[str]:
 def _exited(result: Trace, before: int) -> bool:
     """Whether the module level ended by SystemExit before step `before`."""
     return any(
-        s.event == "return" and s.depth == 0 and s.exception is not None and s.exception.type == "SystemExit"
+        s.event == "return"
+        and result.frames[s.frame].depth == 0
+        and s.exception is not None
+        and s.exception.type == "SystemExit"
         for s in result.steps[:before]
     )
 
@@ -280,9 +283,10 @@ def only_function(result: Trace, name: str) -> Trace:
     for i, s in enumerate(result.steps):
         if s.frame in keep:
             new_index[i] = len(steps)
-            steps.append(msgspec.structs.replace(s, depth=s.depth - base[s.frame]))
+            steps.append(s)
+    frames = [msgspec.structs.replace(f, depth=f.depth - base[f.id]) if f.id in keep else f for f in result.frames]
     marks = [(new_index.get(step, -1), n) for step, n in result.stdout_at]
-    return msgspec.structs.replace(result, steps=steps, stdout_at=marks)
+    return msgspec.structs.replace(result, steps=steps, frames=frames, stdout_at=marks)
 
 
 def dispatch(parser: argparse.ArgumentParser, argv: list[str]) -> int:

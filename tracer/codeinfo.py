@@ -5,6 +5,12 @@ unbind, and whether it can change a value in place (a call, a subscript or
 attribute store, an in-place operator on something other than a plain name...).
 A line that can only rebind names is checked by reading just those names; any
 other line, or any step after other traced code ran, re-checks every local.
+
+Iterating runs code too (`iter(a.pop, 0)` pops at every step of a `for`), so a
+line that iterates over, unpacks, extends from or searches a value is pure only
+when that value is a plain name holding a builtin container (`iterates`: the
+recorder checks the type at run time) or a literal; over anything else it may
+mutate. `CodeInfo.scope` names the variables of outer scopes that a frame shows.
 """
 
 from __future__ import annotations
@@ -14,10 +20,13 @@ from collections.abc import Iterator
 from types import CodeType
 from typing import NamedTuple
 
+from .schema import Scope
+
 # Opcodes that never change an existing value in place (they may bind names,
-# which the recorder checks separately). Anything not listed here is assumed to
-# possibly mutate some object, so the whole frame is re-checked. The tables hold
-# the names of every supported version (3.11 to 3.13, and some of 3.14's).
+# which the recorder checks separately). Anything not listed here (or in
+# _CONSUMERS) is assumed to possibly mutate some object, so the whole frame is
+# re-checked. The tables hold the names of every supported version (3.11 to
+# 3.13, and some of 3.14's).
 _PURE_OPS = frozenset(
     [
         "NOP",
@@ -63,7 +72,6 @@ _PURE_OPS = frozenset(
         "COPY_FREE_VARS",
         "COMPARE_OP",
         "IS_OP",
-        "CONTAINS_OP",
         "UNARY_NEGATIVE",
         "UNARY_NOT",
         "UNARY_INVERT",
@@ -71,7 +79,6 @@ _PURE_OPS = frozenset(
         "BINARY_OP",
         "BINARY_SLICE",
         "GET_ITER",
-        "FOR_ITER",
         "JUMP_FORWARD",
         "JUMP_BACKWARD",
         "JUMP_BACKWARD_NO_INTERRUPT",
@@ -104,17 +111,12 @@ _PURE_OPS = frozenset(
         "LIST_APPEND",
         "SET_ADD",
         "MAP_ADD",
-        "LIST_EXTEND",
-        "SET_UPDATE",
-        "DICT_UPDATE",
         "DICT_MERGE",
         "LIST_TO_TUPLE",
         "FORMAT_VALUE",
         "FORMAT_SIMPLE",
         "FORMAT_WITH_SPEC",
         "CONVERT_VALUE",
-        "UNPACK_SEQUENCE",
-        "UNPACK_EX",
         "POP_EXCEPT",
         "PUSH_EXC_INFO",
         "CHECK_EXC_MATCH",
@@ -142,6 +144,28 @@ _STORES = frozenset(
 )
 _GLOBAL_STORES = frozenset({"STORE_GLOBAL", "DELETE_GLOBAL"})
 _SUBSCRIPT = "BINARY_SUBSCR"  # pure unless a defaultdict is around (__missing__ inserts)
+# Opcodes that iterate over (or search) the value on top of the stack: pure only over a builtin container.
+_CONSUMERS = frozenset(
+    {"FOR_ITER", "UNPACK_SEQUENCE", "UNPACK_EX", "LIST_EXTEND", "SET_UPDATE", "CONTAINS_OP", "DICT_UPDATE"}
+)
+# Loads of a name, whose value the recorder can look at: (opcode, is_global).
+_NAME_LOADS = {
+    "LOAD_FAST": False,
+    "LOAD_FAST_CHECK": False,
+    "LOAD_FAST_BORROW": False,
+    "LOAD_DEREF": False,
+    "LOAD_NAME": False,
+    "LOAD_GLOBAL": True,
+}
+_DOUBLE_LOADS = frozenset({"LOAD_FAST_LOAD_FAST", "LOAD_FAST_BORROW_LOAD_FAST_BORROW"})
+# Producers of a builtin container (a literal, a display): iterating it runs no code.
+_BUILDS = frozenset(
+    {"LOAD_CONST", "BUILD_LIST", "BUILD_TUPLE", "BUILD_SET", "BUILD_MAP", "BUILD_CONST_KEY_MAP", "LIST_TO_TUPLE"}
+)
+# What a comprehension (3.12+, inlined) puts between GET_ITER and its FOR_ITER.
+_LOOP_PRELUDE = frozenset(
+    {"LOAD_FAST_AND_CLEAR", "SWAP", "BUILD_LIST", "BUILD_SET", "BUILD_MAP", "EXTENDED_ARG", "NOP"}
+)
 
 
 class LineInfo(NamedTuple):
@@ -149,12 +173,14 @@ class LineInfo(NamedTuple):
     mutates: bool  # may change an existing value in place
     inplace: tuple[str, ...]  # names whose value an in-place operator (`x += ...`) updates
     subscript: bool  # reads a subscript (mutates a defaultdict)
+    iterates: tuple[tuple[str, bool], ...]  # (name, is_global) iterated over: pure if it holds a builtin container
 
 
 class CodeInfo(NamedTuple):
     lines: dict[int, LineInfo]
     globals_written: tuple[str, ...]  # names the code declares `global` and writes
     is_module: bool
+    scope: dict[str, Scope]  # names of outer scopes a frame shows: "global" (declared, written) or "nonlocal" (free)
 
 
 START_LINE = 0  # pseudo line that precedes the first line of a frame: binds nothing
@@ -201,12 +227,34 @@ def analyse(code: CodeType) -> CodeInfo:
     return info
 
 
+def _iterated(instructions: list[dis.Instruction], i: int) -> tuple[str, bool] | bool:
+    """What the iterating instruction `i` iterates over: a (name, is_global) the recorder
+    checks, True for a literal or display (pure), False for anything else (may mutate)."""
+    j = i - 1
+    if instructions[i].opname == "FOR_ITER":  # its iterator: made by GET_ITER, or a comprehension's `.0` (3.11)
+        while j >= 0 and instructions[j].opname in _LOOP_PRELUDE:
+            j -= 1
+        if j >= 0 and instructions[j].opname == "GET_ITER":
+            j -= 1
+    if j < 0:
+        return False
+    source = instructions[j]
+    if source.opname in _NAME_LOADS and not (
+        source.opname == "LOAD_GLOBAL" and source.arg is not None and source.arg & 1
+    ):
+        return source.argval, _NAME_LOADS[source.opname]
+    if source.opname in _DOUBLE_LOADS:
+        return source.argval[1], False
+    return source.opname in _BUILDS
+
+
 def _analyse(code: CodeType) -> CodeInfo:
     lines_of = line_of_offsets(code)
     stores: dict[int, list[tuple[str, bool]]] = {}
     mutates: dict[int, bool] = {}
     inplace: dict[int, list[str]] = {}
     subscript: dict[int, bool] = {}
+    iterates: dict[int, list[tuple[str, bool]]] = {}
     globals_written: list[str] = []
     instructions = list(dis.get_instructions(code))
     for i, ins in enumerate(instructions):
@@ -214,6 +262,15 @@ def _analyse(code: CodeType) -> CodeInfo:
         if line is None:
             continue
         name = ins.opname
+        if name in _CONSUMERS:
+            over = _iterated(instructions, i)
+            if over is False:
+                mutates[line] = True
+            elif over is not True:
+                iterates.setdefault(line, []).append(over)
+            else:
+                mutates.setdefault(line, False)
+            continue
         if name in _STORES or name == "STORE_FAST_LOAD_FAST":
             names = ins.argval if isinstance(ins.argval, tuple) else (ins.argval,)
             if name == "STORE_FAST_LOAD_FAST":
@@ -234,7 +291,7 @@ def _analyse(code: CodeType) -> CodeInfo:
             mutates[line] = True
         else:
             mutates.setdefault(line, False)
-    all_lines = set(stores) | set(mutates) | set(inplace) | set(subscript)
+    all_lines = set(stores) | set(mutates) | set(inplace) | set(subscript) | set(iterates)
     is_module = code.co_name == "<module>"
     if is_module:  # module dunders (__doc__, __annotations__ ...) are not shown
         stores = {
@@ -246,8 +303,12 @@ def _analyse(code: CodeType) -> CodeInfo:
             mutates.get(line, False),
             tuple(inplace.get(line, ())),
             subscript.get(line, False),
+            tuple(dict.fromkeys(iterates.get(line, ()))),
         )
         for line in all_lines
     }
-    info[START_LINE] = LineInfo((), False, (), False)
-    return CodeInfo(info, tuple(dict.fromkeys(globals_written)), is_module)
+    info[START_LINE] = LineInfo((), False, (), False, ())
+    written = tuple(dict.fromkeys(globals_written))
+    scope: dict[str, Scope] = {name: "nonlocal" for name in code.co_freevars}
+    scope.update((name, "global") for name in written)
+    return CodeInfo(info, written, is_module, scope)

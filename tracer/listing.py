@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from .render import render
-from .schema import Step, StepState, Trace, Value
+from .schema import StepState, Trace, Value
 
 _COLORS = {
     "dim": "\x1b[2m",
@@ -34,8 +34,7 @@ def listing(result: Trace, color: bool = False) -> str:
     output = _output_by_step(result)
     out: list[str] = []
     for state in result.replay():
-        step = state.step
-        pad = "    " * step.depth
+        pad = "    " * state.frame.depth
         out.extend(pad + line for line in _step_lines(state, sources, c))
         out.extend(f"{pad}{c['out']}  out> {text}{c['off']}" for text in output.get(state.index, ()))
     if result.stopped is not None:
@@ -60,14 +59,14 @@ def listing(result: Trace, color: bool = False) -> str:
 
 
 def _step_lines(state: StepState, sources: _Sources, c: dict[str, str]) -> Iterator[str]:
-    step = state.step
+    step, frame = state.step, state.frame
     if step.event == "call":
         args = ", ".join(f"{k}={_short(v)}" for k, v in state.changed.items())
-        yield f"{c['call']}>>> call {step.function}({args}){c['off']}  {c['dim']}line {step.line}{c['off']}"
+        yield f"{c['call']}>>> call {frame.function}({args}){c['off']}  {c['dim']}line {step.line}{c['off']}"
         return
     exiting = step.exception is not None and step.exception.type == "SystemExit"
     if step.event == "line":
-        yield f"{c['dim']}{step.line:>5} |{c['off']} {sources.line(step)}"
+        yield f"{c['dim']}{step.line:>5} |{c['off']} {sources.line(frame.file, step.line)}"
     elif step.event == "exception" and step.exception is not None:
         if exiting:
             yield f"{c['call']}  --- sys.exit({step.exception.message}){c['off']}"
@@ -80,7 +79,7 @@ def _step_lines(state: StepState, sources: _Sources, c: dict[str, str]) -> Itera
             what = f"raise {step.exception.type}"
         else:
             what = f"return {_short(step.value)}" if step.value is not None else "return"
-        yield f"{c['call']}<<< {what}{c['off']}  {c['dim']}{step.function}, line {step.line}{c['off']}"
+        yield f"{c['call']}<<< {what}{c['off']}  {c['dim']}{frame.function}, line {step.line}{c['off']}"
     for name, value in state.changed.items():
         for target, shown in _assignments(name, state.before.get(name), value):
             assignment = f"{target} = {shown}" if shown else target
@@ -141,15 +140,15 @@ class _Sources:
     def __init__(self) -> None:
         self.files: dict[str, list[str]] = {}
 
-    def line(self, step: Step) -> str:
-        if step.file not in self.files:
+    def line(self, file: str, line: int) -> str:
+        if file not in self.files:
             try:
-                with open(step.file, encoding="utf-8", errors="replace") as f:
-                    self.files[step.file] = f.read().splitlines()
+                with open(file, encoding="utf-8", errors="replace") as f:
+                    self.files[file] = f.read().splitlines()
             except OSError:
-                self.files[step.file] = []
-        lines = self.files[step.file]
-        return lines[step.line - 1].rstrip() if 0 < step.line <= len(lines) else ""
+                self.files[file] = []
+        lines = self.files[file]
+        return lines[line - 1].rstrip() if 0 < line <= len(lines) else ""
 
 
 def _short(value: Value) -> str:

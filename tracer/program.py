@@ -31,7 +31,7 @@ from types import FrameType
 from typing import Any, NamedTuple, TextIO
 
 from .run import TraceLimits, _run
-from .schema import Trace
+from .schema import Record, Trace
 
 _TRACER_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 _RETRY = 0.005  # seconds before a signal that found the tracer working is raised again
@@ -56,6 +56,7 @@ def trace_file(
     stdin: str | None = None,
     echo: bool | TextIO = False,
     timeout: float | None = None,
+    record: Record = "lines",
     **limits: Any,
 ) -> Trace:
     """Trace the file at `path` (or the `__main__.py` of the directory `path`) run as `__main__`.
@@ -64,10 +65,12 @@ def trace_file(
     is the text it reads (None: this process's stdin). With `echo`, the
     program's output also goes to the real stdout/stderr as it is written
     (`echo` a stream: its stdout goes there instead). `timeout`: see the module
-    docstring; `limits`: `TraceLimits`. Raises OSError if the file cannot be
+    docstring; `record`: as for `tracer.trace`; `limits`: `TraceLimits`. Raises OSError if the file cannot be
     read, `NotSource` if it is not Python source text.
     """
-    return _trace(_file(path, argv), call=call, backend=backend, stdin=stdin, echo=echo, timeout=timeout, **limits)
+    return _trace(
+        _file(path, argv), call=call, backend=backend, stdin=stdin, echo=echo, timeout=timeout, record=record, **limits
+    )
 
 
 def trace_module(name: str, argv: Sequence[str] = (), **options: Any) -> Trace:
@@ -155,6 +158,7 @@ def _trace(
     stdin: str | None = None,
     echo: bool | TextIO = False,
     timeout: float | None = None,
+    record: Record = "lines",
     **limits: Any,
 ) -> Trace:
     caps = TraceLimits(**limits)
@@ -163,7 +167,7 @@ def _trace(
     sys.path.insert(0, program.first_on_path)  # as python does: sibling modules import
     try:
         with interruptions(timeout=timeout, signals=()) if timeout is not None else contextlib.nullcontext():
-            return _run(program.source, program.path, call, program.namespace, backend, caps, stdin, echo, True)
+            return _run(program.source, program.path, call, program.namespace, backend, caps, stdin, echo, True, record)
     finally:
         sys.argv = saved_argv
         sys.path[:] = saved_path

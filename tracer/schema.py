@@ -5,17 +5,33 @@ MessagePack without loss (`to_json`/`from_json`, `to_msgpack`/`from_msgpack`).
 A `Value` is one encoded Python value (made by `tracer.encode`); its kind `t`
 is one of `KINDS`, so data with any other kind fails to decode.
 
-Step semantics: a `line` step is one execution of one source line; its
-`changes` are the variables that line changed (read when the frame's next event
-arrives, so a line that calls functions shows its effect after they return).
-A `call` step starts or resumes a frame (arguments in `changes`); a `return`
+Step semantics: a `line` step is one execution of one source line; what it
+changed is read when the frame's next event arrives, so a line that calls
+functions shows its effect after they return. A `call` step starts or resumes
+a frame (the arguments; on a resumption, what changed while it was suspended
+and what the resuming expression bound, e.g. `x` in `x = yield`); a `return`
 step ends or suspends one, with `value` on a normal return or yield and
 `exception` set when the frame exits by an exception; an `exception` step is an
-exception raised in, or propagating through, a frame.
+exception raised in, or propagating through, a frame. In a trace recorded with
+`record="final"` there are only call and return steps, and a return step holds
+everything its frame changed since its call step.
 
-`Trace.replay()` turns those changes into each step's variables before and
-after it (`StepState`). Read values from it, not from `Step.changes`: what a
-step stores there is the recorder's business (whole values today).
+What a step changed is stored in proportion to the change: `changes` holds the
+whole value of each name bound to a new value, `edits` an `Edit` of each name
+whose value (a list, dict, object ...) changed inside, relative to its value
+before the step, and `deleted` the names unbound. `Trace.replay()` applies them
+and gives each step's variables before and after it as whole values
+(`StepState`): read values from there, not from the raw fields.
+
+JSON and MessagePack: a Trace, Frame, Value, Stop or ExceptionInfo is an object
+(a map) keyed by its field names, fields at their defaults left out. Steps and
+edits, of which a trace has many, use one- or two-letter keys (as Value does):
+a Step is {"f": frame, "l": line, "ev": event (absent: "line"), "c": changes,
+"e": edits, "d": deleted, "v": value, "x": exception}; an Edit is {"p": put,
+"e": edit, "s": splice, "a": attrs, "ea": edit_attrs, "d": drop, "m": more},
+whose item indices are JSON strings; a Splice is an array [start, stop, items,
+keys]. For example, a bubble-sort swap of `a[3]` and `a[4]` on line 7 of
+frame 1 is {"f":1,"l":7,"e":{"a":{"p":{"3":{"t":"int","v":2},"4":{"t":"int","v":9}}}}}.
 """
 
 from __future__ import annotations
@@ -26,6 +42,9 @@ from typing import Literal, get_args
 import msgspec
 
 Event = Literal["line", "call", "return", "exception"]
+Scope = Literal["global", "nonlocal"]  # of a name a frame shows that is not its own variable (Frame.scope)
+Record = Literal["lines", "final"]  # what a trace records (Trace.record, tracer.trace's `record`)
+StopReason = Literal["max_steps", "max_values", "tracer_error", "tampered", "recursion_limit"]  # see Stop
 Kind = Literal[
     "none",
     "bool",
@@ -56,6 +75,18 @@ Kind = Literal[
     "enum",
 ]
 KINDS: tuple[Kind, ...] = get_args(Kind)
+# The wire keys of Step's and Edit's fields (see the module docstring).
+STEP_KEYS = {
+    "frame": "f",
+    "line": "l",
+    "event": "ev",
+    "changes": "c",
+    "edits": "e",
+    "deleted": "d",
+    "value": "v",
+    "exception": "x",
+}
+EDIT_KEYS = {"put": "p", "edit": "e", "splice": "s", "attrs": "a", "edit_attrs": "ea", "drop": "d", "more": "m"}
 Payload = bool | int | float | str | None
 # Type names that decode to the library type itself (see Value); other type names decode to the base kind.
 LIBRARY_TYPES = frozenset({"deque", "Counter", "OrderedDict", "defaultdict", "memoryview", "matrix"})
@@ -121,16 +152,99 @@ class ExceptionInfo(msgspec.Struct, frozen=True, gc=False):
     message: str
 
 
-class Step(msgspec.Struct, omit_defaults=True, gc=False):
-    event: Event
-    function: str  # qualified name of the code object
-    file: str
-    line: int
+class Splice(msgspec.Struct, array_like=True, gc=False):
+    """`items[start:stop]` of a container replaced by `items` (and, for a dict,
+    `keys[start:stop]` by `keys`): an insertion, a removal, an append.
+    On the wire: [start, stop, items, keys or null]."""
+
+    start: int
+    stop: int
+    items: list[Value]
+    keys: list[Value] | None = None
+
+
+class Edit(msgspec.Struct, omit_defaults=True, gc=False, rename=EDIT_KEYS):
+    """How a container's encoding changed, relative to its previous one (see `Edit.apply`).
+
+    put         items replaced whole, by index (for a dict, the values at those positions)
+    edit        items changed inside, by index: an Edit of each
+    splice      then a run of items replaced, inserted or removed
+    attrs       attributes set whole (one that is new goes after the others)
+    edit_attrs  attributes changed inside: an Edit of each
+    drop        attributes removed
+    more        the container's new `more` (elements left out by the cap), when it changed
+    """
+
+    put: dict[int, Value] = {}
+    edit: dict[int, Edit] = {}
+    splice: Splice | None = None
+    attrs: dict[str, Value] = {}
+    edit_attrs: dict[str, Edit] = {}
+    drop: list[str] = []
+    more: int | None = None
+
+    def apply(self, value: Value) -> Value:
+        """The new value: `value` with this edit applied, in the order of the fields.
+
+        Nothing is modified in place: the containers on the edited paths are
+        copied, the unchanged parts are shared with `value`. Raises ValueError
+        when the edit does not fit the value (a malformed trace)."""
+        new = msgspec.structs.replace(value)
+        if self.put or self.edit or self.splice is not None:
+            if value.items is None:
+                raise ValueError(f"an edit of items applied to a {value.t} value without items")
+            items = list(value.items)
+            for index, item in self.put.items():
+                _check_index(index, items)
+                items[index] = item
+            for index, edit in self.edit.items():
+                _check_index(index, items)
+                items[index] = edit.apply(items[index])
+            splice = self.splice
+            if splice is not None:
+                if not 0 <= splice.start <= splice.stop <= len(items):
+                    raise ValueError(f"splice [{splice.start}:{splice.stop}] out of range of {len(items)} items")
+                items[splice.start : splice.stop] = splice.items
+                if (value.keys is None) != (splice.keys is None):
+                    raise ValueError("a splice of a dict needs keys, and only a dict's does")
+                if value.keys is not None and splice.keys is not None:
+                    keys = list(value.keys)
+                    keys[splice.start : splice.stop] = splice.keys
+                    if len(keys) != len(items):
+                        raise ValueError("a splice left a dict with keys and values of different lengths")
+                    new.keys = keys
+            new.items = items
+        if self.attrs or self.edit_attrs or self.drop:
+            if value.attrs is None:
+                raise ValueError(f"an edit of attributes applied to a {value.t} value without attributes")
+            attrs = dict(value.attrs)
+            attrs.update(self.attrs)
+            for name, edit in self.edit_attrs.items():
+                if name not in attrs:
+                    raise ValueError(f"an edit of attribute {name!r}, which the value does not have")
+                attrs[name] = edit.apply(attrs[name])
+            for name in self.drop:
+                attrs.pop(name, None)
+            new.attrs = attrs
+        if self.more is not None:
+            new.more = self.more
+        return new
+
+
+def _check_index(index: int, items: list[Value]) -> None:
+    if not 0 <= index < len(items):
+        raise ValueError(f"an edit of item {index} of a value with {len(items)} items")
+
+
+class Step(msgspec.Struct, omit_defaults=True, gc=False, rename=STEP_KEYS):
+    """One event of one frame (see the module docstring); its function, file and depth are its Frame's."""
+
     frame: int  # index into Trace.frames
-    depth: int  # traced frames above this one (0 = top level of the run)
-    hit: int  # the k-th time this line ran in this frame (line events so far)
-    changes: dict[str, Value] = {}  # what the step changed (read values through Trace.replay)
-    deleted: list[str] = []
+    line: int
+    event: Event = "line"
+    changes: dict[str, Value] = {}  # names bound to a new value: the whole value (read through Trace.replay)
+    edits: dict[str, Edit] = {}  # names whose value changed inside: how, relative to its value before the step
+    deleted: list[str] = []  # names unbound
     value: Value | None = None  # return and yield steps
     exception: ExceptionInfo | None = None  # exception steps; return steps that exit by exception
 
@@ -139,23 +253,35 @@ class Frame(msgspec.Struct, omit_defaults=True, gc=False):
     """One activation of a traced code object (a generator keeps one Frame across resumptions)."""
 
     id: int
-    function: str
+    function: str  # qualified name of the code object
     file: str
     line: int  # first line of the code object
-    depth: int
+    depth: int  # traced frames above this one (0 = top level of the run)
     parent: int = -1  # nearest traced caller's frame id
     thread: int = 0  # 0 = the thread that called trace(), then 1, 2 ... in order of first event
-    locals: dict[str, Value] = {}  # final value of each local (as of the frame's last event)
-    defined_at: dict[str, int] = {}  # line where each local was last assigned (the call's line for arguments)
+    locals: dict[str, Value] = {}  # final value of each variable shown (as of the frame's last event)
+    defined_at: dict[str, int] = {}  # line where each was last assigned (the call's line for arguments)
+    # Names shown (in `locals` and the steps' changes) that are not the frame's own variables:
+    # "global" (declared `global` and written here) or "nonlocal" (a variable of an enclosing
+    # function, declared `nonlocal` or read by a closure). Such a name is not an argument: it
+    # first shows on the step that changes it.
+    scope: dict[str, Scope] = {}
     value: Value | None = None  # returned value
     exception: ExceptionInfo | None = None  # when the frame exited by an exception
     finished: bool = False  # False: still suspended or running when the trace ended
 
 
 class Stop(msgspec.Struct, frozen=True):
-    """Why recording ended before the program did."""
+    """Why recording ended before the program did.
 
-    reason: Literal["max_steps", "max_values", "tracer_error", "tampered"]
+    max_steps, max_values  a cap of `TraceLimits` was reached
+    tracer_error           a bug of the tracer (the program ran on untraced)
+    tampered               the traced code disabled or replaced the tracer (see Trace.tampered)
+    recursion_limit        Python removed the sys.settrace function when the code reached the
+                           recursion limit (settrace backend): later events were not recorded
+    """
+
+    reason: StopReason
     steps: int  # steps recorded when it stopped
     values: int  # encoded value nodes at that point
     detail: str = ""
@@ -166,8 +292,10 @@ class StepState(msgspec.Struct, frozen=True):
 
     index: int  # index into Trace.steps
     step: Step
+    frame: Frame  # the step's frame (Trace.frames[step.frame]): its function, file, depth ...
+    hit: int  # the k-th time this line ran in this frame (line events so far)
     before: dict[str, Value]  # the step's frame's variables just before the step
-    after: dict[str, Value]  # just after it: before + the step's changes - its deletions
+    after: dict[str, Value]  # just after it: before + the step's changes and edits - its deletions
     changed: dict[str, Value]  # full new values of the names the step changed (= after[name])
 
 
@@ -176,6 +304,7 @@ class Trace(msgspec.Struct, omit_defaults=True):
     frames: list[Frame]
     backend: str  # "monitoring", "settrace", or "none" (the code ran without recording)
     python: str  # "3.12.1"
+    record: Record = "lines"  # what was recorded: every line, or calls and returns only (see tracer.trace)
     returned: Value | None = None  # value of the call expression, when one was given
     call_step: int = -1  # index of the first step made by the call expression
     exception: ExceptionInfo | None = None  # the run's uncaught exception (SystemExit: see tracer.run)
@@ -213,23 +342,41 @@ class Trace(msgspec.Struct, omit_defaults=True):
         belong to the caller's frame and show in the caller's next step. A
         frame's first step starts from no variables (a call step brings the
         arguments); a generator keeps its variables across resumptions; the
-        `after` of a frame's last step equals `Frame.locals`.
+        `after` of a frame's last step equals `Frame.locals`. Values are whole:
+        a step's `edits` are applied to the values before it (`Edit.apply`),
+        so a list changed in place shows its whole new value in `after` and
+        `changed`. Raises ValueError on a malformed trace (an edit of a name
+        its frame does not hold, a step of a frame that does not exist).
+
+            for s in t.replay():
+                print(s.frame.function, s.step.line, s.hit, {k: render(v) for k, v in s.changed.items()})
         """
         none: dict[str, Value] = {}
         current: dict[int, dict[str, Value]] = {}
+        hits: dict[tuple[int, int], int] = {}
+        frames = self.frames
         for index, step in enumerate(self.steps):
-            before = current.get(step.frame, none)
-            if not step.changes and not step.deleted:
-                yield StepState(index, step, before, before, none)
+            fid = step.frame
+            if not 0 <= fid < len(frames):
+                raise ValueError(f"step {index} is of frame {fid}, and the trace has {len(frames)} frames")
+            key = (fid, step.line)
+            hit = hits[key] = hits.get(key, 0) + 1 if step.event == "line" else hits.get(key, 0)
+            before = current.get(fid, none)
+            if not step.changes and not step.edits and not step.deleted:
+                yield StepState(index, step, frames[fid], hit, before, before, none)
                 continue
-            # Step.changes holds whole values; if it comes to hold edits of values changed
-            # in place, they are applied to `before` here, and consumers see no difference.
             changed = step.changes
+            if step.edits:
+                changed = dict(changed)
+                for name, edit in step.edits.items():
+                    if name not in before:
+                        raise ValueError(f"step {index} edits {name!r}, which its frame does not hold")
+                    changed[name] = edit.apply(before[name])
             after = {**before, **changed}
             for name in step.deleted:
                 after.pop(name, None)
-            current[step.frame] = after
-            yield StepState(index, step, before, after, changed)
+            current[fid] = after
+            yield StepState(index, step, frames[fid], hit, before, after, changed)
 
 
 _JSON_ENCODER = msgspec.json.Encoder()

@@ -1,7 +1,8 @@
 """The `sys.monitoring` backend (Python 3.12+, PEP 669).
 
 Local events (PY_START, PY_RESUME, PY_RETURN, PY_YIELD, LINE, JUMP) are
-switched on for the user code objects only, so library code runs at full speed.
+switched on for the user code objects only, so library code runs at full speed;
+without line recording (`record="final"`) LINE, JUMP and RAISE stay off.
 Like `sys.settrace`, a backward jump to the start of the same line (a loop or
 comprehension written on one line) is a new line event; forward jumps are
 disabled after their first firing. RAISE,
@@ -31,6 +32,7 @@ class MonitoringBackend:
         self._tool: int = -1
         self._codes: frozenset[CodeType] = frozenset()
         self._callbacks: dict[int, Any] = {}
+        self._global_events = 0
 
     def start(self, recorder: Recorder, codes: Iterable[CodeType]) -> None:
         mon = _MONITORING
@@ -51,7 +53,7 @@ class MonitoringBackend:
                 try:
                     handler(*args)
                 except RecursionError:
-                    rec.dropped += 1
+                    rec.drop()
                 except Exception as error:  # a bug of ours must not change the traced program
                     rec.stop("tracer_error", f"{type(error).__name__}: {error}")
 
@@ -61,7 +63,7 @@ class MonitoringBackend:
             try:
                 rec.line(frame, line)
             except RecursionError:
-                rec.dropped += 1
+                rec.drop()
             except Exception as error:  # a bug of ours must not change the traced program
                 rec.stop("tracer_error", f"{type(error).__name__}: {error}")
 
@@ -108,10 +110,14 @@ class MonitoringBackend:
         }
         for event, callback in self._callbacks.items():
             mon.register_callback(tool, event, callback)
-        local = ev.PY_START | ev.PY_RESUME | ev.PY_RETURN | ev.PY_YIELD | ev.LINE | ev.JUMP
+        local = ev.PY_START | ev.PY_RESUME | ev.PY_RETURN | ev.PY_YIELD
+        self._global_events = ev.PY_UNWIND | ev.PY_THROW
+        if recorder.lines:
+            local |= ev.LINE | ev.JUMP
+            self._global_events |= ev.RAISE
         for code in codes:
             mon.set_local_events(tool, code, local)
-        mon.set_events(tool, ev.RAISE | ev.PY_UNWIND | ev.PY_THROW)
+        mon.set_events(tool, self._global_events)
 
     def stop(self) -> None:
         if self._tool < 0:
@@ -138,6 +144,6 @@ class MonitoringBackend:
         for event, callback in self._callbacks.items():
             if mon.register_callback(self._tool, event, callback) is not callback:
                 problems.append(f"a sys.monitoring callback (event {event}) was replaced")
-        if mon.get_events(self._tool) != (mon.events.RAISE | mon.events.PY_UNWIND | mon.events.PY_THROW):
+        if mon.get_events(self._tool) != self._global_events:
             problems.append("global sys.monitoring events were changed")
         return problems
