@@ -137,7 +137,9 @@ class _Plan:
             self.jobs = self.verdict = []
             self.parse_error = _answer_failure(error)
             return
-        if self.question in ("output", "final") or item.mode == "coderl_plus":
+        if self.question in ("output", "final") or (
+            item.mode == "coderl_plus" and self.question not in PROBE_QUESTIONS
+        ):
             # Final values and the output need no line events: recorded as "final", a long run
             # costs close to its untraced time (and is not cut at the step cap).
             self.jobs = [msgspec.structs.replace(self.jobs[0], trace_record="final")]
