@@ -3,20 +3,26 @@
     python -m benchmarks.scaling_bench [--workers 1,2,16] [--jobs 2000] [--repeat 3] [--candidates 10]
                                        [--input-functions 200 (800: the whole workload)]
 
-For each number of workers (default 1, 2, 4 ... up to the machine's cores):
+For each number of workers (default 1, 2, 4 ... up to the machine's cores), on a
+pool of `sandbox.shard_count(workers)` shards:
 - executions/s of a trivial program and of the 800 CRUXEval calls traced;
 - answers scored/s by `rewards.score_batch` (cold cache) for output, final and steps
-  (the recorded answer and one corruption of it per call, as `rewards_bench`);
+  (the recorded answer and one corruption of it per call, as `rewards_bench`),
+  read and scored in this process; at the largest number of workers also in
+  that many scoring processes (`rewards.scorers`);
 - from the OS's own accounting (/proc), the CPU per job of each process kind: the
-  judge (this process, every thread), each zygote process, and the children (what
-  the zygotes reaped: the jobs and their leftovers; `Result.cpu_time` beside it),
-  with the projected ceiling `jobs / max CPU-seconds of any single process` (the
-  judge or one zygote), which a 2-core machine can measure for 16 workers.
+  judge (this process, every thread: it hands jobs to the shards), the drivers
+  (one per shard: pipes, asserts, verdicts), the zygotes (with PID namespaces two
+  per shard: an outer one that waits, an inner one that forks), the scoring
+  processes and the children (what the zygotes reaped: the jobs and their
+  leftovers; `Result.cpu_time` beside it), with the projected ceiling `jobs / max
+  CPU-seconds of any single process`, which a 2-core machine can measure for 16
+  workers.
 Then the input-prediction workload (`benchmarks.input_prediction`) at the largest
 number of workers: execalign against CRUXEval's evaluation approach, on 200 of
 the 800 functions by default (CRUXEval's approach takes 7 minutes for all 800 x 10
-on 2 cores). Reports go to results/scaling-pyXY.md (scaling-wN-pyXY.md for other
-worker counts).
+on 2 cores), with both projected to 16 cores from their measured CPU. Reports go
+to results/scaling-pyXY.md (scaling-wN-pyXY.md for other worker counts).
 
 Timed workloads run --repeat times (median and min-max reported; the machine
 may be shared, so the spread matters). Targets (reported, met or not): CPU per
@@ -50,6 +56,7 @@ TRIVIAL = sandbox.Job(mode="call", code="x = 1", call="x")
 TARGET_TOTAL_MS = 2.0
 TARGET_CEILING = 8000
 TARGET_WORKERS = 16
+PROJECTED_CORES = (16, 64, 200)  # the projection of the trivial workload (see `accounting.Spent.projected`)
 
 
 @dataclass
@@ -68,7 +75,7 @@ class Run:
 
 
 def measure(pool: sandbox.Pool, count: int, work: Callable[[], list[Any]]) -> Run:
-    before = Usage.now(pool)
+    before = Usage.now(pool, before=True)
     start = time.perf_counter()
     out = work()
     seconds = time.perf_counter() - start
@@ -105,15 +112,17 @@ def scoring_items(rows: list[dict[str, str]], pool: sandbox.Pool) -> Items:
     return items
 
 
-def score_cold(items: list[dict[str, Any]], pool: sandbox.Pool) -> list[rewards.Score]:
+def score_cold(items: list[dict[str, Any]], pool: sandbox.Pool, processes: int = 0) -> list[rewards.Score]:
     rewards.CACHE.clear()
-    return rewards.score_batch(items, pool=pool)
+    return rewards.score_batch(items, pool=pool, processes=processes)
 
 
 def run_workers(
-    workers: int, args: argparse.Namespace, rows: list[dict[str, str]], items: Items | None
+    workers: int, args: argparse.Namespace, rows: list[dict[str, str]], items: Items | None, processes: int
 ) -> tuple[dict[str, list[Run]], Items | None, str]:
-    """Every workload on a fresh pool of `workers`; the scoring items are built on the first pool."""
+    """Every workload on a fresh pool of `workers`; the scoring items are built on the first pool.
+
+    With `processes`, the scoring workloads run again in that many scoring processes."""
     runs: dict[str, list[Run]] = {}
     with sandbox.Pool(workers) as pool:
         pool.map([TRIVIAL] * 50)  # warm up: threads started, slots made
@@ -124,21 +133,31 @@ def run_workers(
             runs.setdefault("trivial", []).append(measure(pool, args.jobs, partial(pool.map, [TRIVIAL] * args.jobs)))
             if traced:
                 runs.setdefault("cruxeval traced", []).append(measure(pool, len(traced), partial(pool.map, traced)))
+        if processes and items:
+            score_cold(items["output"][:200], pool, processes)  # the scoring processes started, outside the runs
         for _ in range(args.score_repeat):
             for question, answers in (items or {}).items():
                 runs.setdefault(question, []).append(measure(pool, len(answers), partial(score_cold, answers, pool)))
+                if processes:
+                    work = partial(score_cold, answers, pool, processes)
+                    runs.setdefault(f"{question} (scoring processes)", []).append(measure(pool, len(answers), work))
         layers = str(getattr(pool.layers, "describe", str)())
     return runs, items, layers
 
 
 def cpu_row(workers: int, name: str, run: Run) -> str:
     s = run.spent
-    zygotes = " + ".join(f"{run.ms(z):.3f}" for z in sorted(s.zygotes.values(), reverse=True))
+
+    def kind(each: dict[int, float]) -> str:
+        return f"{run.ms(sum(each.values())):.3f} ({run.ms(max(each.values())):.3f})" if each else "-"
+
     result_cpu = f"{run.ms(run.result_cpu):.3f}" if run.result_cpu is not None else "-"
     faults = s.children_faults / run.count
+    scoring = kind(s.scoring) if s.scorer > 0 else "-"
     return (
-        f"| {workers} | {name} | {run.ms(s.judge):.3f} | {zygotes} | {run.ms(s.children):.3f} | {result_cpu} | "
-        f"{run.ms(s.total):.3f} | {s.ceiling(run.count):.0f} | {faults:.0f} |"
+        f"| {workers} | {name} | {run.ms(s.judge):.3f} | {kind(s.drivers)} | {kind(s.zygotes)} | {kind(s.slots)} "
+        f"| {kind(s.janitors)} | {scoring} | "
+        f"{run.ms(s.children):.3f} | {result_cpu} | {run.ms(s.total):.3f} | {s.ceiling(run.count):.0f} | {faults:.0f} |"
     )
 
 
@@ -171,11 +190,17 @@ def main(argv: list[str] | None = None) -> int:
     layers = ""
     for workers in worker_counts:
         print(f"workers {workers} ...", file=sys.stderr)
-        by_workers[workers], items, layers = run_workers(workers, args, rows, items)
+        processes = workers if workers == max(worker_counts) and workers > 1 else 0
+        by_workers[workers], items, layers = run_workers(workers, args, rows, items, processes)
 
-    names = list(by_workers[worker_counts[0]])
+    names = list(by_workers[worker_counts[-1]])
+    shards = {w: sandbox.shard_count(w) for w in worker_counts}
     header = [
         f"# Scaling benchmark, Python {python_version()}, workers {args.workers} on {cores} CPUs",
+        "",
+        "Shards (a driver process and its zygote each) per number of workers: "
+        + ", ".join(f"{w}: {n}" for w, n in shards.items())
+        + ".",
         "",
         layers,
         "",
@@ -192,23 +217,32 @@ def main(argv: list[str] | None = None) -> int:
         "|---" * (len(names) + 1) + "|",
     ]
     for workers, runs in by_workers.items():
-        header.append(f"| {workers} | " + " | ".join(median_range([r.rate for r in runs[n]]) for n in names) + " |")
+        header.append(
+            f"| {workers} | "
+            + " | ".join(median_range([r.rate for r in runs[n]]) if n in runs else "-" for n in names)
+            + " |"
+        )
     cpu = [
         "",
         "## CPU per job (or per answer) by process kind, from the OS's accounting (median run)",
         "",
-        "ms of CPU (user + system). zygote: one figure per zygote process (with PID namespaces the process the judge "
-        "starts only waits for an inner one). children (OS): what the zygotes reaped, jobs and leftovers; "
-        "Result.cpu_time: the jobs' own figure. ceiling: jobs / CPU-seconds of the busiest single process "
-        "(judge or one zygote). faults: minor page faults per child.",
+        "ms of CPU (user + system). judge: this process (it hands jobs to the shards and takes results back; "
+        "in the scoring workloads it also reads and scores the answers, unless scoring processes do). drivers, "
+        "zygotes, slots, janitors, scoring: all such processes together (the busiest one in brackets; with PID "
+        "namespaces a shard's zygote is two processes, an outer one that waits and an inner one that serves the "
+        "driver; a zygote's slot processes, one per slot, fork and reap the jobs). "
+        "children (OS): what the slot processes reaped, jobs and leftovers; Result.cpu_time: the jobs' own figure. "
+        "ceiling: jobs / CPU-seconds of the busiest single process. faults: minor page faults per child.",
         "",
-        "| workers | workload | judge | zygote | children (OS) | Result.cpu_time | total | ceiling jobs/s | faults |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| workers | workload | judge | drivers | zygotes | slots | janitors | scoring | children (OS) "
+        "| Result.cpu_time | total | ceiling jobs/s | faults |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     threads = ["", "## The judge's CPU per trivial job by thread (median run), ms", ""]
     for workers, runs in by_workers.items():
         for name in names:
-            cpu.append(cpu_row(workers, name, median_run(runs[name])))
+            if name in runs:
+                cpu.append(cpu_row(workers, name, median_run(runs[name])))
         run = median_run(runs["trivial"])
         parts = sorted(run.spent.threads.items(), key=lambda kv: -kv[1])
         threads.append(f"- {workers} workers: " + ", ".join(f"{k} {run.ms(v):.3f}" for k, v in parts))
@@ -231,6 +265,16 @@ def main(argv: list[str] | None = None) -> int:
         )
     if TARGET_WORKERS not in by_workers:
         targets.append(f"- the ceiling target is for {TARGET_WORKERS} workers: run with `--workers {TARGET_WORKERS}`")
+    run = median_run(by_workers[max(worker_counts)]["trivial"])
+    targets += ["", f"Projected trivial executions/s from the CPU per job at {max(worker_counts)} workers (computed):"]
+    for cores in PROJECTED_CORES:
+        bounds = run.spent.projected(run.count, cores)
+        bound = min(bounds, key=lambda k: bounds[k])
+        targets.append(
+            f"- {cores} cores: {bounds[bound]:.0f}/s, bound by {bound} ("
+            + ", ".join(f"{k}: {v:.0f}" for k, v in bounds.items())
+            + ")"
+        )
 
     section: list[str] = []
     if rows and args.candidates > 0:

@@ -9,7 +9,8 @@ records the same calls completely (PySnooper and snoop write their text to an
 in-memory sink). Times are the best of --repeat runs. Per-event cost is
 (traced - untraced) / line events. Targets on 3.12+: <= 0.5 us per line event,
 >= 20x faster than PySnooper on every workload, and library code <= 1.05x its
-untraced time. Also reported: the size of the bubble-sort trace, and what
+untraced time. With the compiled accelerator built, the pure-Python path (`pure-*`) is measured
+beside it in the same run. Also reported: the fixed cost of a trace, the size of the bubble-sort trace, and what
 `record="final"` (final values and returns only) costs on a long loop against
 the untraced run and a recording of every line.
 """
@@ -23,6 +24,7 @@ import sys
 import time
 
 import tracer
+from tracer import accel
 
 from .common import RESULTS, load_cruxeval, python_version, report
 
@@ -127,6 +129,20 @@ def run_ours(cases, backend, **options):
     return go
 
 
+def run_pure(cases, backend, **options):
+    """run_ours on the pure-Python path (tracer.accel), for a same-run comparison with the compiled one."""
+    ours = run_ours(cases, backend, **options)
+
+    def go():
+        saved, accel._ACCEL = accel._ACCEL, None
+        try:
+            ours()
+        finally:
+            accel._ACCEL = saved
+
+    return go
+
+
 def run_decorated(cases, decorate):
     def go():
         for source, call in cases:
@@ -181,6 +197,22 @@ def long_loop(repeat: int) -> str:
     return f"long loop ({LONG_LOOP[1]}), untraced {untraced * 1000:.1f} ms; " + "; ".join(parts)
 
 
+def fixed_cost(repeat: int, crux) -> str:
+    """What a trace costs besides its events: a one-line function traced against untraced, and the
+    800 CRUXEval functions' traced time per function (their events included) against untraced."""
+    one = [("def f():\n    return 1\n", "f()")]
+    untraced = best(run_untraced(one), repeat * 20)
+    backends = ["settrace", "monitoring"] if tracer.env.HAS_MONITORING else ["settrace"]
+    parts = [f"{b} {(best(run_ours(one, b), repeat * 20) - untraced) * 1e6:.0f} us" for b in backends]
+    text = f"fixed cost of one trace (a one-line function, traced - untraced): {', '.join(parts)}"
+    if crux:
+        base = best(run_untraced(crux), repeat)
+        per = [f"{b} {(best(run_ours(crux, b), repeat) - base) * 1e6 / len(crux):.0f} us" for b in backends]
+        text += f"; cruxeval800, (traced - untraced) per function: {', '.join(per)}"
+        text += f" (untraced {base * 1e6 / len(crux):.0f} us per function, compile included)"
+    return text
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeat", type=int, default=5)
@@ -197,6 +229,10 @@ def main(argv=None) -> int:
     tools.append(("execalign-settrace", lambda c: run_ours(c, "settrace")))
     if tracer.env.HAS_MONITORING:
         tools.append(("execalign-monitoring", lambda c: run_ours(c, "monitoring")))
+    backends = ["settrace", "monitoring"] if tracer.env.HAS_MONITORING else ["settrace"]
+    if accel.compiled():  # the pure-Python path beside the compiled one, same run
+        for backend in backends:
+            tools.append((f"pure-{backend}", lambda c, b=backend: run_pure(c, b)))
     if not args.no_baselines:
         try:
             pys, snp = pysnooper_decorator(), snoop_decorator()
@@ -205,7 +241,8 @@ def main(argv=None) -> int:
         except ImportError as error:
             print(f"note: {error}; install the bench extra (pip install -e .[bench]) for baselines", file=sys.stderr)
 
-    header = f"# Tracer benchmark, Python {python_version()}, {os.cpu_count()} CPUs, best of {args.repeat}\n"
+    path = "compiled line events (tracer._accel)" if accel.compiled() else "pure Python (EXECALIGN_PURE=1 or not built)"
+    header = f"# Tracer benchmark, Python {python_version()}, {os.cpu_count()} CPUs, best of {args.repeat}, {path}\n"
     lines = [
         header,
         "| workload | line events | "
@@ -239,6 +276,7 @@ def main(argv=None) -> int:
         f"bubble120 trace: {len(bubble.to_json()):,} bytes of JSON, {len(bubble.to_msgpack()):,} of MessagePack"
     )
     lines.append(long_loop(args.repeat))
+    lines.append(fixed_cost(args.repeat, workloads.get("cruxeval800", [])))
     lines.append(
         "ratios vs PySnooper/snoop use the faster execalign backend; us/event = (traced - untraced) / line events"
     )

@@ -17,15 +17,16 @@
 - `dataset.build_rows(...)`: alignment tasks as rows for TRL and verl (`execalign tasks build`)
 - `parse.parse_answer(text)`: the answer found in free text
 
-Modules: `score` (scoring and batches), `questions` (the questions' scorers, gold answers and
-the helpers they share), `probes` (the white-box questions: what they ask, their gold answers,
-reading answers to them), `selection` (choosing probes), `cwm` (CWM-format traces read as steps
-answers), `testcases` (a dataset's tests parsed into a `TestSuite`), `jobs` (the sandbox runs
-behind a score), `cache` (the shared result cache), `parse`, `compare` (value equality), `align`
-(trajectory alignment), `tasks`, `dataset` (rows for trainers), `onpolicy` (CodeRL+'s alignment
-tasks from a batch's failed rollouts) and `buffer` (where they wait), `integrations` (trainer
-adapters), `onpolicy_trl` and `onpolicy_verl` (the on-policy loop in TRL and verl), `server`,
-`ray_backend`, `cli`, `dataset_cli`.
+Modules: `score` (scoring and batches), `scorers` (the processes that score large batches),
+`questions` (the questions' scorers, gold answers and the helpers they share), `probes` (the
+white-box questions: what they ask, their gold answers, reading answers to them), `selection`
+(choosing probes), `cwm` (CWM-format traces read as steps answers), `testcases` (a dataset's
+tests parsed into a `TestSuite`), `jobs` (the sandbox runs behind a score), `cache` (the shared
+result cache), `parse`, `compare` (value equality), `align` (trajectory alignment), `tasks`,
+`dataset` (rows for trainers), `onpolicy` (CodeRL+'s alignment tasks from a batch's failed
+rollouts) and `buffer` (where they wait), `integrations` (trainer adapters), `onpolicy_trl` and
+`onpolicy_verl` (the on-policy loop in TRL and verl), `server`, `ray_backend`, `cli`,
+`dataset_cli`.
 """
 
 from . import tasks

@@ -2,11 +2,16 @@
 
     import ray, rewards.ray_backend as rb
     ray.init(address="auto")
-    scorer = rb.RayScorer(actors=8)                  # spread over the nodes, each with its own sandbox pool
+    scorer = rb.RayScorer()                          # an actor per node, each using all of its node's cores
     scores = scorer.score_batch(items)               # same items and order as rewards.score_batch
 
-Items about the same code and tests go to the same actor (its cache runs them
-once). A chunk whose actor dies (a node lost mid-batch) is re-run on another
+By default there is one actor per live node (`actors=` sets another number;
+they are spread over the nodes). An actor owns a sandbox pool with a slot per
+core of its node (`workers_per_actor` to set it), scores up to
+`chunks_per_actor` chunks at once on it (its threads share the pool, the result
+cache and the scoring processes of large chunks), so all of the node's cores
+work. Items about the same code and tests go to the same chunk (the actor's
+cache runs them once). A chunk whose actor dies (a node lost mid-batch) is re-run on another
 actor, `retries` times, and the dead actor is replaced; a chunk that outlives
 `timeout` seconds is cancelled. What still fails comes back as infra_error
 Scores (reward None: masked), so no sample is ever lost or silently zero.
@@ -29,7 +34,7 @@ _SCORES = msgspec.msgpack.Decoder(list[Score])
 def _actor_class(ray: Any) -> Any:
     @ray.remote(max_restarts=0, max_task_retries=0)
     class ScoringActor:
-        """Owns a sandbox pool on its node and scores chunks of items."""
+        """Owns a sandbox pool on its node (a slot per core unless told) and scores chunks of items, several at once."""
 
         def __init__(self, workers: int | None):
             import sandbox
@@ -50,17 +55,22 @@ def _actor_class(ray: Any) -> Any:
 class RayScorer:
     def __init__(
         self,
-        actors: int = 2,
+        actors: int | None = None,
         workers_per_actor: int | None = None,
         num_cpus: float = 1.0,
         timeout: float = 300.0,
         retries: int = 2,
         chunk_size: int = 64,
+        chunks_per_actor: int = 16,
     ):
         import ray
 
         self.ray = ray
-        self.actor_class = _actor_class(ray).options(num_cpus=num_cpus, scheduling_strategy="SPREAD")
+        if actors is None:
+            actors = max(1, sum(1 for node in ray.nodes() if node.get("Alive")))
+        self.actor_class = _actor_class(ray).options(
+            num_cpus=num_cpus, scheduling_strategy="SPREAD", max_concurrency=chunks_per_actor
+        )
         self.workers = workers_per_actor
         self.timeout = timeout
         self.retries = retries

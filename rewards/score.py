@@ -40,7 +40,7 @@ import sandbox
 from sandbox import Job, Limits, Result
 from tracer import encode, render, to_literal
 
-from . import cwm
+from . import cwm, scorers
 from .cache import CACHE, ResultCache
 from .compare import DEFAULT_RTOL
 from .jobs import pass_rate, trace_job, verdict_jobs
@@ -335,11 +335,15 @@ def score_batch(
     pool: sandbox.Pool | None = None,
     cache: ResultCache = CACHE,
     progress: bool = False,
+    processes: int | None = None,
 ) -> list[Score]:
     """Score many answers at once, in the order given; one bad item never fails the batch.
 
     Items are `Item`s or dicts with the arguments of `score`. Each distinct
     sandbox run is made once (and cached), whatever the number of answers about it.
+    `processes`: how many scoring processes read and score the answers (`rewards.scorers`);
+    None chooses (several for a large batch on a machine with cores to spare), 0 scores them
+    here. The Scores are the same either way.
     """
     scored = run_batch(
         items,
@@ -350,6 +354,7 @@ def score_batch(
         pool=pool,
         cache=cache,
         progress=progress,
+        processes=processes,
     )
     return [s.score for s in scored]
 
@@ -360,6 +365,16 @@ class Scored(NamedTuple):
 
     score: Score
     results: list[Result]
+
+
+class BatchOptions(NamedTuple):
+    """How a batch is scored (the keyword arguments of `run_batch` that reach its plans and scorers)."""
+
+    weights: dict[str, float]
+    rtol: float
+    limits: Limits
+    trace_limits: dict[str, int]
+    trace_tests: bool
 
 
 def run_batch(
@@ -373,16 +388,49 @@ def run_batch(
     cache: ResultCache = CACHE,
     progress: bool = False,
     trace_tests: bool = False,
+    processes: int | None = None,
 ) -> list[Scored]:
     """`score_batch`, keeping each item's sandbox results beside its Score. With `trace_tests`,
     the run of an answerless item's first test also records its trace (same run, same verdict;
     `jobs.verdict_jobs`): what `rewards.onpolicy` builds alignment tasks from."""
-    weights = {**DEFAULT_WEIGHTS, **(weights or {})}
-    with_verdict = weights.get("tests", 0) > 0
-    plans = [_plan(raw, limits, trace_limits or {}, with_verdict, trace_tests) for raw in items]
-    jobs = [job for plan in plans if isinstance(plan, _Plan) for job in plan.jobs + plan.verdict]
-    results = iter(cache.run(jobs, pool, progress) if jobs else [])
-    return [Scored(plan, []) if isinstance(plan, Score) else _finish(plan, results, weights, rtol) for plan in plans]
+    options = BatchOptions({**DEFAULT_WEIGHTS, **(weights or {})}, rtol, limits, trace_limits or {}, trace_tests)
+    items = list(items)
+    count = scorers.processes_for(len(items)) if processes is None else processes
+    if count > 0:
+        return scorers.shared(count).run_batch(items, options, pool, cache, progress, count)
+    plans = plan_batch(items, options)
+    jobs = batch_jobs(plans)
+    results = cache.run(jobs, pool, progress) if jobs else []
+    return attach_results(finish_batch(plans, results, options), [job_count(plan) for plan in plans], results)
+
+
+def plan_batch(items: list[Any], options: BatchOptions) -> list[_Plan | Score]:
+    """Each item's plan (its answer read, the sandbox runs it needs), or its Score when it needs none."""
+    with_verdict = options.weights.get("tests", 0) > 0
+    return [_plan(raw, options.limits, options.trace_limits, with_verdict, options.trace_tests) for raw in items]
+
+
+def batch_jobs(plans: list[_Plan | Score]) -> list[Job]:
+    """The sandbox runs the plans need, in their order."""
+    return [job for plan in plans if isinstance(plan, _Plan) for job in plan.jobs + plan.verdict]
+
+
+def job_count(plan: _Plan | Score) -> int:
+    return len(plan.jobs) + len(plan.verdict) if isinstance(plan, _Plan) else 0
+
+
+def finish_batch(plans: list[_Plan | Score], results: list[Result], options: BatchOptions) -> list[Score]:
+    """The Scores, from the results of `batch_jobs(plans)` in the same order."""
+    remaining = iter(results)
+    return [
+        plan if isinstance(plan, Score) else _finish(plan, remaining, options.weights, options.rtol) for plan in plans
+    ]
+
+
+def attach_results(scores: list[Score], counts: list[int], results: list[Result]) -> list[Scored]:
+    """Each Score with its item's results: the next `counts[i]` of `results` (those of `batch_jobs`)."""
+    remaining = iter(results)
+    return [Scored(score, list(islice(remaining, count))) for score, count in zip(scores, counts)]
 
 
 def _plan(
@@ -396,13 +444,13 @@ def _plan(
         return _infra_error(error)
 
 
-def _finish(plan: _Plan, results: Iterator[Result], weights: dict[str, float], rtol: float) -> Scored:
+def _finish(plan: _Plan, results: Iterator[Result], weights: dict[str, float], rtol: float) -> Score:
     """The plan's Score, from its own results: the next ones, in the order it listed its jobs."""
     own, verdict = list(islice(results, len(plan.jobs))), list(islice(results, len(plan.verdict)))
     try:
-        return Scored(plan.finish(own, verdict, weights, rtol), own + verdict)
+        return plan.finish(own, verdict, weights, rtol)
     except Exception as error:  # a bug of ours: masked, and says so
-        return Scored(_infra_error(error), own + verdict)
+        return _infra_error(error)
 
 
 def _infra_error(error: Exception) -> Score:

@@ -19,6 +19,11 @@ path; 405 a method the path does not take (with Allow); 408 a body that does
 not arrive within `read_timeout` seconds; 411 a POST without Content-Length;
 413 a body over `max_request_bytes`; 500 a failure of ours. On SIGTERM or
 SIGINT it stops accepting, finishes every accepted request, then exits.
+
+It uses every core of its machine: the sandbox's default pool has a slot per
+core (spread over shards, each a process of its own) and large batches are read
+and scored in scoring processes (`rewards.scorers`), so no single process and no
+single GIL bounds it.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ import msgspec
 
 import sandbox
 
+from . import scorers
 from .integrations import named_question, openrlhf_reward, score_samples
 from .score import Score, jsonable
 
@@ -224,7 +230,8 @@ def serve(
 ) -> None:
     """Run until SIGTERM/SIGINT, then finish what was accepted."""
     server = RewardServer((host, port), max_pending, max_request_bytes, read_timeout)
-    sandbox.default_pool()  # start the zygote before the first request
+    sandbox.default_pool()  # every core: a shard per core (a driver and its zygote), started before the first request
+    scorers.start_shared()  # and the processes that read and score large batches, where there are cores to spare
     stop = threading.Event()
 
     def on_signal(signum: int, frame: Any) -> None:

@@ -11,6 +11,13 @@ reported the child's end (a child that closed its pipes and lingers is killed
 at its deadline), what was seen becomes an `Evidence`, `sandbox.verdict.classify`
 gives the status, and the `Result` is built once.
 
+`steps()` is the job as the waits between its steps (`Pump`: move bytes until
+something holds; `Await`: a zygote report). `run()` makes each wait in turn on
+the calling thread, with a selector of the job's own; a shard's driver
+(`sandbox.driver`) instead registers the pipes of all its call, script and
+stdio jobs in one selector and resumes each job's steps when its wait is over.
+Asserts mode calls into the child from the tests' code, so it runs on a thread.
+
 What the judge checks of the child's messages, whatever the code did in the
 child: each carries the job's nonce; each comes in the protocol state that
 expects it (one `Ready` first in asserts mode, naming only names the judge
@@ -27,9 +34,10 @@ from __future__ import annotations
 import os
 import secrets
 import selectors
+import threading
 import time
-from collections.abc import Callable
-from typing import Any, Literal
+from collections.abc import Callable, Generator
+from typing import Any, Literal, NamedTuple
 
 import msgspec
 
@@ -56,10 +64,29 @@ _EXIT_GRACE = 5.0  # seconds to wait for the zygote's exit report once a job is 
 _DEPTH_MARGIN = 4  # levels a legitimate value may have beyond its encoder's depth cap (a cut marker, complex parts)
 
 
-class Execution:
-    """One job from spawn to verdict, on the calling worker thread."""
+class Pump(NamedTuple):
+    """Wait: move the job's bytes until `until()` holds or every pipe has closed (the deadline still kills)."""
 
-    def __init__(self, client: Any, slot: int, job: Job):
+    until: Callable[[], bool]
+
+
+class Await(NamedTuple):
+    """Wait: until the zygote's report sets `event`, at most `timeout` seconds."""
+
+    event: threading.Event
+    timeout: float
+
+
+Wait = Pump | Await
+
+
+class Execution:
+    """One job from spawn to verdict: `run()` on the calling thread, or `steps()` resumed by a driver's loop.
+
+    The job's pipes go into `selector` (keyed with this execution as data) when one is given, else into
+    a selector of its own."""
+
+    def __init__(self, client: Any, slot: int, job: Job, selector: selectors.BaseSelector | None = None):
         self.client = client
         self.job = job
         self.limits = job.limits
@@ -94,10 +121,11 @@ class Execution:
                 os.close(fd)
         self.pending_stdin = memoryview(job.stdin.encode())
         self.pending_ctrl = bytearray()
-        self.selector = selectors.DefaultSelector()
+        self.own_selector = selector is None
+        self.selector = selectors.DefaultSelector() if selector is None else selector
         for fd in (self.res_r, self.out_r, self.err_r):
             os.set_blocking(fd, False)
-            self.selector.register(fd, selectors.EVENT_READ)
+            self.selector.register(fd, selectors.EVENT_READ, self)
         os.set_blocking(self.in_w, False)
         os.set_blocking(self.ctrl_w, False)
         self.open_reads = 3
@@ -105,7 +133,7 @@ class Execution:
     # ------------------------------------------------------------ plumbing
 
     def send(self, message: wire.ToChild) -> None:
-        """Queue a message for the child (written as its control pipe takes it)."""
+        """Queue a message for the child and write what its pipes take now (the rest as they take it)."""
         if self.answered_at is not None:  # the child waited for the judge meanwhile: not its time
             self.deadline += time.monotonic() - self.answered_at
             self.answered_at = None
@@ -115,7 +143,10 @@ class Execution:
             self.trace_allowed = self.job.trace and first_call
             self.called = self.called or first_call
         self.pending_ctrl += wire.pack(message)
-        self._watch_writes()
+        if self.ctrl_w >= 0:
+            self._write(self.ctrl_w)
+        if self.in_w >= 0:  # the first message: stdin starts too
+            self._write(self.in_w)
 
     def receive(self) -> Ready | Returned | None:
         """The child's next message; None once it is gone (ended, killed, or its channel broken)."""
@@ -136,10 +167,10 @@ class Execution:
                 if not events:
                     self.selector.unregister(fd)
                 elif key.events != events:
-                    self.selector.modify(fd, events)
+                    self.selector.modify(fd, events, self)
             except KeyError:
                 if events:
-                    self.selector.register(fd, events)
+                    self.selector.register(fd, events, self)
         if not len(self.pending_stdin) and self.in_w >= 0:
             os.close(self.in_w)
             self.in_w = -1
@@ -147,28 +178,35 @@ class Execution:
     def _pump(self, until: Callable[[], bool]) -> None:
         """Move bytes until `until()` holds, the job's pipes all close, or a limit kills it."""
         while not until() and self.open_reads:
-            remaining = self.deadline - time.monotonic()
-            if remaining <= 0:
-                self._kill("timeout")
-                remaining = _EXIT_GRACE
-                self.deadline = time.monotonic() + _EXIT_GRACE
-            for key, events in self.selector.select(timeout=remaining):
-                fd = key.fd
-                if events & selectors.EVENT_WRITE:
-                    self._write(fd)
-                    continue
-                try:
-                    data = os.read(fd, 1 << 16)
-                except BlockingIOError:
-                    continue
-                if not data:
-                    self.selector.unregister(fd)
-                    self.open_reads -= 1
-                    continue
-                if fd == self.res_r:
-                    self._take_messages(data)
-                else:
-                    self._take_output(fd, data)
+            for key, events in self.selector.select(timeout=self.time_left()):
+                self.on_ready(key.fd, events)
+
+    def time_left(self) -> float:
+        """Seconds to the deadline; once it is past, the job is killed and has a grace period to end."""
+        remaining = self.deadline - time.monotonic()
+        if remaining <= 0:
+            self._kill("timeout")
+            remaining = _EXIT_GRACE
+            self.deadline = time.monotonic() + _EXIT_GRACE
+        return remaining
+
+    def on_ready(self, fd: int, events: int) -> None:
+        """One of the job's pipes can be written or read: move what it takes."""
+        if events & selectors.EVENT_WRITE:
+            self._write(fd)
+            return
+        try:
+            data = os.read(fd, 1 << 16)
+        except BlockingIOError:
+            return
+        if not data:
+            self.selector.unregister(fd)
+            self.open_reads -= 1
+            return
+        if fd == self.res_r:
+            self._take_messages(data)
+        else:
+            self._take_output(fd, data)
 
     def _close_control(self) -> None:
         if self.ctrl_w >= 0:
@@ -185,7 +223,7 @@ class Execution:
         try:
             n = os.write(fd, pending)
         except BlockingIOError:
-            return
+            n = 0
         except BrokenPipeError:
             n = len(pending)
         if fd == self.ctrl_w:
@@ -258,9 +296,26 @@ class Execution:
     # ------------------------------------------------------------ the run
 
     def run(self) -> Result:
+        """The job from spawn to verdict, waiting on the calling thread."""
+        steps = self.steps()
+        wait = next(steps)
+        while True:
+            if isinstance(wait, Pump):
+                self._pump(wait.until)
+            else:
+                wait.event.wait(wait.timeout)
+            try:
+                wait = steps.send(None)
+            except StopIteration as done:
+                result: Result = done.value
+                return result
+
+    def steps(self) -> Generator[Wait, None, Result]:
+        """The job from spawn to verdict, yielding each wait; asserts mode's tests wait on the calling thread."""
         try:
             job = self.job
-            if not self.handle.spawned.wait(timeout=self.limits.wall_time + 30) or self.handle.failure:
+            yield Await(self.handle.spawned, self.limits.wall_time + 30)
+            if not self.handle.spawned.is_set() or self.handle.failure:
                 failure = Evidence(mode=job.mode, limits=self.limits, spawned=False, zygote_failure=self.handle.failure)
                 return self._result(failure)
             names = (
@@ -287,27 +342,38 @@ class Execution:
             if names is not None:
                 answer, tests_run = serve(self, job, names)
             else:
-                received = self.receive()
+                yield Pump(lambda: bool(self.messages))
+                received = self.messages[0] if self.messages else None
                 answer, tests_run = (received if isinstance(received, Returned) else None), TestsRun()
-            self._pump(lambda: not self.pending_ctrl)  # deliver what is queued (DoneRequest)
+            yield Pump(lambda: not self.pending_ctrl)  # deliver what is queued (DoneRequest)
             self._close_control()  # the child's next read ends: it cannot wait for us forever
-            self._pump(lambda: False)  # drain output until every pipe closes
+            yield Pump(lambda: False)  # drain output until every pipe closes
+            # a child whose pipes are all closed may still run: it has until its deadline, like any job
+            yield Await(self.handle.exited, max(0.0, self.deadline - time.monotonic()))
+            if not self.handle.exited.is_set():
+                self._kill("timeout")
+                yield Await(self.handle.exited, _EXIT_GRACE)
             return self._finish(answer, tests_run)
         finally:
+            self._close()
+
+    def _close(self) -> None:
+        fds = [fd for fd in (self.res_r, self.out_r, self.err_r, self.in_w, self.ctrl_w) if fd >= 0]
+        if self.own_selector:
             self.selector.close()
-            for fd in (self.res_r, self.out_r, self.err_r, self.in_w, self.ctrl_w):
-                if fd >= 0:
-                    try:
-                        os.close(fd)
-                    except OSError:
-                        pass
+        else:
+            registered = self.selector.get_map()
+            for fd in fds:
+                if fd in registered:
+                    self.selector.unregister(fd)
+        for fd in fds:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
 
     def _finish(self, answer: Ready | Returned | None, tests_run: TestsRun) -> Result:
-        """Wait for the zygote's exit report, then judge what was seen."""
-        # a child whose pipes are all closed may still run: it has until its deadline, like any job
-        if not self.handle.exited.wait(timeout=max(0.0, self.deadline - time.monotonic())):
-            self._kill("timeout")
-            self.handle.exited.wait(timeout=_EXIT_GRACE)
+        """Judge what was seen, once the zygote reported the child's end (or did not in time)."""
         exited: wire.Exited | None = self.handle.exit
         trace = None
         traced = answer if isinstance(answer, Returned) else _first_traced_call(self.messages)
@@ -346,7 +412,7 @@ class Execution:
         return self._result(
             evidence,
             value=answer.value if isinstance(answer, Returned) else None,
-            trace=trace,
+            trace=traced.trace if trace is not None and traced is not None else None,
             stdout=stdout,
             leftovers=exited.leftovers if exited else 0,
         )
@@ -374,7 +440,7 @@ class Execution:
         self,
         evidence: Evidence,
         value: tracer.Value | None = None,
-        trace: tracer.Trace | None = None,
+        trace: bytes | None = None,
         stdout: str = "",
         leftovers: int = 0,
     ) -> Result:
@@ -390,7 +456,7 @@ class Execution:
             message=message,
             value=value,
             exception=evidence.exception,
-            trace=trace,
+            trace_msgpack=trace,
             tests=outcomes,
             passed=passed,
             total=total,

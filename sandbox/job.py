@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import cached_property
 from typing import Literal
 
 import msgspec
@@ -86,14 +87,17 @@ class Job(msgspec.Struct, frozen=True, kw_only=True):
     limits: Limits = Limits()
 
 
-class Result(msgspec.Struct, kw_only=True):
-    """What a job returns: its status (see `sandbox.verdict`), why, and the evidence behind it."""
+class Result(msgspec.Struct, kw_only=True, dict=True):
+    """What a job returns: its status (see `sandbox.verdict`), why, and the evidence behind it.
+
+    The trace travels as MessagePack (`trace_msgpack`) and is decoded when `trace` is first read: a
+    pool's process that only hands results on (to a cache, to scoring processes) never decodes it."""
 
     status: Status
     message: str = ""  # why: the failing test, the exception, the limit hit
     value: Value | None = None  # call mode: the call's value
     exception: ExceptionInfo | None = None  # the code's own exception
-    trace: Trace | None = None
+    trace_msgpack: bytes | None = None  # the recorded trace (`Job.trace=True`): read it as `trace`
     tests: list[TestOutcome] = []
     passed: int = 0
     total: int = 0
@@ -108,3 +112,8 @@ class Result(msgspec.Struct, kw_only=True):
     peak_memory: int = 0
     leftovers: int = 0  # processes the code left behind (all killed)
     tampered: list[str] = []  # signs the code forged results or disabled the tracer
+
+    @cached_property
+    def trace(self) -> Trace | None:
+        """The recorded `tracer.Trace` (`Job.trace=True`), decoded on first read."""
+        return None if self.trace_msgpack is None else Trace.from_msgpack(self.trace_msgpack)

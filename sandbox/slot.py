@@ -29,7 +29,6 @@ from collections.abc import Callable
 from typing import Any
 
 import msgspec
-import psutil
 
 from . import isolation, janitor, wire
 from .wire import CHILD_FDS, CONTROL_FD, RESULT_FD, SETUP_FAILED, Exited, Kill, Spawn, Spawned, SpawnFailed
@@ -225,6 +224,8 @@ class Slot:
         """Every process of the job: its uid's in our PID namespace, else this process's other children."""
         if self.uid is not None and self.layers.namespaces:  # in our PID namespace: a short /proc
             return _pids_of_uid(self.uid)
+        import psutil  # only here (no PID namespace): every module the zygote holds makes each fork dearer
+
         try:
             return [p.pid for p in psutil.Process().children(recursive=True)]
         except psutil.Error:
@@ -365,19 +366,7 @@ def become_child(request: Spawn, fds: list[int], slot: Slot) -> None:
         for target, fd in zip(CHILD_FDS, high):
             os.dup2(fd, target, inheritable=target not in (CONTROL_FD, RESULT_FD))
         os.chdir(directory)
-        os.environ.clear()
-        os.environ.update(
-            {
-                "PATH": "/usr/bin:/bin",
-                "HOME": directory,
-                "TMPDIR": directory,
-                "LANG": "C.UTF-8",
-                "PYTHONHASHSEED": "0",
-                "OMP_NUM_THREADS": "1",
-                "OPENBLAS_NUM_THREADS": "1",
-                "MKL_NUM_THREADS": "1",
-            }
-        )
+        os.environ["HOME"] = os.environ["TMPDIR"] = directory  # the rest is JOB_ENVIRONMENT, set by the zygote
         if "tempfile" in sys.modules:
             tempfile: Any = sys.modules["tempfile"]
             tempfile.tempdir = directory

@@ -34,7 +34,7 @@ import msgspec
 
 from tracer import ExceptionInfo
 
-from .job import Limits, Mode, Status, TestOutcome
+from .job import Job, Limits, Mode, Result, Status, TestOutcome
 from .wire import SETUP_FAILED
 
 
@@ -159,3 +159,9 @@ def _tests_verdict(e: Evidence) -> tuple[Status, str]:
         return "failed", "no assertion ran"
     failure = next((o for o in outcomes if not o.passed), None)
     return ("passed", "") if failure is None else ("failed", f"{failure.test}: {failure.message}")
+
+
+def judge_failure(job: Job, why: str) -> Result:
+    """The Result of a job the judge failed to run (a bug of ours, a shard's driver that died): infra_error."""
+    status, message = classify(Evidence(mode=job.mode, limits=job.limits, judge_error=why))
+    return Result(status=status, message=message)

@@ -1,8 +1,12 @@
-"""Every message between the judge, the zygote and a child, and their one framing.
+"""Every message between the pool, a shard's driver, its zygote and a child, and their one framing.
 
-Four directions, each a union of tagged msgspec Structs with its own `Decoder`:
+Six directions, each a union of tagged msgspec Structs with its own `Decoder`:
 
-- judge -> zygote, `ToZygote` (a SOCK_SEQPACKET socket): `Spawn` (carrying the
+- pool -> driver, `ToDriver` (a stream socket): `Jobs` (a batch, each job
+  with the pool's id for it);
+- driver -> pool, `FromDriver` (the same socket): `ShardReady` (at start and
+  after each restart of its zygote), `Results` (a batch, under the jobs' ids);
+- judge (the shard's driver) -> zygote, `ToZygote` (a SOCK_SEQPACKET socket): `Spawn` (carrying the
   child's five pipe ends, in `CHILD_FDS` order), `Kill`;
 - zygote -> judge, `FromZygote` (the same socket): `Hello`, `Spawned`,
   `SpawnFailed`, `Exited`;
@@ -41,7 +45,7 @@ import msgspec
 from tracer import ExceptionInfo, Value
 
 from .isolation import Layers
-from .job import Limits, Mode
+from .job import Job, Limits, Mode, Result
 
 STDIN_FD, STDOUT_FD, STDERR_FD = 0, 1, 2  # the child's, each a pipe to the judge
 CONTROL_FD = 3  # in the child: where it reads ToChild messages
@@ -50,6 +54,37 @@ CHILD_FDS = (CONTROL_FD, RESULT_FD, STDIN_FD, STDOUT_FD, STDERR_FD)  # the pipe 
 SETUP_FAILED = 121  # exit status of a child whose isolation could not be set up (before any code ran)
 PACKET_LIMIT = 1 << 16  # largest message on the zygote's socket
 CONTROL_LIMIT = 64 << 20  # largest message to a child
+
+
+# ---------------------------------------------------------------- pool <-> driver
+
+SHARD_LIMIT = (1 << 32) - 1  # largest message between the pool and a driver (both ours: the framing's own cap)
+
+
+class Jobs(msgspec.Struct, frozen=True, tag="jobs"):
+    """Run these jobs; each one's Result comes back under its id (`ids[i]` is the id of `jobs[i]`)."""
+
+    ids: list[int]
+    jobs: list[Job]
+
+
+class ShardReady(msgspec.Struct, frozen=True, tag="shard_ready"):
+    """The driver's zygote is (again) up: its isolation layers, its pid (host view), its slots' directory."""
+
+    layers: Layers
+    zygote: int
+    base: str
+
+
+class Results(msgspec.Struct, frozen=True, tag="results"):
+    """Finished jobs: `results[i]` is that of job `ids[i]`."""
+
+    ids: list[int]
+    results: list[Result]
+
+
+ToDriver = Jobs
+FromDriver = ShardReady | Results
 
 
 # ---------------------------------------------------------------- judge <-> zygote
@@ -185,7 +220,7 @@ class Returned(msgspec.Struct, frozen=True, tag="returned"):
 
 ToChild = JobSpec | CallRequest | AttrRequest | DoneRequest
 FromChild = SetupDone | Ready | Returned
-Message = ToZygote | FromZygote | ToChild | FromChild
+Message = ToDriver | FromDriver | ToZygote | FromZygote | ToChild | FromChild
 
 
 # ---------------------------------------------------------------- framing

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 import tracer
 from tests.conftest import BACKENDS
-from tracer import codeinfo, env, recorder
+from tracer import accel, codeinfo, env, recorder
 
 needs_monitoring = pytest.mark.skipif(not env.HAS_MONITORING, reason="sys.monitoring needs Python 3.12+")
 
@@ -44,14 +44,17 @@ def exhaustive(*args, **kw):
 
 
 def whole_values(*args, **kw):
-    """tracer.trace with every change stored as its whole value (no edits)."""
-    saved = recorder.diff, recorder.Recorder._edit_flat
+    """tracer.trace with every change stored as its whole value (no edits: the pure-Python path, whose
+    edits are switched off; the compiled one makes the same edits, tests/test_accel.py)."""
+    accel.compiled()
+    saved = recorder.diff, recorder.Recorder._edit_flat, accel._ACCEL
     recorder.diff = lambda old, new: None
     recorder.Recorder._edit_flat = lambda *args: False
+    accel._ACCEL = None
     try:
         return tracer.trace(*args, **kw)
     finally:
-        recorder.diff, recorder.Recorder._edit_flat = saved
+        recorder.diff, recorder.Recorder._edit_flat, accel._ACCEL = saved
 
 
 def states(t):

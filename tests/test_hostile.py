@@ -283,7 +283,7 @@ def test_a_job_cannot_reach_a_running_job_of_another_pool(pool):
     if os.geteuid() != 0:
         pytest.skip("uids per slot and namespaces need root")
     with sandbox.Pool(1) as other:
-        slot = pathlib.Path(other.client.base) / "slot0" / "work"
+        slot = pathlib.Path(other.shards[0].base) / "slot0" / "work"
         running = other.submit(Job(mode="call", code=WAIT_FOR_GO, call="secret", limits=Limits(wall_time=30)))
         deadline = time.monotonic() + 20
         while not _read(slot / "pid") and time.monotonic() < deadline:

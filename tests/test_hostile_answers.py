@@ -42,7 +42,8 @@ def on_test_pool(pool, monkeypatch):
 @functools.lru_cache
 def truth_of(code, call, mode="typed"):
     """The Truth of a trusted run, traced in this process (no sandbox needed)."""
-    return questions.Truth(result=Result(status="ok", trace=tracer.trace(code, call=call)), code=code, mode=mode)
+    result = Result(status="ok", trace_msgpack=tracer.trace(code, call=call).to_msgpack())  # read back as `trace`
+    return questions.Truth(result=result, code=code, mode=mode)
 
 
 def growth(fn, small, large, repeats=3):

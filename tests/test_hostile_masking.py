@@ -8,13 +8,17 @@ themselves, write only in their own directory and to their own descriptors.
 """
 
 import os
+import signal
+import socket
+import threading
 import time
 
 import psutil
 import pytest
 
 import sandbox
-from sandbox import Job, Limits
+from sandbox import Job, Limits, isolation, wire
+from sandbox.driver import Driver
 from sandbox.execution import Execution
 from tests.sandbox_util import FAST, job_processes, nothing_left_behind, quick, run  # noqa: F401 (a fixture)
 
@@ -104,14 +108,14 @@ def test_what_a_job_leaves_on_disk_is_removed_without_stalling_anyone(pool, code
     quick_jobs = [Job(mode="call", code="", call="1")] * 5
     results = pool.map([jobs[0], *quick_jobs, jobs[1], *quick_jobs])
     assert [r.status for r in results] == ["ok"] * len(results)  # the zygote survives and serves everyone
-    if os.path.isdir(pool.client.base):  # the janitor empties the trash, beside the zygote
-        trash = os.path.join(pool.client.base, "trash")
-        deadline = time.monotonic() + 120
+    deadline = time.monotonic() + 120
+    for base in (shard.base for shard in pool.shards if os.path.isdir(shard.base)):
+        trash = os.path.join(base, "trash")  # the janitor empties the trash, beside each zygote
         while os.listdir(trash) and time.monotonic() < deadline:
             time.sleep(0.1)
         assert os.listdir(trash) == []
-        for slot in (n for n in os.listdir(pool.client.base) if n.startswith("slot")):
-            assert os.listdir(os.path.join(pool.client.base, slot, "work")) == []
+        for slot in (n for n in os.listdir(base) if n.startswith("slot")):
+            assert os.listdir(os.path.join(base, slot, "work")) == []
 
 
 # ---------------------------------------------------------------- what still is infra_error, and why it is ours
@@ -129,10 +133,10 @@ def test_a_zygote_that_dies_under_a_job_is_infra_error():
             Job(mode="call", code="import time\ntime.sleep(20)", call="1", limits=Limits(wall_time=30))
         )
         deadline = time.monotonic() + 10
-        while not own.client.handles and time.monotonic() < deadline:
+        while not own.shards[0].in_flight and time.monotonic() < deadline:
             time.sleep(0.01)
         time.sleep(0.3)
-        own.client.process.kill()  # the zygote's own process (and, with namespaces, all of its jobs)
+        os.kill(own.shards[0].zygote_pid, signal.SIGKILL)  # the zygote's own process (with namespaces, all its jobs)
         r = running.result()
         assert r.status == "infra_error" and "zygote" in r.message
         assert [quick(own).status for _ in range(3)][-1] == "ok"  # restarted
@@ -142,9 +146,33 @@ def test_a_bug_of_the_judge_is_infra_error(pool, monkeypatch):
     def broken(self, answer, tests_run):
         raise TypeError("a bug of ours")
 
-    monkeypatch.setattr(Execution, "_finish", broken)
-    r = quick(pool)
-    assert (r.status, r.message) == ("infra_error", "judge error: TypeError: a bug of ours")
+    monkeypatch.setattr(Execution, "_finish", broken)  # the judge is a shard's driver: run one in this process
+    for job in (Job(mode="call", code="", call="1"), Job(mode="asserts", code="x = 1", tests=["assert x == 1"])):
+        r = _run_on_a_driver_here(job)
+        assert (r.status, r.message) == ("infra_error", "judge error: TypeError: a bug of ours")
+
+
+def _run_on_a_driver_here(job: Job) -> sandbox.Result:
+    """`job`'s Result from a shard's driver running in this process (with a zygote of its own)."""
+    first_uid, uid_lock = isolation.claim_uid_block() if os.geteuid() == 0 else (-1, -1)
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    driver = Driver(theirs, [0], first_uid, uid_lock, [])
+    serving = threading.Thread(target=driver.serve, daemon=True)
+    serving.start()
+    try:
+        ours.sendall(wire.pack(wire.Jobs([1], [job])))
+        ours.settimeout(60)
+        decoder = wire.Decoder(wire.FromDriver, wire.SHARD_LIMIT)
+        while True:
+            for message in decoder.feed(ours.recv(1 << 16)):
+                if isinstance(message, wire.Results):
+                    return message.results[0]
+    finally:
+        ours.close()  # the driver's loop ends
+        serving.join(timeout=30)
+        driver.close()
+        if uid_lock >= 0:
+            os.close(uid_lock)
 
 
 def test_a_stopped_slot_process_is_infra_error():

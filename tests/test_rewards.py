@@ -12,6 +12,7 @@ import rewards
 from rewards import align, questions, score, score_batch, tasks, testcases
 from rewards.compare import coderl_equal, typed_equal
 from rewards.parse import MAX_CHARS, ParseError, parse_answer, parse_arguments
+from rewards.score import run_batch
 from tests.strategies import same, small_programs, values
 from tracer import encode, render
 
@@ -148,6 +149,39 @@ def test_batch_keeps_order_survives_bad_items_and_runs_each_code_once():
     assert [s.reward for s in scores] == [0, 0, 0, None, 0, None, 1, 0, 0, 0]  # f(4) == 9
     assert scores[5].status == "invalid_task"
     assert rewards.CACHE.misses - misses == 1
+
+
+def test_scoring_processes_give_the_scores_of_one_process():
+    """Large batches are read and scored in scoring processes (`rewards.scorers`): nothing in a Score changes."""
+    code = "def f():\n    a = (1, 2)\n    b = {1: True}\n    c = 10 ** 30\n    return 0.1 + 0.2\n"
+    gold_steps = tasks.build_task(CODE, call="f(3)", question="steps").answer
+    items = [
+        {"code": CODE, "tests": ["f(3)"], "predicted_trace": answer}
+        for answer in ('{"y": 6}', '{"y": 5}', "7", "8", "{'lines': [2, 3]}", gold_steps, "{'y': 6", "[{'line': 9}]")
+    ]
+    items += [
+        {"code": CODE, "tests": ["assert f(??) == 7"], "predicted_trace": "f(3)"},
+        {"code": CODE, "tests": ["assert f(??) == 7"], "predicted_trace": "f(__import__('os'))"},
+        {"code": code, "tests": ["f()"], "predicted_trace": "{'a': (1, 2), 'b': {1: True}, 'c': {2}}"},
+        {"code": code, "tests": ["f()"], "predicted_trace": '{"final_output": 0.3, "variables": {"a": [1, 2]}}'},
+        {"code": code, "tests": ["f()"], "predicted_trace": "{}", "mode": "coderl_plus"},
+        {"code": PROGRAM, "tests": [{"stdin": "3\n", "stdout": "5\n"}], "predicted_trace": "{'total': 5, 'n': 3}"},
+        {"code": CODE, "tests": ["f(3"], "predicted_trace": "7"},
+        {"code": CODE, "tests": ["assert f(3) == 7", "assert f(1) == 0"]},
+        {"nonsense": True},
+        {"code": "def f():\n    raise ValueError('x')", "tests": ["f()"], "predicted_trace": "1"},
+    ]
+    items = items * 3  # answers that share a run, as a GRPO group's do
+    statuses = set()
+    for options in ({"trace_tests": True}, {"weights": {"tests": 0.5}, "trace_tests": True}):
+        here = run_batch(items, processes=0, **options)
+        there = run_batch(items, processes=2, **options)
+        assert [s.score for s in there] == [s.score for s in here]
+        assert [s.results for s in there] == [s.results for s in here]  # each with the runs it was scored from
+        assert [type(s.score.prediction) for s in there] == [type(s.score.prediction) for s in here]  # a tuple stays
+        statuses |= {s.score.status for s in here}
+    assert statuses >= {"ok", "parse_error", "invalid_task", "error"}
+    assert score_batch(items, processes=2) == score_batch(items, processes=0)
 
 
 def test_task_is_the_old_name_of_question():

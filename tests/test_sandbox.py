@@ -159,18 +159,18 @@ def test_reuse_leaks_no_file_descriptors_threads_files_or_memory(pool):
     assert len(os.listdir("/proc/self/fd")) <= before_fds
     assert threading.active_count() <= before_threads
     assert psutil.Process().memory_info().rss - before_rss < 16 << 20
-    if os.path.isdir(pool.client.base):  # outside the zygote's mount namespace it is the host's view
-        deadline = time.monotonic() + 30  # the janitor removes what jobs leave, beside the zygote
-        while [f for _, _, files in os.walk(pool.client.base) for f in files] and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert [f for _, _, files in os.walk(pool.client.base) for f in files] == []
+    deadline = time.monotonic() + 30  # the janitor removes what jobs leave, beside each zygote
+    for shard in pool.shards:
+        if os.path.isdir(shard.base):  # outside the zygote's mount namespace it is the host's view
+            while [f for _, _, files in os.walk(shard.base) for f in files] and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert [f for _, _, files in os.walk(shard.base) for f in files] == []
 
 
 def test_zygote_restart_after_it_dies():
     with sandbox.Pool(1) as own:
         assert quick(own).status == "ok"
-        own.client.process.kill()
-        own.client.process.wait()
+        os.kill(own.shards[0].zygote_pid, signal.SIGKILL)
         statuses = [own.run(Job(mode="call", code="", call="1")).status for _ in range(3)]
         assert statuses[-1] == "ok" and set(statuses) <= {"ok", "infra_error"}
 

@@ -30,10 +30,13 @@ everything its frame changed since its call step (or resumption), and
 exceptions are not steps (a frame that exits by one still says so).
 
 Raw steps are flat lists while recording; `finish` builds the `Trace`.
+Line events may instead go through the compiled accelerator (`tracer.accel`),
+which follows these rules and hands every value to encode back to `_check`.
 """
 
 from __future__ import annotations
 
+import gc
 import threading
 import types
 import weakref
@@ -41,12 +44,13 @@ from collections import deque
 from collections.abc import Callable
 from itertools import compress, islice
 from math import copysign
-from operator import ne
+from operator import is_, is_not
 from types import CodeType, FrameType
 from typing import Any
 
 import msgspec
 
+from .accel import build_steps, line_hook
 from .codeinfo import START_LINE, CodeInfo, analyse
 from .edits import diff
 from .encode import INT64, SMALL_INTS, Encoder, exception_info
@@ -70,12 +74,12 @@ SAFE_ITERABLES = frozenset(
     | {type(iter(x)) for x in (*_SAMPLES, range(0), range(1 << 70))}
     | {type(reversed(x)) for x in _REVERSIBLE}
 )
-_EVENTS: tuple[Event, ...] = ("line", "call", "return", "exception")
+EVENTS: tuple[Event, ...] = ("line", "call", "return", "exception")  # by the numbers below
 LINE, CALL, RETURN, EXCEPTION = range(4)
 
-# A list or dict of atoms as last seen: its length, the identities and the atoms themselves
-# (which keep the identities valid), and its type.
-Flat = tuple[int, tuple[int, ...], list[Any], type]
+# A list or dict of atoms as last seen: its length, the atoms its encoding shows (the very objects:
+# compared by identity), and its type.
+Flat = tuple[int, list[Any], type]
 
 
 def _held(obj: Any, cls: type, cap: int) -> list[Any]:
@@ -171,6 +175,8 @@ class Recorder:
         self.any_deleted = False
         self.dropped = 0  # events skipped because the stack was at the recursion limit (Trace.dropped)
         self.whole = False  # store every change whole (after a lost event)
+        # The compiled line events, `_settle` and `_diff_all` (tracer.accel), or None: pure Python.
+        self.hot = line_hook(self)
 
     @property
     def step_count(self) -> int:
@@ -199,12 +205,13 @@ class Recorder:
         st.pending = self._append(st, CALL, line)
         st.prev_line = line if resumed else START_LINE
         st.raised_at = -1
-        changes = self._diff_all(st, frame)
+        changes = self._diff_all(st, frame) if self.hot is None else self.hot.diff_all(st, frame)
         if not resumed:
             for name in st.info.scope:  # outer variables are seen, not shown: they are not arguments
                 changes.pop(name, None)
         self._attach(st, changes)
-        self._check_caps()
+        if len(self.events) >= self.max_steps or self.encoder.nodes >= self.max_values:
+            self._check_caps()
 
     def returned(self, frame: FrameType, value: Any) -> None:
         st = self._exit(frame)
@@ -245,6 +252,15 @@ class Recorder:
             return False
         return not self.lines or self.events[st.last] == EXCEPTION
 
+    def failed(self, error: Exception) -> None:
+        """An event's recording failed: at the recursion limit (the event is dropped), or by a bug of
+        ours (recording stops). Either way the traced program must not see it."""
+        if isinstance(error, RecursionError):  # (drop()'s body: at the limit, one call less)
+            self.dropped += 1
+            self.whole = True
+        else:
+            self.stop("tracer_error", f"{type(error).__name__}: {error}")
+
     def drop(self) -> None:
         """An event was lost at the recursion limit (Trace.dropped). What it changed may be
         lost with it, so from now on changes are stored whole: an edit could be relative to
@@ -271,8 +287,9 @@ class Recorder:
             self._append(st, RETURN, frame.f_lineno)
         else:
             st.pending = self._append(st, RETURN, frame.f_lineno)
-            self._attach(st, self._diff_all(st, frame))
-        self._check_caps()
+            self._attach(st, self._diff_all(st, frame) if self.hot is None else self.hot.diff_all(st, frame))
+        if len(self.events) >= self.max_steps or self.encoder.nodes >= self.max_values:
+            self._check_caps()
         return st
 
     def _finish_frame(self, frame: FrameType, st: FrameState) -> None:
@@ -308,6 +325,9 @@ class Recorder:
         every variable when other traced code ran since the frame's last step
         or the line may change a value in place; else only the names the line
         can bind."""
+        if self.hot is not None:
+            self.hot.settle(st, frame)
+            return
         info = st.lines.get(st.prev_line)
         full = (
             info is None
@@ -414,7 +434,7 @@ class Recorder:
             if ref is not None and ref() is obj:
                 return
             flat = st.flats.get(name)
-            if flat is not None and flat[3] is cls and self._edit_flat(st, name, obj, old, flat, changes):
+            if flat is not None and flat[2] is cls and self._edit_flat(st, name, obj, old, flat, changes):
                 return
         value = self.encoder.encode(obj)
         self._remember(st, name, obj, cls)
@@ -429,12 +449,11 @@ class Recorder:
         """A list or dict of atoms seen before: done if it is unchanged, or changed only by
         replaced atoms, appends or removals at the end (an edit made without re-encoding it);
         False when it must be encoded."""
-        length, ids, held, cls = flat
+        length, held, cls = flat
         cap = self.encoder.limits.max_items
         size = len(obj)
         now = _held(obj, cls, cap)
-        now_ids = tuple(map(id, now))
-        if size == length and now_ids == ids:
+        if size == length and all(map(is_, now, held)):
             return True
         if size > cap or length > cap or old.items is None:
             return False
@@ -442,7 +461,7 @@ class Recorder:
         pairs = 2 if cls is dict else 1
         if size == length:
             put: dict[int, Value] = {}
-            for i in compress(range(len(now)), map(ne, now_ids, ids)):
+            for i in compress(range(len(now)), map(is_not, now, held)):
                 x = now[i]
                 if type(x) not in ATOMS or (pairs == 2 and i % 2 == 0):
                     return False  # not an atom, or a dict key replaced
@@ -456,7 +475,7 @@ class Recorder:
                 changes[name] = Edit(put=put)
         else:
             common = min(size, length) * pairs
-            if now_ids[:common] != ids[:common] or not ATOMS.issuperset(map(type, now[common:])):
+            if not all(map(is_, now[:common], held[:common])) or not ATOMS.issuperset(map(type, now[common:])):
                 return False
             tail = [encode(x) for x in now[common:]]
             keys, values = (tail[0::2], tail[1::2]) if pairs == 2 else (None, tail)
@@ -467,7 +486,7 @@ class Recorder:
                 new.keys = old.keys[:start] + keys
             st.seen[name] = new
             changes[name] = Edit(splice=splice)
-        st.flats[name] = (size, now_ids, now, cls)
+        st.flats[name] = (size, now, cls)
         return True
 
     def _remember(self, st: FrameState, name: str, obj: Any, cls: type) -> None:
@@ -475,7 +494,7 @@ class Recorder:
         if cls is list or cls is dict:
             held = _held(obj, cls, self.encoder.limits.max_items)
             if ATOMS.issuperset(map(type, held)):
-                st.flats[name] = (len(obj), tuple(map(id, held)), held, cls)
+                st.flats[name] = (len(obj), held, cls)
                 st.refs.pop(name, None)
                 return
         elif cls in _WEAK:
@@ -511,8 +530,37 @@ class Recorder:
     # ------------------------------------------------------------ result
 
     def finish(self, **trace_fields: Any) -> Trace:
-        """Build the Trace: encode the atoms kept as objects, make the Structs."""
+        """Build the Trace: encode the atoms kept as objects, make the Structs.
+
+        The cyclic garbage collector waits meanwhile: the program has ended, and the
+        many containers made here would otherwise set off its passes over the heap."""
         self.states.clear()
+        self.hot = None  # (it refers back to the recorder)
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            return self._build(trace_fields)
+        finally:
+            if collecting:
+                gc.enable()
+
+    def _build(self, trace_fields: dict[str, Any]) -> Trace:
+        steps = build_steps(self)
+        if steps is None:
+            steps = self._steps()
+        frames = [self._frame(st) for st in self.frames]
+        return Trace(
+            steps=steps,
+            frames=frames,
+            stopped=self.stopped,
+            python=PYTHON,
+            dropped=self.dropped,
+            record="lines" if self.lines else "final",
+            **trace_fields,
+        )
+
+    def _steps(self) -> list[Step]:
+        """The Steps of the raw records (pure Python; `tracer.accel.build_steps` does the same compiled)."""
         payloads, changes_at = self.payloads, self.changes
         encode = self.encoder.encode
         max_str = self.encoder.limits.max_str
@@ -521,7 +569,7 @@ class Recorder:
         for index, (event, fid, line) in enumerate(zip(self.events, self.fids, self.line_numbers)):
             raw = changes_at.get(index)
             if not raw:
-                step = Step(fid, line) if event == LINE else Step(fid, line, _EVENTS[event])
+                step = Step(fid, line) if event == LINE else Step(fid, line, EVENTS[event])
             else:  # the raw changes become Step.changes, edits and deletions set apart
                 edits: dict[str, Edit] = {}
                 for name, value in raw.items():
@@ -537,7 +585,7 @@ class Recorder:
                 deleted = [n for n, v in raw.items() if v is _DELETED] if self.any_deleted else []
                 if edits or deleted:
                     raw = {n: v for n, v in raw.items() if type(v) is Value and v is not _DELETED}
-                step = Step(fid, line, _EVENTS[event], raw, edits, deleted)
+                step = Step(fid, line, EVENTS[event], raw, edits, deleted)
             if event > CALL:
                 payload = payloads.get(index)
                 if type(payload) is ExceptionInfo:
@@ -545,16 +593,7 @@ class Recorder:
                 elif payload is not None:
                     step.value = payload
             steps.append(step)
-        frames = [self._frame(st) for st in self.frames]
-        return Trace(
-            steps=steps,
-            frames=frames,
-            stopped=self.stopped,
-            python=PYTHON,
-            dropped=self.dropped,
-            record="lines" if self.lines else "final",
-            **trace_fields,
-        )
+        return steps
 
     def _frame(self, st: FrameState) -> Frame:
         encode = self.encoder.encode

@@ -24,6 +24,7 @@ from types import CodeType, FrameType
 from typing import Any
 
 from .. import env
+from ..accel import LineHook
 from ..recorder import Recorder
 
 _RETURNS = env.RETURN_OPCODES
@@ -53,6 +54,7 @@ class SettraceBackend:
         self._settrace: Any = sys.settrace
         self._recorder: Recorder | None = None
         self._calls = 0  # calls of sys.settrace by the traced code with another function than ours
+        self._hook: LineHook | None = None
 
     def start(self, recorder: Recorder, codes: Iterable[CodeType]) -> None:
         codes = frozenset(codes)
@@ -75,10 +77,8 @@ class SettraceBackend:
                         rec.unwound(frame, None)
                 elif event == "exception":
                     rec.raised(frame, arg[1])
-            except RecursionError:
-                rec.drop()
             except Exception as error:  # a bug of ours must not change the traced program
-                rec.stop("tracer_error", f"{type(error).__name__}: {error}")
+                rec.failed(error)
             return local
 
         def global_trace(frame: FrameType, event: str, arg: Any) -> Any | None:
@@ -88,11 +88,16 @@ class SettraceBackend:
                 frame.f_trace_lines = False
             try:
                 rec.call(frame)
-            except RecursionError:
-                rec.drop()
             except Exception as error:
-                rec.stop("tracer_error", f"{type(error).__name__}: {error}")
-            return local
+                rec.failed(error)
+            return trace_function
+
+        hook = self._hook = recorder.hot
+        trace_function: Any = local
+        if hook is not None:  # line events compiled, every other event to `local`
+            hook.other = local
+            hook.active = True
+            trace_function = hook
 
         real = self._settrace = sys.settrace
 
@@ -114,6 +119,8 @@ class SettraceBackend:
     def stop(self) -> None:
         if self._active:
             self._active = False
+            if self._hook is not None:
+                self._hook.active = False
             sys.settrace = self._settrace
             sys.settrace(self._previous)
             threading.settrace(None)

@@ -52,20 +52,19 @@ class MonitoringBackend:
             def callback(*args: Any) -> None:
                 try:
                     handler(*args)
-                except RecursionError:
-                    rec.drop()
                 except Exception as error:  # a bug of ours must not change the traced program
-                    rec.stop("tracer_error", f"{type(error).__name__}: {error}")
+                    rec.failed(error)
 
             return callback
 
-        def record_line(frame: Any, line: int) -> None:
+        hook = rec.hot
+        line = rec.line if hook is None else hook.line
+
+        def record_line(frame: Any, lineno: int) -> None:
             try:
-                rec.line(frame, line)
-            except RecursionError:
-                rec.drop()
+                line(frame, lineno)
             except Exception as error:  # a bug of ours must not change the traced program
-                rec.stop("tracer_error", f"{type(error).__name__}: {error}")
+                rec.failed(error)
 
         def on_line(code: CodeType, line: int) -> None:
             record_line(getframe(1), line)
@@ -97,12 +96,31 @@ class MonitoringBackend:
             if code in codes:
                 rec.call(getframe(2))
 
+        # The frequent events without `guarded`'s extra call.
+        def on_start(code: CodeType, offset: int) -> None:
+            try:
+                rec.call(getframe(1))
+            except Exception as error:
+                rec.failed(error)
+
+        def on_return(code: CodeType, offset: int, value: Any) -> None:
+            try:
+                rec.returned(getframe(1), value)
+            except Exception as error:
+                rec.failed(error)
+
+        def on_yield(code: CodeType, offset: int, value: Any) -> None:
+            try:
+                rec.yielded(getframe(1), value)
+            except Exception as error:
+                rec.failed(error)
+
         self._callbacks = {
-            ev.PY_START: guarded(lambda code, offset: rec.call(getframe(2))),
-            ev.PY_RESUME: guarded(lambda code, offset: rec.call(getframe(2))),
-            ev.PY_RETURN: guarded(lambda code, offset, value: rec.returned(getframe(2), value)),
-            ev.PY_YIELD: guarded(lambda code, offset, value: rec.yielded(getframe(2), value)),
-            ev.LINE: on_line,
+            ev.PY_START: on_start,
+            ev.PY_RESUME: on_start,
+            ev.PY_RETURN: on_return,
+            ev.PY_YIELD: on_yield,
+            ev.LINE: on_line if hook is None else hook.monitor_line,
             ev.JUMP: on_jump,
             ev.RAISE: guarded(on_raise),
             ev.PY_UNWIND: guarded(on_unwind),
