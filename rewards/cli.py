@@ -1,4 +1,5 @@
-"""The `execalign` command: `trace` (`tracer.cli`), `view` (`rewards.view`), `score`, `serve`.
+"""The `execalign` command: `trace` (`tracer.cli`), `view` (`rewards.view`), `score`, `serve`,
+and `tasks build` and `score --batch` (`rewards.dataset_cli`).
 
     execalign score FILE --test "f(3)" --prediction '{"y": 6}'
     execalign score FILE --test "assert f(3) == 7"              # pass rate only
@@ -27,6 +28,7 @@ import msgspec
 from tracer import cli as tracer_cli
 from tracer.cli import HelpFormatter
 
+from . import dataset_cli
 from .questions import QUESTIONS
 from .score import jsonable, score
 
@@ -38,7 +40,7 @@ def subcommands() -> list[Callable[[Subparsers], None]]:
     """The subcommands of `execalign`, in the order `--help` lists them."""
     from . import view  # it uses this module's `read_argument`
 
-    return [tracer_cli.add_parser, view.add_parser, add_parser, add_serve_parser]
+    return [tracer_cli.add_parser, view.add_parser, add_parser, add_serve_parser, dataset_cli.add_tasks_parser]
 
 
 def read_argument(text: str | None) -> str | None:
@@ -77,7 +79,7 @@ def add_parser(subparsers: Subparsers) -> None:
         description=__doc__.split("\n\n")[2],
         formatter_class=HelpFormatter,
     )
-    p.add_argument("file", help="the Python file whose code is run")
+    p.add_argument("file", nargs="?", help="the Python file whose code is run (or --batch FILE)")
     p.add_argument(
         "--test",
         action="append",
@@ -103,10 +105,16 @@ def add_parser(subparsers: Subparsers) -> None:
         metavar="N",
         help="the test whose execution the prediction describes (default: %(default)s)",
     )
+    dataset_cli.add_batch_arguments(p)
     p.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.batch:
+        return dataset_cli.run_batch(args)
+    if not args.file:
+        print("execalign score: error: give FILE, or --batch FILE", file=sys.stderr)
+        return 2
     try:
         with open(args.file, encoding="utf-8") as f:
             code = f.read()

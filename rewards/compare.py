@@ -280,6 +280,13 @@ class Real:
         except NotDecodable:  # no Python literal: a prediction is compared with its rendering
             self.value, self.text = None, render(actual)
 
+    @classmethod
+    def known(cls, value: Any, text: str | None = None) -> Real:
+        """A real value already in Python, or (`text`) known only by its rendering."""
+        real = cls.__new__(cls)
+        real.value, real.text = (None, text) if text is not None else (value, None)
+        return real
+
 
 def equal(predicted: Any, real: Real, mode: str = "typed", rtol: float = DEFAULT_RTOL) -> bool:
     """`matches`, for a real value already decoded."""

@@ -16,8 +16,9 @@ order (`DiffRow`):
 
 `first_divergence` is the first row that is not a match. The reward is the sum
 of the rows' similarities over the longer length (`align`). For other questions
-the rows are empty and `Score.details` says what was right. `comparison(diff)`
-is the plain data that `tracer.view` shows beside the trace.
+the rows are empty and `Score.details` says what was right; so they are for a steps answer in
+CWM's format (`rewards.cwm`), which is checked against the run as CWM shows it, not step by step.
+`comparison(diff)` is the plain data that `tracer.view` shows beside the trace.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ import numpy as np
 import sandbox
 from tracer import Trace, render
 
-from . import align
+from . import align, cwm
 from .cache import CACHE
 from .jobs import trace_job
 from .questions import StepAlignment, Truth, _show, align_steps, line_states, resolve, value_checks
@@ -91,8 +92,8 @@ def prediction_diff(
     if run.trace is None:
         return PredictionDiff(result, None)
     trace = msgspec.structs.replace(run.trace, stdout=run.stdout)  # the sandbox keeps a job's output apart
-    if result.status != "ok" or result.question not in ("steps", "lines"):
-        return PredictionDiff(result, trace)
+    if result.status != "ok" or result.question not in ("steps", "lines") or cwm.is_cwm(answer):
+        return PredictionDiff(result, trace)  # a CWM answer is aligned with the run as CWM shows it: no rows
     truth = Truth(result=run, code=code, stdio=suite.form == "stdio", variables=variables, mode=mode)
     _, inner = resolve(result.question, result.prediction)
     rows = _step_rows(align_steps(inner, truth), truth) if result.question == "steps" else _line_rows(inner, trace)

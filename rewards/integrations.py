@@ -6,7 +6,7 @@ CodeRL+ mixes them in one batch:
            scored against `tests` (reward = pass rate);
 - "trace": the completion predicts the execution of `code` on `tests`
            (reward = `rewards.score`'s, with `question`, `test_index`, `variables`,
-           `mode`; a `task` field is read as `question`, its old name).
+           `mode`, `probes`; a `task` field is read as `question`, its old name).
 When `kind` is absent it is "trace" if the sample has `code`, else "rlvr". Any
 other kind is an invalid_task, and its message names it.
 
@@ -113,9 +113,9 @@ def make_item(completion: str, fields: dict[str, Any]) -> dict[str, Any] | Score
     if isinstance(question, Score):
         return question
     item = {"code": code, "tests": tests, "predicted_trace": completion, "question": question}
-    for key in ("test_index", "variables", "mode"):
+    for key in ("test_index", "variables", "mode", "probes"):
         if fields.get(key) is not None:
-            item[key] = _load(fields[key]) if key == "variables" else fields[key]
+            item[key] = _load(fields[key]) if key in ("variables", "probes") else fields[key]
     return item
 
 
@@ -180,7 +180,8 @@ class TRLReward:
         weights: dict[str, float] | None = None,
         name: str = "execalign",
     ):
-        self.columns = {k: k for k in ("kind", "code", "tests", "question", "task", "test_index", "variables", "mode")}
+        fields = ("kind", "code", "tests", "question", "task", "test_index", "variables", "mode", "probes")
+        self.columns = {k: k for k in fields}
         self.columns.update(columns or {})
         self.component = component
         self.weights = weights

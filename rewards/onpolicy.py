@@ -223,15 +223,7 @@ def _length_function(measure: Any) -> Callable[[str], int]:
 
 def task_fields(task: AlignmentTask) -> dict[str, Any]:
     """The fields a trainer sample needs to be scored as the task's answer (`integrations.make_item`)."""
-    return {
-        "kind": "trace",
-        "code": task.code,
-        "tests": task.tests,
-        "question": task.question,
-        "variables": task.variables,
-        "mode": task.mode,
-        "test_index": 0,
-    }
+    return {"kind": "trace", **task.score_args, "test_index": 0}
 
 
 def rollouts_of(items: Sequence[Any], scored: Sequence[Scored], groups: Sequence[str]) -> list[Rollout]:

@@ -21,7 +21,7 @@
   num_generations times, and the buffer gives a batch key's draw to every reader), the rest rows
   of the dataset, reshuffled each pass. Until the buffer has tasks,
   those places take dataset rows. Every row has the same columns: the dataset's, plus those of an
-  alignment task (`kind`, `code`, `tests`, `question`, `variables`, `mode`, `test_index`) and
+  alignment task (`kind`, `code`, `tests`, `question`, `variables`, `mode`, `probes`, `test_index`) and
   `origin` ("dataset" or "onpolicy") and `onpolicy_step` (the step whose rollouts made the task).
 
 Lag: TRL's loader (accelerate) fetches one batch ahead, so the tasks made from step t's rollouts
@@ -44,7 +44,18 @@ from .onpolicy import ORIGIN, SKIP_REASONS, Extraction, Extractor, Mix, extract,
 from .score import Score
 from .tasks import AlignmentTask
 
-TASK_COLUMNS = ("kind", "code", "tests", "question", "variables", "mode", "test_index", "origin", "onpolicy_step")
+TASK_COLUMNS = (
+    "kind",
+    "code",
+    "tests",
+    "question",
+    "variables",
+    "mode",
+    "probes",
+    "test_index",
+    "origin",
+    "onpolicy_step",
+)
 _log = logging.getLogger(__name__)
 
 

@@ -5,7 +5,11 @@
             {"final_output": 7, "variables": {"y": 6}} (the output is one more item);
 - "steps":  the line-by-line trajectory, [{"line": 3, "changes": {"y": 6}}, ...];
 - "lines":  the sequence of executed line numbers, [2, 3, 4];
-- "input":  CRUXEval-I, arguments that make `f` return the asserted output.
+- "input":  CRUXEval-I, arguments that make `f` return the asserted output;
+- "state", "next", "coverage": white-box questions about points of the run, each a `Probe`
+            (`rewards.probes`): a variable's value after the k-th execution of a line, the line
+            that runs next, whether a line runs (or which lines run); several in one prompt
+            take one answer each, scored one by one (their mean); "bundle" mixes the three.
 
 Each is a `Question` in the registry `QUESTIONS`: a scorer with the one
 signature `score(answer, truth) -> Graded` (the parsed answer, and the `Truth`:
@@ -18,9 +22,11 @@ the variables asked for (`Truth.variables`, else those worth asking about:
 `interesting_variables`) and nothing else: other predicted names, and the
 output (which the final question does not ask), are ignored and listed in a
 detail that is not scored (`Detail.scored` False); steps and lines: the
-alignment score (`align`). `coderl_plus` is CodeRL+'s reward for its question
+alignment score (`align`), and for steps also CodeExecutor's dense metrics as
+components (line- and identifier-level precision, recall and F1); a steps answer
+may be a CWM-format trace (`rewards.cwm`). `coderl_plus` is CodeRL+'s reward for its question
 (the output and the asked variables): 0.1 for the format plus
-0.9 * correct / (1 + n). A final question that asks about no variable, or about
+0.9 * correct / (1 + n); for probes, 0.1 + 0.9 * their mean. A final question that asks about no variable, or about
 one the run never defines, is the task's fault (`InvalidTask`).
 
 Scoring work is bounded whatever the answer: each comparison is bounded by the
@@ -32,7 +38,7 @@ answer costs about `STEP_WORK` value parts compared, not predicted x real.
 from __future__ import annotations
 
 import ast
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -42,13 +48,15 @@ import numpy as np
 import sandbox
 from sandbox import Result
 from tracer import Step, StepState, Trace, Value, encode, render
+from tracer.cwm import to_cwm
 
-from . import align
+from . import align, cwm, probes
 from .compare import DEFAULT_RTOL, Real, equal, exact_key, gold, matches, nodes
 from .parse import ParseError
+from .probes import Probe
 from .testcases import InvalidTask
 
-_NOT_ASKED = {"function", "class", "module", "generator", "coroutine"}
+_NOT_ASKED = probes.NOT_ASKED
 STEP_WORK = 500_000  # about how many value parts a steps answer's comparisons may visit
 MIN_WINDOW = 8  # a predicted step is compared with at least this many real steps of its line each side
 SHOWN = 300  # characters of a value or text kept in a Detail
@@ -67,6 +75,7 @@ class Graded(NamedTuple):
 
     score: float  # in [0, 1]
     details: list[Detail]
+    components: dict[str, float] | None = None  # more figures for `Score.components`
 
 
 @dataclass(frozen=True)
@@ -80,6 +89,7 @@ class Truth:
     expected: Any = None  # input: the output the test asserts
     mode: str = "typed"  # how values compare: typed, or coderl_plus (see `compare`)
     rtol: float = DEFAULT_RTOL
+    probes: tuple[Probe, ...] = ()  # state, next, coverage, bundle: what is asked
 
     @property
     def trace(self) -> Trace:
@@ -89,6 +99,8 @@ class Truth:
 
 
 Scorer = Callable[[Any, Truth], Graded]
+Steps = Sequence[tuple[int | None, dict[Any, Any]]]  # (line, changes) of each predicted step
+RealSteps = Sequence[tuple[int | None, Mapping[str, Value | Real]]]  # (line, changes) of each real step
 
 
 @dataclass(frozen=True)
@@ -99,6 +111,7 @@ class Question:
     prompt: str = ""  # how build_task asks it ({what}: the input, {names}: the variables asked)
     numbered: bool = False  # the prompt shows line numbers (the answer names lines)
     component: str = "prediction"  # the answer's score's name in `Score.components`
+    read: Callable[[Any, list[Probe]], Any] | None = None  # reads the answer text itself (probe questions)
 
 
 # ---------------------------------------------------------------- what the questions are about
@@ -350,14 +363,14 @@ class _StepRows:
     def __init__(
         self,
         predicted: list[tuple[int | None, dict[Any, Any]]],
-        actual: list[tuple[int, dict[str, Value]]],
+        actual: RealSteps,
         truth: Truth,
     ):
         self.predicted, self.actual, self.truth = predicted, actual, truth  # actual: `line_changes`, cut
         self.window = step_window(predicted)
         self.best = np.zeros(len(predicted))
         self.narrowed, self.compared = False, 0
-        self.occurrences: dict[int, list[int]] = {}
+        self.occurrences: dict[int | None, list[int]] = {}
         for j, (line, _) in enumerate(actual):
             self.occurrences.setdefault(line, []).append(j)
         self.decoded: dict[int, _Changes] = {}
@@ -371,7 +384,7 @@ class _StepRows:
     def _similarity(self, changes: _Changes, j: int) -> float:
         real = self.decoded.get(j)
         if real is None:
-            values = {n: Real(v) for n, v in self.actual[j][1].items()}
+            values = {n: _real(v) for n, v in self.actual[j][1].items()}
             real = self.decoded[j] = _Changes(values, self._real_key)
         names = len(real.names) + len(changes.names) - len(real.names & changes.names)
         if not names:
@@ -428,9 +441,15 @@ def align_steps(answer: Any, truth: Truth) -> StepAlignment:
 
 def score_steps(answer: Any, truth: Truth) -> Graded:
     """The alignment score of the answer's steps with the run's (`_StepRows`, `align`): about
-    `STEP_WORK` value parts compared whatever the answer, no matrix held."""
-    steps = _predicted_steps(answer)
-    real = line_changes(truth.trace)
+    `STEP_WORK` value parts compared whatever the answer, no matrix held; CodeExecutor's dense
+    metrics as components. A CWM-format answer (`cwm.Reading`) is checked against the real trace
+    as CWM shows it (`cwm_changes`)."""
+    if isinstance(answer, cwm.Reading):
+        steps = [(line, {n: _cwm_value(v) for n, v in changes.items()}) for line, changes in answer.steps]
+        real: RealSteps = cwm_changes(truth)
+    else:
+        steps = _predicted_steps(answer)
+        real = line_changes(truth.trace)
     rows = _StepRows(steps[: align.MAX_LENGTH], real[: align.MAX_LENGTH], truth)
     score = align.alignment_score(rows, len(steps), len(real))
     details = [Detail(f"step {i} (line {line})", float(rows.best[i])) for i, (line, _) in enumerate(rows.predicted)]
@@ -441,7 +460,59 @@ def score_steps(answer: Any, truth: Truth) -> Graded:
     if rows.narrowed:
         within = f"within {rows.window} places ({rows.compared} pairs compared)"
         details.append(_note("window", f"steps were compared with the real steps of their line {within}"))
-    return Graded(score, details)
+    same = lambda given, real: equal(given, _real(real), truth.mode, truth.rtol)
+    return Graded(score, details, codeexecutor_metrics(rows.predicted, rows.actual, same))
+
+
+def cwm_changes(truth: Truth) -> RealSteps:
+    """The run's line steps as CWM shows them (`tracer.cwm.to_cwm` read back by `cwm.read`): a
+    call's last line shows no changes, values are their renderings read as literals."""
+    shown = cwm.read(to_cwm(truth.trace, truth.code).completion, truth.code).steps
+    return [(line, {n: _cwm_real(v) for n, v in changes.items()}) for line, changes in shown]
+
+
+def _real(value: Value | Real) -> Real:
+    return value if isinstance(value, Real) else Real(value)
+
+
+def _cwm_real(value: Any) -> Real:
+    return Real.known(None, value.text) if isinstance(value, cwm.Opaque) else Real.known(value)
+
+
+def _cwm_value(value: Any) -> Any:
+    """A value CWM showed, as a steps answer holds it: a rendering that is no literal as its text."""
+    return value.text if isinstance(value, cwm.Opaque) else value
+
+
+def codeexecutor_metrics(
+    predicted: Steps, actual: Sequence[tuple[int | None, Mapping[str, Any]]], same: Callable[[Any, Any], bool]
+) -> dict[str, float]:
+    """CodeExecutor's dense metrics (Liu et al., 2023) for one trace: the i-th predicted step is
+    compared with the i-th real one. Line level: a step is right when its line and its changes are
+    (precision over the predicted steps, recall over the real ones); identifier level: a changed
+    variable is right when its step's line is and its value is (over the predicted and the real
+    changes; `same(predicted, real)` compares two values). CodeExecutor's states list every variable
+    in scope; steps list the changed ones, so these count those. Empty against empty is 1.0."""
+    right_steps = right_names = 0
+    for (line, changes), (real_line, real_changes) in zip(predicted, actual):
+        if line is None or line != real_line:
+            continue
+        right = sum(1 for n, v in real_changes.items() if n in changes and same(changes[n], v))
+        right_names += right
+        right_steps += right == len(real_changes) == len(changes)
+    predicted_names = sum(len(changes) for _, changes in predicted)
+    real_names = sum(len(changes) for _, changes in actual)
+    return {
+        **_precision_recall("line", right_steps, len(predicted), len(actual)),
+        **_precision_recall("identifier", right_names, predicted_names, real_names),
+    }
+
+
+def _precision_recall(level: str, right: int, predicted: int, real: int) -> dict[str, float]:
+    precision = right / predicted if predicted else float(real == 0)
+    recall = right / real if real else float(predicted == 0)
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {f"{level}_precision": precision, f"{level}_recall": recall, f"{level}_f1": f1}
 
 
 def score_lines(answer: Any, truth: Truth) -> Graded:
@@ -475,6 +546,45 @@ def coderl_plus(answer: Any, truth: Truth) -> tuple[float, list[Detail], dict[st
     return 0.1 + 0.9 * share, details + _ignored(others + ignored), {"format": 1.0, "values": share}
 
 
+def score_probes(answer: Any, truth: Truth) -> Graded:
+    """Each probe's answer scored on its own (`probes.grade`); the score is their mean. Components:
+    the mean per question when a bundle mixes them; with mode coderl_plus, CodeRL+'s shape
+    0.1 + 0.9 * mean (format, values)."""
+    run = probes.Run(truth.trace)
+    details: list[Detail] = []
+    by_question: dict[str, list[float]] = {}
+    for number, (probe, given) in enumerate(zip(truth.probes, answer), 1):
+        value, shown, actual = probes.grade(probe, given, run, truth.mode, truth.rtol)
+        details.append(Detail(f"{number}: {probe.label()}", value, shown, actual))
+        by_question.setdefault(probe.question, []).append(value)
+    mean = sum(d.score for d in details) / len(details) if details else 0.0
+    components = {q: sum(v) / len(v) for q, v in by_question.items()} if len(by_question) > 1 else {}
+    if truth.mode == "coderl_plus":
+        return Graded(0.1 + 0.9 * mean, details, {"format": 1.0, "values": mean, **components})
+    return Graded(mean, details, components)
+
+
+def asked_probes(question: str, given: Any) -> tuple[str, list[Probe]]:
+    """The question and its probes, checked: a probe question needs probes of its own question
+    (coverage alone: the set of lines that run); "auto" with probes is their question (bundle when
+    they mix); other questions take none. Raises InvalidTask."""
+    asked = probes.as_probes(given)
+    if question == "auto" and asked:
+        question = asked[0].question if len({p.question for p in asked}) == 1 else "bundle"
+    if question not in PROBE_QUESTIONS:
+        if asked:
+            raise InvalidTask(f"probes are for the questions {', '.join(PROBE_QUESTIONS)}, not {question!r}")
+        return question, asked
+    if not asked and question == "coverage":
+        asked = [Probe(question="coverage")]
+    if not asked:
+        raise InvalidTask(f"a {question} question needs probes (what to ask: line, execution, variable)")
+    strays = [p.question for p in asked if question != "bundle" and p.question != question]
+    if strays:
+        raise InvalidTask(f"a {question} question takes {question} probes only, got {', '.join(strays)}")
+    return question, asked
+
+
 # ---------------------------------------------------------------- gold answers
 
 
@@ -503,7 +613,16 @@ def gold_lines(truth: Truth) -> dict[str, Any]:
     return {"lines": [s.line for s in line_steps(truth.trace)]}
 
 
+def gold_probes(truth: Truth) -> Any:
+    """One probe's answer, or the list of several's."""
+    run = probes.Run(truth.trace)
+    answers = [probes.answer(p, run) for p in truth.probes]
+    return answers[0] if len(answers) == 1 else answers
+
+
 # ---------------------------------------------------------------- the registry
+
+PROBE_QUESTIONS = ("state", "next", "coverage", "bundle")  # asked by their probes' own texts (`Probe.text`)
 
 QUESTIONS: dict[str, Question] = {
     q.name: q
@@ -540,6 +659,10 @@ QUESTIONS: dict[str, Question] = {
             numbered=True,
         ),
         Question("input", score_input, component="input"),
+        *(
+            Question(name, score_probes, gold_probes, numbered=True, read=probes.read_answers)
+            for name in PROBE_QUESTIONS
+        ),
     )
 }
 _WRAPPED = ("steps", "lines", "output")  # answers that may come as {"steps": [...]} and so on

@@ -1,14 +1,16 @@
 """`score` and `score_batch`: a model's answer against what the code really does.
 
-The question (what the answer predicts: output, final, steps, lines, input; see
+The question (what the answer predicts: output, final, steps, lines, input, or
+the white-box state, next, coverage and bundle, asked by `probes`; see
 `rewards.questions`) is given, or "auto": chosen from the answer's shape:
-{"final_output"/"variables"} or a dict of names -> final; {"steps": [...]} or
-a list of step dicts -> steps; {"lines": [...]} -> lines; {"output": x} or any
-other value -> output. `Score.question` says which was chosen. Tests with
-`assert f(??) == out` make it "input". "auto" is for a person reading the
-Score: it lets the answer pick the question, so a policy would pick the easiest
-one. Rewards for training name the question: the trainer adapters and the
-server take it from the dataset row and refuse "auto" (`rewards.integrations`).
+{"final_output"/"variables"} or a dict of names -> final; {"steps": [...]}, a
+list of step dicts or a CWM-format trace -> steps; {"lines": [...]} -> lines;
+{"output": x} or any other value -> output; with probes, their question.
+`Score.question` says which was chosen. Tests with `assert f(??) == out` make it
+"input". "auto" is for a person reading the Score: it lets the answer pick the
+question, so a policy would pick the easiest one. Rewards for training name the
+question: the trainer adapters and the server take it from the dataset row and
+refuse "auto" (`rewards.integrations`).
 
 With no answer, the reward is the tests' pass rate (`Score.question` "tests").
 `weights` mixes the answer's score ("prediction", default 1) with the pass rate
@@ -28,7 +30,7 @@ into the caller for bad input.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from itertools import islice
 from typing import Any, NamedTuple
 
@@ -38,12 +40,13 @@ import sandbox
 from sandbox import Job, Limits, Result
 from tracer import encode, render, to_literal
 
-from . import scorers
+from . import cwm, scorers
 from .cache import CACHE, ResultCache
 from .compare import DEFAULT_RTOL
 from .jobs import pass_rate, trace_job, verdict_jobs
 from .parse import ParseError, parse_answer, parse_arguments
-from .questions import QUESTIONS, Detail, Truth, check_question, coderl_plus, resolve
+from .probes import Probe
+from .questions import PROBE_QUESTIONS, QUESTIONS, Detail, Truth, asked_probes, check_question, coderl_plus, resolve
 from .testcases import InvalidTask, parse_tests
 
 DEFAULT_WEIGHTS = {"prediction": 1.0, "tests": 0.0}
@@ -77,6 +80,7 @@ class Item(msgspec.Struct, kw_only=True):
     test_index: int = 0
     variables: list[str] | None = None
     mode: str = "typed"
+    probes: list[Probe] = []  # state, next, coverage, bundle: the points of the run asked about
     entry_points: list[str] | None = None  # what the tests take from the solution (see `rewards.jobs`)
 
 
@@ -98,7 +102,7 @@ class _Plan:
     ):
         self.item = item
         self.suite = parse_tests(item.tests, item.question)
-        self.question = item.question
+        self.question, self.probes = asked_probes(item.question, item.probes)
         self.parsed: Any = None
         self.answer: Any = None
         self.expected: Any = None  # input: the output the test asserts
@@ -119,14 +123,23 @@ class _Plan:
         self.jobs = [trace_job(item.code, self.suite, item.test_index, limits, trace_limits)]
         if with_verdict:
             self.verdict = verdict_jobs(item.code, self.suite, limits, item.entry_points or ())
+        reader = QUESTIONS[self.question].read if self.question in QUESTIONS else None
         try:
-            self.parsed = parse_answer(item.predicted_trace).value
-            self.question, self.answer = resolve(item.question, self.parsed)
+            if cwm.is_cwm(item.predicted_trace) and self.question in ("auto", "steps"):
+                self.question, self.parsed = "steps", cwm.read(item.predicted_trace, item.code)
+                self.answer = self.parsed
+            elif reader is not None:
+                self.parsed = self.answer = reader(item.predicted_trace, self.probes)
+            else:
+                self.parsed = parse_answer(item.predicted_trace).value
+                self.question, self.answer = resolve(self.question, self.parsed)
         except Exception as error:  # whatever the answer holds, it is the answer's failure
             self.jobs = self.verdict = []
             self.parse_error = _answer_failure(error)
             return
-        if self.question in ("output", "final") or item.mode == "coderl_plus":
+        if self.question in ("output", "final") or (
+            item.mode == "coderl_plus" and self.question not in PROBE_QUESTIONS
+        ):
             # Final values and the output need no line events: recorded as "final", a long run
             # costs close to its untraced time (and is not cut at the step cap).
             self.jobs = [msgspec.structs.replace(self.jobs[0], trace_record="final")]
@@ -195,13 +208,14 @@ class _Plan:
             expected=self.expected,
             mode=item.mode,
             rtol=rtol,
+            probes=tuple(self.probes),
         )
         try:
-            if item.mode == "coderl_plus" and question != "input":
+            if item.mode == "coderl_plus" and question not in ("input", *PROBE_QUESTIONS):
                 return self._coderl_plus(truth)
             asked = QUESTIONS[question]
-            value, details = asked.score(self.answer, truth)
-        except InvalidTask as error:
+            value, details, components = asked.score(self.answer, truth)
+        except InvalidTask as error:  # also a probe about a line that never runs that often, or an undefined variable
             return Score(reward=None, status="invalid_task", question=question, message=str(error))
         except Exception as error:  # whatever the answer holds, it is the answer's failure, never masked
             return Score(
@@ -215,7 +229,7 @@ class _Plan:
             reward=value,
             status="ok",
             question=question,
-            components={asked.component: value},
+            components={asked.component: value, **(components or {})},
             details=details,
             prediction=self.parsed,
         )
@@ -278,6 +292,7 @@ def score(
     test_index: int = 0,
     variables: list[str] | None = None,
     mode: str = "typed",
+    probes: Sequence[Probe | dict[str, Any]] | None = None,
     entry_points: list[str] | None = None,
     weights: dict[str, float] | None = None,
     rtol: float = DEFAULT_RTOL,
@@ -288,21 +303,23 @@ def score(
 ) -> Score:
     """Score one answer (see the module docstring). Never raises for bad input.
 
-    `entry_points` names the functions (or classes) the tests take from the solution; every
-    other name the tests use resolves in the judge (see `rewards.jobs`).
+    `probes` (`rewards.probes.Probe`s or dicts of their fields) say what a state, next, coverage
+    or bundle question asks. `entry_points` names the functions (or classes) the tests take from
+    the solution; every other name the tests use resolves in the judge (see `rewards.jobs`).
     `task=` is the old name of `question=`, kept as an alias (used when `question` is not given)."""
     if task is not None and question == "auto":
         question = task
-    item = Item(
-        code=code,
-        tests=tests,
-        predicted_trace=predicted_trace,
-        question=question,
-        test_index=test_index,
-        variables=variables,
-        mode=mode,
-        entry_points=entry_points,
-    )
+    item = {  # a dict, so that `as_item` checks the probes given as dicts
+        "code": code,
+        "tests": tests,
+        "predicted_trace": predicted_trace,
+        "question": question,
+        "test_index": test_index,
+        "variables": variables,
+        "mode": mode,
+        "probes": list(probes or ()),
+        "entry_points": entry_points,
+    }
     return score_batch(
         [item], weights=weights, rtol=rtol, limits=limits, trace_limits=trace_limits, pool=pool, cache=cache
     )[0]

@@ -1,4 +1,4 @@
-"""Hypothesis strategies for builtin and library values, shared by the encoder and reward tests."""
+"""Hypothesis strategies for builtin and library values and small programs, and a known program, shared by the tests."""
 
 import collections
 import datetime
@@ -8,6 +8,22 @@ import fractions
 import numpy as np
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
+
+# a function with a loop, a branch and a call: lines 7 to 13 (f), 3 and 4 (g)
+HELPER = """
+def g(a):
+    b = a * 2
+    return b
+
+def f(xs):
+    total = 0
+    for x in xs:
+        if x > 1:
+            total += g(x)
+        else:
+            total -= 1
+    return total
+"""
 
 atoms = st.one_of(
     st.none(),
@@ -120,3 +136,25 @@ def same(a, b) -> bool:
     if type(a) is memoryview:
         return a.tobytes() == b.tobytes()
     return a == b
+
+
+@st.composite
+def small_programs(draw):
+    ops = draw(
+        st.lists(
+            st.sampled_from(
+                [
+                    "acc += x",
+                    "acc -= 1",
+                    "seen.append(x)",
+                    "acc = acc * 2 % 97",
+                    "if x % 2:\n            acc += 3",
+                    "seen = seen[-3:]",
+                ]
+            ),
+            min_size=1,
+            max_size=5,
+        )
+    )
+    body = "\n        ".join(ops)
+    return f"def f(xs):\n    acc = 0\n    seen = []\n    for x in xs:\n        {body}\n    return acc, seen\n"

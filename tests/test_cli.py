@@ -387,11 +387,17 @@ def test_every_option_has_help_with_its_default_and_version(capsys):
     commands = parser.add_subparsers()
     for add in subcommands():
         add(commands)
-    assert set(commands.choices) == {"trace", "view", "score", "serve"}
-    for name, sub in commands.choices.items():
+    assert set(commands.choices) == {"trace", "view", "score", "serve", "tasks"}
+    parsers = dict(commands.choices)
+    for name, sub in list(parsers.items()):  # and the actions of a command's own subcommands (tasks build)
+        for action in sub._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                parsers.update({f"{name} {n}": p for n, p in action.choices.items()})
+    assert "tasks build" in parsers
+    for name, sub in parsers.items():
         text = " ".join(sub.format_help().split())
         for action in sub._actions:
-            if isinstance(action, argparse._HelpAction):
+            if isinstance(action, (argparse._HelpAction, argparse._SubParsersAction)):
                 continue
             assert action.help, f"{name} {action.option_strings or action.dest} has no help"
             if action.option_strings and action.default not in (None, False, []):

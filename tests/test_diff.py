@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
+import tracer
 from rewards import align
 from rewards.diff import comparison, prediction_diff
 from rewards.questions import QUESTIONS, Truth
@@ -74,7 +75,20 @@ def test_rows_show_matches_the_divergence_wrong_values_missing_and_extra_steps(p
     assert sum(r.similarity for r in rows) / max(len(real), 9) == pytest.approx(diff.score.reward)
     data = comparison(diff)
     assert data["rows"][5]["status"] == "wrong" and data["reward"] == diff.score.reward
-    assert data["components"] == {"prediction": pytest.approx(0.7)}
+    # CodeExecutor's metrics, i-th predicted step against i-th real step: steps 0-4 and 6 are right
+    # (6 of 9 predicted, of 10 real); names: total=0, x=3, total=3, x=5 (4 of 6 predicted, of 6 real)
+    line_f1 = 2 * (6 / 9) * (6 / 10) / (6 / 9 + 6 / 10)
+    assert data["components"] == pytest.approx(
+        {
+            "prediction": 0.7,
+            "line_precision": 6 / 9,
+            "line_recall": 6 / 10,
+            "line_f1": line_f1,
+            "identifier_precision": 4 / 6,
+            "identifier_recall": 4 / 6,
+            "identifier_f1": 4 / 6,
+        }
+    )
 
 
 def test_the_gold_answer_has_no_divergence(pool):
@@ -99,6 +113,9 @@ def test_other_questions_show_their_details_and_bad_answers_their_status(pool):
     assert broken.score.status == "parse_error" and broken.rows == [] and broken.trace is not None
     invalid = prediction_diff(CODE, ["f([5]"], "1", pool=pool)
     assert invalid.score.status == "invalid_task" and invalid.trace is None
+    cwm = tracer.cwm.to_cwm(tracer.trace(CODE, call="f([5])"), CODE).completion  # a steps answer in CWM's format
+    shown = prediction_diff(CODE, ["f([5])"], cwm, pool=pool)
+    assert (shown.score.question, shown.score.reward, shown.rows, shown.trace is not None) == ("steps", 1.0, [], True)
 
 
 def test_steps_scores_are_unchanged_by_the_exposed_alignment(pool):

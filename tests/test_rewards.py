@@ -13,7 +13,7 @@ from rewards import align, questions, score, score_batch, tasks, testcases
 from rewards.compare import coderl_equal, typed_equal
 from rewards.parse import MAX_CHARS, ParseError, parse_answer, parse_arguments
 from rewards.score import run_batch
-from tests.strategies import same, values
+from tests.strategies import same, small_programs, values
 from tracer import encode, render
 
 CODE = "def f(x):\n    y = x * 2\n    return y + 1"
@@ -308,28 +308,6 @@ def test_one_missed_step_does_not_zero_the_rest():
     assert align.alignment_score(align.line_similarity(actual[1:], actual), 19, 20) == 0.95
 
 
-@st.composite
-def small_programs(draw):
-    ops = draw(
-        st.lists(
-            st.sampled_from(
-                [
-                    "acc += x",
-                    "acc -= 1",
-                    "seen.append(x)",
-                    "acc = acc * 2 % 97",
-                    "if x % 2:\n            acc += 3",
-                    "seen = seen[-3:]",
-                ]
-            ),
-            min_size=1,
-            max_size=5,
-        )
-    )
-    body = "\n        ".join(ops)
-    return f"def f(xs):\n    acc = 0\n    seen = []\n    for x in xs:\n        {body}\n    return acc, seen\n"
-
-
 @given(small_programs(), st.lists(st.integers(-5, 5), max_size=6), st.randoms())
 @settings(max_examples=25, deadline=None)
 def test_real_trace_scores_one_and_corruption_lowers(program, xs, rnd):
@@ -368,6 +346,10 @@ def test_build_task_for_main_style_programs_and_coderl_template():
 def test_build_task_skips_with_reasons():
     assert "did not run cleanly" in tasks.build_task("def f():\n    1/0", call="f()").reason
     assert "no variable" in tasks.build_task("def f(x):\n    return x", call="f(1)").reason
+    for question in ("output", "steps", "lines"):  # the coderl_plus template asks CodeRL+'s final question
+        coderl = tasks.build_task("def f(x):\n    return x", call="f(1)", question=question, template="coderl_plus")
+        assert "no variable" in coderl.reason
+        assert tasks.build_task("def f(x):\n    return x", call="f(1)", question=question).question == question
     assert "only" not in tasks.build_task("K = 5\ndef f(x):\n    return K", call="f(1)").reason
 
 
@@ -404,18 +386,21 @@ INPUTS = [
     (PRINTER, {"stdin": "a b a\nc\n"}),
 ]
 ASKABLE = [name for name, q in rewards.QUESTIONS.items() if q.gold is not None]
+ASKED = [(q, t) for t in tasks.TEMPLATES for q in ASKABLE if t != "cwm" or q in tasks.CWM_QUESTIONS]
 
 
 def check_gold_scores_one(code, run_on, question, template):
     task = tasks.build_task(code, **run_on, question=question, template=template)
     assert isinstance(task, tasks.AlignmentTask), task
-    s = score(task.code, task.tests, task.answer, question=task.question, variables=task.variables, mode=task.mode)
+    s = score(**task.score_args, predicted_trace=task.answer)
     assert (s.status, s.reward) == ("ok", 1.0), (question, template, task.answer, s)
+    if not task.probes:
+        s = score(task.code, task.tests, task.answer, question=task.question, variables=task.variables, mode=task.mode)
+        assert (s.status, s.reward) == ("ok", 1.0), (question, template, task.answer, s)
     return task
 
 
-@pytest.mark.parametrize("template", tasks.TEMPLATES)
-@pytest.mark.parametrize("question", ASKABLE)
+@pytest.mark.parametrize("question,template", ASKED)
 @pytest.mark.parametrize("code,run_on", INPUTS)
 def test_every_gold_answer_scores_one_with_its_own_fields(code, run_on, question, template):
     check_gold_scores_one(code, run_on, question, template)
@@ -434,7 +419,8 @@ def test_gold_answers_of_generated_programs_score_one(program, xs, question):
     as_program = program + "\nprint(f([int(a) for a in input().split()]))\n"
     for code, run_on in ((program, {"call": f"f({xs!r})"}), (as_program, {"stdin": " ".join(map(str, xs))})):
         for template in tasks.TEMPLATES:
-            check_gold_scores_one(code, run_on, question, template)
+            if template != "cwm" or question in tasks.CWM_QUESTIONS:
+                check_gold_scores_one(code, run_on, question, template)
 
 
 def test_a_question_is_one_entry_in_the_registry(monkeypatch):

@@ -33,6 +33,7 @@ Public API (kept this small on purpose):
 - `exception_info(exc)`: an exception's type and message, made without user code.
 - `TraceLimits`: the caps accepted as `**limits`; `EncodeLimits`: the caps of one value.
 - `env`: what differs between the Python versions (`env.HAS_MONITORING` ...).
+- `cwm.to_cwm(trace, source)`: the trace in Meta CWM's trace format (prompt and frames).
 
 Backends: "monitoring" (sys.monitoring, Python 3.12+, the default there),
 "settrace" (sys.settrace, the default before 3.12), and "none" (run the code
@@ -51,11 +52,11 @@ how a run ends), `program` (files, directories, modules as `python` runs them;
 timeouts and signals), `recorder` (frame events to steps), `edits` (what a step
 stores for a changed container), `codeinfo` (what each line can change),
 `backends/` (settrace, sysmon), `capture` (the program's standard streams),
-`env` (version differences), `cli` (`execalign trace`), `listing` (its text),
-`view` (the step-through HTML viewer).
+`env` (version differences), `cwm` (Meta CWM's trace format), `cli` (`execalign
+trace`), `listing` (its text), `view` (the step-through HTML viewer).
 """
 
-from . import env
+from . import cwm, env
 from .decode import NotDecodable, to_python
 from .encode import EncodeLimits, encode, exception_info
 from .literals import from_literal, to_literal
@@ -77,6 +78,7 @@ __all__ = [
     "Trace",
     "TraceLimits",
     "Value",
+    "cwm",
     "encode",
     "env",
     "exception_info",
