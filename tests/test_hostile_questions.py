@@ -46,3 +46,41 @@ def test_json_answers_nest_no_deeper_than_literals(depth):
     with pytest.raises(parse.ParseError):
         parse.read_value("[" * depth + "true" + "]" * depth)
     assert parse.read_value("[" * 99 + "true" + "]" * 99) is not None
+
+
+# ---------------------------------------------------------------- probes: hedges never beat the truth
+
+HELPER_RUNS = {"f([1])": {"next": 12, "covered": False}, "f([3])": {"next": 10, "covered": True}}
+HEDGES = {
+    "next": ["10 or 12", "12 or 10", "[10, 12]", "{10, 12}", "line 10, line 12, line 13", "10 12 -1"],
+    "coverage": ["yes or no", "no or yes", "[True, False]", "it runs, or not", "maybe"],
+}
+
+
+@pytest.mark.parametrize("question", HEDGES)
+def test_a_hedged_probe_answer_is_wrong_on_one_of_two_runs(pool, monkeypatch, question):
+    """A hedge names both answers: it may be read as one of them, never as right whatever the run did."""
+    from rewards import score
+    from tests.strategies import HELPER
+
+    monkeypatch.setattr("sandbox.default_pool", lambda: pool)
+    probe = {"question": question, "line": 9} if question == "next" else {"question": question, "line": 10}
+    for call, truth in HELPER_RUNS.items():
+        honest = str(truth["next"]) if question == "next" else ("yes" if truth["covered"] else "no")
+        assert score(HELPER, [call], honest, probes=[probe]).reward == 1.0
+    for hedge in HEDGES[question]:
+        rewards = [score(HELPER, [call], hedge, probes=[probe]).reward for call in HELPER_RUNS]
+        assert min(rewards) == 0.0, (hedge, rewards)
+
+
+def test_every_line_as_the_covered_set_scores_below_the_truth(pool, monkeypatch):
+    from rewards import score
+    from tests.strategies import HELPER
+
+    monkeypatch.setattr("sandbox.default_pool", lambda: pool)
+    probe = {"question": "coverage", "line": None}
+    every = str(list(range(1, len(HELPER.splitlines()) + 1)))
+    assert score(HELPER, ["f([1])"], "[7, 8, 9, 12, 13]", probes=[probe]).reward == 1.0
+    assert score(HELPER, ["f([1])"], every, probes=[probe]).reward < 0.7
+    padded = score(HELPER, ["f([1])"], "[7, 8, 9, 12, 13, 13, 13, 7, 8]", probes=[probe])
+    assert padded.reward == 1.0  # repeats are one line each: padding adds nothing
