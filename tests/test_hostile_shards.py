@@ -74,12 +74,6 @@ while True:
 """
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="run_time is read from the schedstat of the job's live processes only: busy children that end "
-    "before the deadline leave the survivor with a long CPU wait and a short run, so the job's own timeout reads "
-    "as starved (masked). Needs the slot's cgroup CPU usage (cpuacct) for run_time: not a small fix.",
-)
 def test_a_job_cannot_starve_itself_into_a_masked_timeout(shard_pool):
     if not shard_pool.layers.cpu_cgroup:
         pytest.skip("starved is only told apart with a cpu cgroup per slot")
