@@ -7,6 +7,8 @@
   trailing whitespace ignored; indentation too when nothing matches exactly; of several equal
   lines, the first at or after the scope's previous line);
 - a ".." value is the one last shown, looking back no further than the last call or return frame;
+- only the first `MAX_CHARS` characters are read, in one linear pass (a longer answer's further
+  frames are not read: they count as steps it did not predict);
 - a line's changes are what differs between its variables and those of the next line frame of
   the same call (nested calls skipped). The last line of each call shows no changes: CWM's return
   frames carry no variables. `score_steps` therefore checks a CWM answer against the real trace
@@ -27,6 +29,8 @@ from typing import Any
 
 from tracer import from_literal
 from tracer.cwm import ACTION_SEP, ARG_SEP, CALL_SEP, END_OF_TEXT, EVENT_SEPS, FRAME_SEP, LINE_SEP, UNCHANGED
+
+from .parse import MAX_CHARS
 
 _MARKER = re.compile(r"\s*#\s*<<\s*START_OF_TRACE\s*$")
 _EVENTS = {sep: event for event, sep in EVENT_SEPS.items()}
@@ -63,10 +67,11 @@ class _Scope:
 def read(text: str, code: str) -> Reading:
     """The steps of a CWM-format trace of `code` (see the module docstring)."""
     sources = [_MARKER.sub("", line).rstrip() for line in code.splitlines()]
-    body = text.split(END_OF_TEXT, 1)[0]
+    body = text[:MAX_CHARS].split(END_OF_TEXT, 1)[0]
     steps: list[tuple[int | None, dict[str, Any]]] = []
     scopes = [_Scope()]
-    history: list[tuple[str, dict[str, str]]] = []  # (event, variables as written) of the frames read so far
+    frames = 0
+    written_since: dict[str, str] = {}  # each name's value last written, since (and in) the last call or return frame
     for chunk in body.split(FRAME_SEP):
         chunk = chunk.lstrip()
         event = next((e for sep, e in _EVENTS.items() if chunk.startswith(sep)), None)
@@ -74,8 +79,13 @@ def read(text: str, code: str) -> Reading:
             continue  # the prompt's context, or text that is no frame
         head, action = chunk[len(EVENT_SEPS[event]) :].split(ACTION_SEP, 1)
         written = _variables(head) if event in ("call", "line") else {}
-        variables = _resolve(written, history)
-        history.append((event, written))
+        variables = {
+            name: written_since.get(name, value) if value == UNCHANGED else value for name, value in written.items()
+        }
+        if event in ("call", "return"):  # ".." looks back no further than this frame
+            written_since = {}
+        written_since.update((name, value) for name, value in written.items() if value != UNCHANGED)
+        frames += 1
         scope = scopes[-1]
         if event == "call":
             scopes.append(_Scope(shown=variables))
@@ -89,7 +99,7 @@ def read(text: str, code: str) -> Reading:
             _settle(steps, scope, variables)
             steps.append((line, {}))
             scope.pending, scope.shown, scope.previous_line = len(steps) - 1, variables, line or scope.previous_line
-    return Reading(steps, len(history))
+    return Reading(steps, frames)
 
 
 def _settle(steps: list[tuple[int | None, dict[str, Any]]], scope: _Scope, now: dict[str, str]) -> None:
@@ -109,21 +119,6 @@ def _variables(head: str) -> dict[str, str]:
     if not isinstance(loaded, dict):
         return {}
     return {str(k): v if isinstance(v, str) else json.dumps(v) for k, v in loaded.items()}
-
-
-def _resolve(written: dict[str, str], history: list[tuple[str, dict[str, str]]]) -> dict[str, str]:
-    """ ".." replaced by the value last shown, looking back to the last call or return frame (cwmdbg's rule)."""
-    out = dict(written)
-    for name, value in written.items():
-        if value != UNCHANGED:
-            continue
-        for event, earlier in reversed(history):
-            if earlier.get(name, UNCHANGED) != UNCHANGED:
-                out[name] = earlier[name]
-                break
-            if event in ("call", "return"):
-                break
-    return out
 
 
 def _value(text: str) -> Any:

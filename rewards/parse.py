@@ -23,6 +23,7 @@ from typing import Any
 import msgspec
 
 from tracer import from_literal
+from tracer.literals import MAX_LITERAL_DEPTH
 
 MAX_CHARS = 200_000
 SCAN_BUDGET = 500_000  # bracket, quote and backslash characters visited by the balanced-bracket scan
@@ -119,9 +120,27 @@ def read_value(text: str) -> Any:
         return from_literal(text)
     except (ValueError, RecursionError, MemoryError) as literal_error:
         try:
-            return msgspec.json.decode(text.strip())
+            value = msgspec.json.decode(text.strip())
         except (msgspec.DecodeError, ValueError, RecursionError, MemoryError):
             raise ParseError(str(literal_error) or type(literal_error).__name__) from None
+        if _deeper_than(value, MAX_LITERAL_DEPTH - 1):  # the nesting a Python literal may have
+            raise ParseError(f"JSON value nested deeper than {MAX_LITERAL_DEPTH - 1}")
+        return value
+
+
+def _deeper_than(value: Any, limit: int) -> bool:
+    """Whether a decoded JSON value nests lists and dicts more than `limit` deep (walked level by level)."""
+    level = [value]
+    for _ in range(limit + 1):
+        level = [
+            inner
+            for outer in level
+            if isinstance(outer, (list, dict))
+            for inner in (outer.values() if isinstance(outer, dict) else outer)
+        ]
+        if not level:
+            return False
+    return True
 
 
 def candidates(text: str, notes: list[str] | None = None) -> list[tuple[str, str]]:

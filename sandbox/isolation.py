@@ -81,6 +81,7 @@ class Layers(msgspec.Struct, frozen=True):
     seccomp: bool = False
     memory_cgroup: str = ""  # where the slots' memory cgroups are made ("": none)
     cpu_cgroup: str = ""  # where the slots' cpu cgroups are made ("": none)
+    cpu_usage_cgroup: str = ""  # where the slots' cpuacct cgroups are made: a job's CPU, its ended processes' too
 
     def describe(self) -> str:
         on = [
@@ -226,7 +227,10 @@ def detect() -> Layers:
     cpu, why = cgroup_root("cpu") if root else ("", "not root")
     if not cpu:
         notes.append(f"no cpu cgroup ({why}): a job's processes each take a CPU share, and no timeout is `starved`")
-    return Layers(root, namespaces, root, abi, network, notes, seccomp, memory, cpu)
+    usage, why = cgroup_root("cpuacct") if cpu else ("", "no cpu cgroup")
+    if cpu and not usage:
+        notes.append(f"no cpuacct cgroup ({why}): no timeout is `starved` (a job's CPU cannot be counted whole)")
+    return Layers(root, namespaces, root, abi, network, notes, seccomp, memory, cpu, usage)
 
 
 # ---------------------------------------------------------------- uids

@@ -2,8 +2,8 @@
 
 The zygote forks one `Slot` process per worker slot, the first time the slot
 is used, and hands it the slot's `Spawn` and `Kill` requests. The slot process
-joins the slot's cpu cgroup once (a move in the cpu controller waits for the
-kernel), makes the slot's directory and Landlock rules, becomes the subreaper
+joins the slot's cpu and cpuacct cgroups once (a move in the cpu controller waits
+for the kernel), makes the slot's directory and Landlock rules, becomes the subreaper
 of its jobs, and then for each `Spawn`: forks the child, which joins the
 slot's memory cgroup (a fast move; the slot process stays out of it, so the
 kernel's OOM killer never picks it), isolates itself and runs the job
@@ -42,6 +42,7 @@ class Child(msgspec.Struct):
     run_time: float = 0.0  # measured when the judge has the job killed for its wall time
     wait_time: float = 0.0
     memory_start: int = 0  # what the slot's memory cgroup held when the job started
+    cpu_start: int = 0  # the slot's cpuacct usage (ns) when the job started
 
 
 class Place(msgspec.Struct, frozen=True):
@@ -76,6 +77,7 @@ class Slot:
         self.child: Child | None = None
         self.cgroup = ""
         self.tasks = self.peak = self.usage = self.oom = -1  # the memory cgroup's files, open once
+        self.cpu_usage: int | None = None  # the cpuacct cgroup's usage file, open once
         self.oom_kills = 0
         self.memory_limit = 0
         self.ruleset = -1
@@ -94,6 +96,8 @@ class Slot:
                 self._open_memory_cgroup(path)  # each child joins it (this process stays out: never its OOM victim)
             else:
                 isolation.join_cgroup(path)  # every job forked from here is born in it
+            if controller == "cpuacct":  # counts the CPU of every process born here, ended ones too
+                self.cpu_usage = os.open(os.path.join(path, "cpuacct.usage"), os.O_RDONLY | os.O_CLOEXEC)
         os.makedirs(self.directory, 0o711 if self.uid is not None else 0o700, exist_ok=True)  # a job owns `work` only
         self._clear_work()  # after a slot process that died: what its last job left
         if self.layers.landlock_abi:
@@ -175,6 +179,7 @@ class Slot:
             if self.broken:
                 raise RuntimeError(self.broken)
             start = 0
+            cpu_start = isolation.read_cgroup(self.cpu_usage) if self.cpu_usage is not None else 0
             if self.cgroup:
                 self._set_memory_limit(request.limits.memory + isolation.CGROUP_SLACK)
                 os.pwrite(self.peak, b"0", 0)  # the peak starts again from what the slot holds now
@@ -189,23 +194,27 @@ class Slot:
             become_child(request, fds, self)
         for fd in fds:
             os.close(fd)
-        self.child = Child(request.id, pid, memory_start=start)
+        self.child = Child(request.id, pid, memory_start=start, cpu_start=cpu_start)
         self.send(Spawned(request.id, pid))
 
     def _kill(self, request: Kill) -> None:
         child = self.child
         if child is None or child.id != request.id:
             return
-        if request.timeout and not child.run_time and self.place.cgroups.get("cpu"):
+        if request.timeout and not child.run_time and self.place.cgroups.get("cpu") and self.cpu_usage is not None:
             child.run_time, child.wait_time = self._schedule_times(child)
         _kill_group(child.pid)
 
     def _schedule_times(self, child: Child) -> tuple[float, float]:
-        """Seconds the job's live processes ran, and waited runnable for a CPU (kernel schedstat).
+        """Seconds the job ran, and its live processes waited runnable for a CPU (kernel schedstat).
 
-        Measured only with a cpu cgroup per slot: there a job's processes share one
-        CPU share, so no priority or session it takes makes it wait longer."""
-        run = wait = 0
+        Measured only with cpu and cpuacct cgroups per slot: there a job's processes share one
+        CPU share, so no priority or session it takes makes it wait longer, and the time it ran
+        is its cgroup's whole CPU usage, so processes that ran and ended (reaped by anyone, or
+        never zombies) count: a job cannot hide its own CPU to read as starved."""
+        assert self.cpu_usage is not None
+        ran = (isolation.read_cgroup(self.cpu_usage) - child.cpu_start) / 1e9
+        wait = 0
         for pid in {child.pid, *self._job_pids()}:
             try:
                 tasks = os.listdir(f"/proc/{pid}/task")
@@ -214,11 +223,10 @@ class Slot:
             for task in tasks:
                 try:
                     with open(f"/proc/{pid}/task/{task}/schedstat", "rb") as f:
-                        ran, waited, _ = f.read().split()
-                except (OSError, ValueError):
+                        wait += int(f.read().split()[1])
+                except (OSError, ValueError, IndexError):
                     continue
-                run, wait = run + int(ran), wait + int(waited)
-        return run / 1e9, wait / 1e9
+        return ran, wait / 1e9
 
     def _job_pids(self) -> list[int]:
         """Every process of the job: its uid's in our PID namespace, else this process's other children."""

@@ -221,7 +221,7 @@ def pool_cgroups(layers: isolation.Layers, first_uid: int) -> dict[str, str]:
     if first_uid < 0:
         return {}
     name = f"execalign-{(first_uid - isolation.UID_FIRST) // isolation.UID_BLOCK}"
-    roots = {"memory": layers.memory_cgroup, "cpu": layers.cpu_cgroup}
+    roots = {"memory": layers.memory_cgroup, "cpu": layers.cpu_cgroup, "cpuacct": layers.cpu_usage_cgroup}
     return {controller: os.path.join(root, name) for controller, root in roots.items() if root}
 
 
