@@ -190,6 +190,16 @@ PROGRAMS = {
             return rec(6), a, b
         # call: f()
     """),
+    "a frame on another thread": program("""
+        from concurrent.futures import ThreadPoolExecutor
+        def work(n):
+            m = n * 2
+            return m
+        def f():
+            got = ThreadPoolExecutor(1).submit(work, 3).result()  # (set once work has returned)
+            return got
+        # call: f()
+    """),
     "closures and nonlocals": program("""
         def f():
             count = 0
@@ -218,7 +228,7 @@ PROGRAMS = {
 @pytest.mark.parametrize("name", PROGRAMS)
 def test_compiled_and_pure_agree_on_each_hand_off(backend, name):
     source, call = PROGRAMS[name]
-    for options in ({}, {"max_items": 4}, {"max_steps": 40}, {"max_values": 60}):
+    for options in ({}, {"max_items": 4}, {"max_steps": 40}, {"max_values": 60}, {"record": "final"}):
         compiled, python = both(source, call, backend, **options)
         assert compiled == python, options
         assert compiled.to_json() == python.to_json()

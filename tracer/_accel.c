@@ -16,8 +16,14 @@
  * atoms (with their builtin ==), identities and types, and looks up only str
  * keys and frames (hashed by identity).
  *
+ * With line events recorded, a frame's start, resumption and return are done here
+ * too (`Recorder.call`, `Recorder.returned`): the FrameState of a new frame is made
+ * here (every slot that FrameState.__init__ sets), except for a code object not
+ * analysed yet or a new thread, which go to `Recorder._new_frame`.
+ *
  * Entry points: `Hot.monitor_line(code, line)` (a sys.monitoring LINE
- * callback), the object itself as a sys.settrace local trace function (line
+ * callback), `Hot.monitor_start(code, offset)` (PY_START, PY_RESUME) and
+ * `Hot.monitor_return(code, offset, value)` (PY_RETURN), the object itself as a sys.settrace local trace function (line
  * events here, every other event to `Hot.other`, the backend's Python
  * function), and `Hot.line(frame, line)` (what `Recorder.line` does); and
  * `build_steps(...)`, the Step structs that `Recorder.finish` makes of the raw
@@ -32,24 +38,32 @@
 #include <math.h>
 #include <string.h>
 
-enum { S_SEEN, S_FLATS, S_REFS, S_LINES, S_LAST, S_PENDING, S_PREV_LINE, S_FID, S_DEFINED, S_INFO, S_IS_MODULE, NSLOTS };
+enum {
+    S_SEEN, S_FLATS, S_REFS, S_LINES, S_LAST, S_PENDING, S_PREV_LINE, S_FID, S_DEFINED, S_INFO, S_IS_MODULE,
+    S_RAISED_AT, S_RETURNED, S_FINISHED, S_CODE, S_DEPTH, S_PARENT, S_THREAD, S_EXCEPTION, NSLOTS
+};
 static const char *SLOT_NAMES[NSLOTS] = {
     "seen", "flats", "refs", "lines", "last", "pending", "prev_line", "fid", "defined", "info", "is_module",
+    "raised_at", "returned", "finished", "code", "depth", "parent", "thread", "exception",
 };
 enum { E_NODES, E_SAW_DEFAULTDICT, NENC };
 static const char *ENC_NAMES[NENC] = {"nodes", "saw_defaultdict"};
 
 /* LineInfo and CodeInfo fields (tracer.codeinfo NamedTuples) */
 enum { LI_STORES, LI_MUTATES, LI_INPLACE, LI_SUBSCRIPT, LI_ITERATES };
-enum { CI_GLOBALS_WRITTEN = 1 };
+enum { CI_LINES, CI_GLOBALS_WRITTEN, CI_IS_MODULE, CI_SCOPE };
+/* recorder.LINE, CALL, RETURN; codeinfo.START_LINE */
+enum { EV_LINE, EV_CALL, EV_RETURN };
+#define START_LINE 0
 
 typedef struct {
     PyObject_HEAD
     PyObject *rec, *events, *fids, *line_numbers, *changes, *states, *encoder;
-    PyObject *py_line, *py_check, *py_check_caps, *py_failed, *py_encode;
+    PyObject *payloads, *py_line, *py_check, *py_check_caps, *py_failed, *py_encode, *py_new_frame;
+    PyObject *py_call, *py_returned, *infos, *threads, *frames;
     PyObject *other;
     Py_ssize_t max_steps, max_values, max_items;
-    char active;
+    char active, lines;
 } Hot;
 
 /* What `configure` is told once: the recorder's types and markers, where FrameState and Encoder keep their slots. */
@@ -728,6 +742,30 @@ static int is_frame_state(Hot *h, PyObject *st) {
     return 1;
 }
 
+/* Recorder._append: the step's index, or -1 with an exception set */
+static Py_ssize_t append_step(Hot *h, PyObject *st, int event, PyObject *line) {
+    Py_ssize_t index = PyList_GET_SIZE(h->events);
+    PyObject *ev = PyLong_FromLong(event); /* a small int: cached, never fails */
+    int r = PyList_Append(h->events, ev);
+    Py_DECREF(ev);
+    if (r < 0 || PyList_Append(h->fids, SLOT(h, st, S_FID)) < 0 || PyList_Append(h->line_numbers, line) < 0 ||
+        set_int_slot(&SLOT(h, st, S_LAST), index) < 0)
+        return -1;
+    return index;
+}
+
+/* The recorder's caps, after a step: Recorder._check_caps when one is reached */
+static int check_caps(Hot *h) {
+    Py_ssize_t nodes = PyLong_AsSsize_t(ENC(h, E_NODES));
+    if (nodes == -1 && PyErr_Occurred()) return -1;
+    if (PyList_GET_SIZE(h->events) >= h->max_steps || nodes >= h->max_values) {
+        PyObject *r = PyObject_CallNoArgs(h->py_check_caps);
+        if (r == NULL) return -1;
+        Py_DECREF(r);
+    }
+    return 0;
+}
+
 /* Recorder.line: 0, or -1 with an exception set */
 static int hot_line(Hot *h, PyObject *frame, PyObject *line) {
     PyObject *st = PyDict_GetItemWithError(h->states, frame);
@@ -739,25 +777,175 @@ static int hot_line(Hot *h, PyObject *frame, PyObject *line) {
     }
     Py_INCREF(st);
     int result = -1;
-    if (!is_frame_state(h, st)) goto done;
-    if (settle(h, st, frame) < 0) goto done;
-    Py_ssize_t index = PyList_GET_SIZE(h->events);
-    if (PyList_Append(h->events, C.line_event) < 0 || PyList_Append(h->fids, SLOT(h, st, S_FID)) < 0 ||
-        PyList_Append(h->line_numbers, line) < 0)
-        goto done;
-    if (set_int_slot(&SLOT(h, st, S_LAST), index) < 0) goto done;
+    if (!is_frame_state(h, st) || settle(h, st, frame) < 0 || append_step(h, st, EV_LINE, line) < 0) goto done;
     set_slot(&SLOT(h, st, S_PENDING), SLOT(h, st, S_LAST));
     set_slot(&SLOT(h, st, S_PREV_LINE), line);
-    Py_ssize_t nodes = PyLong_AsSsize_t(ENC(h, E_NODES));
-    if (nodes == -1 && PyErr_Occurred()) goto done;
-    if (index + 1 >= h->max_steps || nodes >= h->max_values) {
-        PyObject *r = PyObject_CallNoArgs(h->py_check_caps);
-        if (r == NULL) goto done;
-        Py_DECREF(r);
+    result = check_caps(h);
+done:
+    Py_DECREF(st);
+    return result;
+}
+
+/* frame.f_lineno as Python shows it: the line, or None */
+static PyObject *frame_line(PyObject *frame) {
+    int line = PyFrame_GetLineNumber((PyFrameObject *)frame);
+    return line < 0 ? Py_NewRef(Py_None) : PyLong_FromLong(line);
+}
+
+/* Recorder._new_frame, with FrameState.__init__ done here (configure() checked that these are all its slots);
+   a code object not analysed yet, or a new thread, goes to Recorder._new_frame. A new reference, or NULL. */
+static PyObject *new_frame(Hot *h, PyObject *frame) {
+    PyCodeObject *code = PyFrame_GetCode((PyFrameObject *)frame);
+    PyObject *info = PyDict_GetItemWithError(h->infos, (PyObject *)code), *ident = NULL, *thread = NULL;
+    PyObject *st = NULL, *values[NSLOTS] = {NULL};
+    PyFrameObject *back = NULL;
+    if (info == NULL || !PyTuple_Check(info) || PyTuple_GET_SIZE(info) != 4) goto python;
+    if ((ident = PyLong_FromUnsignedLong(PyThread_get_thread_ident())) == NULL) goto error;
+    if ((thread = PyDict_GetItemWithError(h->threads, ident)) == NULL) goto python;
+    Py_ssize_t depth = 0, parent = -1;
+    for (back = PyFrame_GetBack((PyFrameObject *)frame); back != NULL;) {
+        PyObject *ps = PyDict_GetItemWithError(h->states, (PyObject *)back);
+        if (ps == NULL && PyErr_Occurred()) goto error;
+        if (ps != NULL) {
+            if (!is_frame_state(h, ps)) goto error;
+            depth = PyLong_AsSsize_t(SLOT(h, ps, S_DEPTH)) + 1;
+            parent = PyLong_AsSsize_t(SLOT(h, ps, S_FID));
+            if (PyErr_Occurred()) goto error;
+            break;
+        }
+        PyFrameObject *next = PyFrame_GetBack(back);
+        Py_SETREF(back, next);
+    }
+    PyTypeObject *type = (PyTypeObject *)C.frame_state_type;
+    if ((st = type->tp_alloc(type, 0)) == NULL) goto error;
+    values[S_FID] = PyLong_FromSsize_t(PyList_GET_SIZE(h->frames));
+    values[S_CODE] = Py_NewRef(code);
+    values[S_INFO] = Py_NewRef(info);
+    values[S_LINES] = Py_NewRef(PyTuple_GET_ITEM(info, CI_LINES));
+    values[S_IS_MODULE] = Py_NewRef(PyTuple_GET_ITEM(info, CI_IS_MODULE));
+    values[S_DEPTH] = PyLong_FromSsize_t(depth);
+    values[S_PARENT] = PyLong_FromSsize_t(parent);
+    values[S_THREAD] = Py_NewRef(thread);
+    values[S_SEEN] = PyDict_New();
+    values[S_FLATS] = PyDict_New();
+    values[S_REFS] = PyDict_New();
+    values[S_DEFINED] = PyDict_New();
+    values[S_PENDING] = PyLong_FromLong(-1);
+    values[S_PREV_LINE] = PyLong_FromLong(START_LINE);
+    values[S_LAST] = PyLong_FromLong(-1);
+    values[S_RAISED_AT] = PyLong_FromLong(-1);
+    values[S_RETURNED] = Py_NewRef(Py_None);
+    values[S_EXCEPTION] = Py_NewRef(Py_None);
+    values[S_FINISHED] = Py_NewRef(Py_False);
+    for (int i = 0; i < NSLOTS; i++) {
+        if (values[i] == NULL) goto error;
+        SLOT(h, st, i) = values[i];
+        values[i] = NULL;
+    }
+    if (PyList_Append(h->frames, st) < 0 || PyDict_SetItem(h->states, frame, st) < 0) goto error;
+    Py_DECREF(code);
+    Py_DECREF(ident);
+    Py_XDECREF(back);
+    return st;
+python:
+    Py_DECREF(code);
+    Py_XDECREF(ident);
+    if (PyErr_Occurred()) return NULL;
+    return PyObject_CallOneArg(h->py_new_frame, frame);
+error:
+    for (int i = 0; i < NSLOTS; i++) Py_XDECREF(values[i]);
+    Py_DECREF(code);
+    Py_XDECREF(ident);
+    Py_XDECREF(back);
+    Py_XDECREF(st);
+    return NULL;
+}
+
+/* Recorder.call (with line events): a frame starts, or resumes */
+static int hot_call(Hot *h, PyObject *frame) {
+    if (!h->lines) {
+        PyObject *r = PyObject_CallOneArg(h->py_call, frame);
+        Py_XDECREF(r);
+        return r == NULL ? -1 : 0;
+    }
+    PyObject *st = PyDict_GetItemWithError(h->states, frame), *line = NULL, *locals = NULL, *changes = NULL;
+    int resumed = st != NULL, result = -1;
+    if (resumed) {
+        Py_INCREF(st);
+    } else if (PyErr_Occurred() || (st = new_frame(h, frame)) == NULL) {
+        return -1;
+    }
+    if (!is_frame_state(h, st)) goto done;
+    int lineno = PyFrame_GetLineNumber((PyFrameObject *)frame);
+    if (lineno <= 0) { /* frame.f_lineno or code.co_firstlineno */
+        PyCodeObject *code = PyFrame_GetCode((PyFrameObject *)frame);
+        lineno = code->co_firstlineno;
+        Py_DECREF(code);
+    }
+    if ((line = PyLong_FromLong(lineno)) == NULL || append_step(h, st, EV_CALL, line) < 0) goto done;
+    set_slot(&SLOT(h, st, S_PENDING), SLOT(h, st, S_LAST));
+    if (resumed) {
+        set_slot(&SLOT(h, st, S_PREV_LINE), line);
+    } else if (set_int_slot(&SLOT(h, st, S_PREV_LINE), START_LINE) < 0) {
+        goto done;
+    }
+    if (set_int_slot(&SLOT(h, st, S_RAISED_AT), -1) < 0) goto done;
+    if ((locals = PyFrame_GetLocals((PyFrameObject *)frame)) == NULL) goto done;
+    if ((changes = read_all(h, st, frame, locals)) == NULL) goto done;
+    if (!resumed) { /* outer variables are seen, not shown: they are not arguments */
+        PyObject *scope = PyTuple_GET_ITEM(SLOT(h, st, S_INFO), CI_SCOPE), *name, *kind;
+        Py_ssize_t pos = 0;
+        if (!PyDict_Check(scope) || !PyDict_Check(changes)) {
+            PyErr_SetString(PyExc_TypeError, "CodeInfo.scope or the changes are not a dict");
+            goto done;
+        }
+        while (PyDict_Next(scope, &pos, &name, &kind)) {
+            if (PyDict_DelItem(changes, name) < 0) {
+                if (!PyErr_ExceptionMatches(PyExc_KeyError)) goto done;
+                PyErr_Clear();
+            }
+        }
+    }
+    if (attach(h, st, changes) < 0) goto done;
+    result = check_caps(h);
+done:
+    Py_DECREF(st);
+    Py_XDECREF(line);
+    Py_XDECREF(locals);
+    Py_XDECREF(changes);
+    return result;
+}
+
+/* Recorder.returned (with line events): a frame returns `value` */
+static int hot_returned(Hot *h, PyObject *frame, PyObject *value) {
+    if (!h->lines) {
+        PyObject *r = PyObject_CallFunctionObjArgs(h->py_returned, frame, value, NULL);
+        Py_XDECREF(r);
+        return r == NULL ? -1 : 0;
+    }
+    PyObject *st = PyDict_GetItemWithError(h->states, frame), *line = NULL, *payload = NULL, *key = NULL;
+    if (st == NULL) return PyErr_Occurred() ? -1 : 0;
+    Py_INCREF(st);
+    int result = -1;
+    if (!is_frame_state(h, st) || settle(h, st, frame) < 0) goto done;
+    if ((line = frame_line(frame)) == NULL || append_step(h, st, EV_RETURN, line) < 0 || check_caps(h) < 0) goto done;
+    if ((payload = encode(h, value)) == NULL) goto done;
+    set_slot(&SLOT(h, st, S_RETURNED), payload);
+    if ((key = PyLong_FromSsize_t(PyList_GET_SIZE(h->events) - 1)) == NULL ||
+        PyDict_SetItem(h->payloads, key, payload) < 0)
+        goto done;
+    set_slot(&SLOT(h, st, S_FINISHED), Py_True);
+    /* (gone already if recording stopped at this event) */
+    if (PyDict_DelItem(h->states, frame) < 0) {
+        if (!PyErr_ExceptionMatches(PyExc_KeyError)) goto done;
+        PyErr_Clear();
     }
     result = 0;
 done:
     Py_DECREF(st);
+    Py_XDECREF(line);
+    Py_XDECREF(payload);
+    Py_XDECREF(key);
     return result;
 }
 
@@ -829,6 +1017,26 @@ static PyObject *Hot_monitor_line(Hot *h, PyObject *const *args, Py_ssize_t narg
     Py_RETURN_NONE;
 }
 
+static PyObject *Hot_monitor_start(Hot *h, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "monitor_start(code, offset)");
+        return NULL;
+    }
+    PyObject *frame = (PyObject *)PyEval_GetFrame();
+    if (frame != NULL && hot_call(h, frame) < 0 && failed(h) < 0) return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *Hot_monitor_return(Hot *h, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "monitor_return(code, offset, value)");
+        return NULL;
+    }
+    PyObject *frame = (PyObject *)PyEval_GetFrame();
+    if (frame != NULL && hot_returned(h, frame, args[2]) < 0 && failed(h) < 0) return NULL;
+    Py_RETURN_NONE;
+}
+
 static PyObject *Hot_call(Hot *h, PyObject *args, PyObject *kwargs) {
     PyObject *frame, *event, *arg;
     if (!PyArg_UnpackTuple(args, "trace", 3, 3, &frame, &event, &arg)) return NULL;
@@ -870,7 +1078,10 @@ static int Hot_init(Hot *h, PyObject *args, PyObject *kwargs) {
     Py_XSETREF(h->encoder, encoder);
     struct { PyObject **field; PyObject *owner; const char *name; int kind; } fields[] = {
         {&h->events, rec, "events", 1}, {&h->fids, rec, "fids", 1}, {&h->line_numbers, rec, "line_numbers", 1},
-        {&h->changes, rec, "changes", 2}, {&h->states, rec, "states", 2}, {&h->py_line, rec, "line", 0},
+        {&h->changes, rec, "changes", 2}, {&h->states, rec, "states", 2}, {&h->payloads, rec, "payloads", 2},
+        {&h->py_line, rec, "line", 0}, {&h->py_new_frame, rec, "_new_frame", 0}, {&h->py_call, rec, "call", 0},
+        {&h->py_returned, rec, "returned", 0}, {&h->infos, rec, "infos", 2}, {&h->threads, rec, "threads", 2},
+        {&h->frames, rec, "frames", 1},
         {&h->py_check, rec, "_check", 0}, {&h->py_check_caps, rec, "_check_caps", 0},
         {&h->py_failed, rec, "failed", 0}, {&h->py_encode, encoder, "encode", 0},
     };
@@ -902,6 +1113,12 @@ static int Hot_init(Hot *h, PyObject *args, PyObject *kwargs) {
     Py_DECREF(max_steps);
     Py_DECREF(max_values);
     if (PyErr_Occurred()) return -1;
+    PyObject *lines = get_attr(rec, "lines");
+    if (lines == NULL) return -1;
+    int record_lines = PyObject_IsTrue(lines);
+    Py_DECREF(lines);
+    if (record_lines < 0) return -1;
+    h->lines = (char)record_lines;
     Py_XSETREF(h->rec, Py_NewRef(rec));
     return 0;
 }
@@ -924,6 +1141,15 @@ static PyObject *configure(PyObject *module, PyObject *args, PyObject *kwargs) {
     Config c = {0};
     for (int i = 0; i < NSLOTS; i++)
         if ((c.off[i] = slot_offset(frame_state, SLOT_NAMES[i])) < 0) return NULL;
+    PyObject *slots = PyObject_GetAttrString(frame_state, "__slots__");
+    if (slots == NULL) return NULL;
+    Py_ssize_t nslots = PyObject_Length(slots);
+    Py_DECREF(slots);
+    if (nslots < 0) return NULL;
+    if (nslots != NSLOTS) { /* new_frame() sets every slot: it must know them all */
+        PyErr_SetString(PyExc_TypeError, "FrameState has other __slots__ than the accelerator knows");
+        return NULL;
+    }
     for (int i = 0; i < NENC; i++)
         if ((c.enc_off[i] = slot_offset(encoder_type, ENC_NAMES[i])) < 0) return NULL;
     PyObject *structs = PyImport_ImportModule("msgspec.structs");
@@ -1083,8 +1309,9 @@ static PyObject *build_steps(PyObject *module, PyObject *const *args, Py_ssize_t
 }
 
 #define HOT_FIELDS(X)                                                                                              \
-    X(rec) X(events) X(fids) X(line_numbers) X(changes) X(states) X(encoder) X(py_line) X(py_check) X(py_check_caps)  \
-    X(py_failed) X(py_encode) X(other)
+    X(rec) X(events) X(fids) X(line_numbers) X(changes) X(states) X(payloads) X(encoder) X(py_line) X(py_check)      \
+    X(py_check_caps) X(py_failed) X(py_encode) X(py_new_frame) X(py_call) X(py_returned) X(infos)     \
+    X(threads) X(frames) X(other)
 
 static int Hot_traverse(Hot *h, visitproc visit, void *arg) {
 #define VISIT(f) Py_VISIT(h->f);
@@ -1112,6 +1339,10 @@ static PyMethodDef Hot_methods[] = {
     {"diff_all", (PyCFunction)(void (*)(void))Hot_diff_all, METH_FASTCALL, "diff_all(st, frame): Recorder._diff_all"},
     {"monitor_line", (PyCFunction)(void (*)(void))Hot_monitor_line, METH_FASTCALL,
      "monitor_line(code, line): a sys.monitoring LINE callback"},
+    {"monitor_start", (PyCFunction)(void (*)(void))Hot_monitor_start, METH_FASTCALL,
+     "monitor_start(code, offset): a sys.monitoring PY_START and PY_RESUME callback (Recorder.call)"},
+    {"monitor_return", (PyCFunction)(void (*)(void))Hot_monitor_return, METH_FASTCALL,
+     "monitor_return(code, offset, value): a sys.monitoring PY_RETURN callback (Recorder.returned)"},
     {NULL, NULL, 0, NULL},
 };
 

@@ -39,6 +39,12 @@ class LineHook(Protocol):
     def monitor_line(self, code: CodeType, line: int) -> None:
         """A sys.monitoring LINE callback: `Recorder.line` on the calling frame, errors to `Recorder.failed`."""
 
+    def monitor_start(self, code: CodeType, offset: int) -> None:
+        """A sys.monitoring PY_START or PY_RESUME callback: `Recorder.call` on the calling frame."""
+
+    def monitor_return(self, code: CodeType, offset: int, value: Any) -> None:
+        """A sys.monitoring PY_RETURN callback: `Recorder.returned` on the calling frame."""
+
     def __call__(self, frame: FrameType, event: str, arg: Any) -> Any:
         """A sys.settrace local trace function: line events here, every other to `other`."""
 

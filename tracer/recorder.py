@@ -30,8 +30,9 @@ everything its frame changed since its call step (or resumption), and
 exceptions are not steps (a frame that exits by one still says so).
 
 Raw steps are flat lists while recording; `finish` builds the `Trace`.
-Line events may instead go through the compiled accelerator (`tracer.accel`),
-which follows these rules and hands every value to encode back to `_check`.
+Line events (and, under sys.monitoring, calls and returns) may instead go through
+the compiled accelerator (`tracer.accel`), which follows these rules and hands
+every value to encode back to `_check`.
 """
 
 from __future__ import annotations

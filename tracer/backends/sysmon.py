@@ -116,9 +116,9 @@ class MonitoringBackend:
                 rec.failed(error)
 
         self._callbacks = {
-            ev.PY_START: on_start,
-            ev.PY_RESUME: on_start,
-            ev.PY_RETURN: on_return,
+            ev.PY_START: on_start if hook is None else hook.monitor_start,
+            ev.PY_RESUME: on_start if hook is None else hook.monitor_start,
+            ev.PY_RETURN: on_return if hook is None else hook.monitor_return,
             ev.PY_YIELD: on_yield,
             ev.LINE: on_line if hook is None else hook.monitor_line,
             ev.JUMP: on_jump,
