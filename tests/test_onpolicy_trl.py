@@ -14,12 +14,12 @@ torch = pytest.importorskip("torch", reason="torch not installed (CI installs it
 trl = pytest.importorskip("trl", reason="trl not installed (CI installs it in its integrations step)")
 
 from datasets import Dataset  # noqa: E402
-from test_trl_trainer import tiny_model_and_tokenizer  # noqa: E402
 
 from rewards.buffer import AlignmentBuffer  # noqa: E402
 from rewards.onpolicy import Extractor  # noqa: E402
 from rewards.onpolicy_trl import OnPolicyDataset, OnPolicyTRLReward  # noqa: E402
 from rewards.tasks import build_task  # noqa: E402
+from tests.test_trl_trainer import tiny_model_and_tokenizer  # noqa: E402
 
 SUM = "def f(xs):\n    total = 0\n    for x in xs:\n        total += x\n    return total\n"
 PROGRAMS = [

@@ -24,13 +24,13 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from datasets import Dataset  # noqa: E402
 from omegaconf import OmegaConf  # noqa: E402
-from test_trl_trainer import tiny_model_and_tokenizer  # noqa: E402
 from torchdata.stateful_dataloader import StatefulDataLoader  # noqa: E402
 from verl.trainer.ppo.utils import create_rl_dataset, create_rl_sampler  # noqa: E402
 from verl.utils.dataset.rl_dataset import collate_fn  # noqa: E402
 
 from rewards.buffer import RayBuffer  # noqa: E402
 from rewards.integrations import VERL_KEYS  # noqa: E402
+from tests.test_trl_trainer import tiny_model_and_tokenizer  # noqa: E402
 
 SUM = "def f(xs):\n    total = 0\n    for x in xs:\n        total += x\n    return total\n"
 PROGRAMS = [SUM, SUM.replace("total += x", "total = x"), SUM.replace("total += x", "total -= x")]
