@@ -106,9 +106,7 @@ def scoring_items(rows: list[dict[str, str]], pool: sandbox.Pool) -> Items:
             t = tasks.build_task(r["code"], call=f"f({r['input']})", question=question, pool=pool)
             if isinstance(t, tasks.AlignmentTask):
                 for answer in (t.answer, corrupt(t.answer, rnd)):
-                    items[question].append(
-                        {"code": t.code, "tests": t.tests, "predicted_trace": answer, "question": question}
-                    )
+                    items[question].append({**t.score_args, "predicted_trace": answer})
     return items
 
 
